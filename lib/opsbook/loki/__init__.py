@@ -1,0 +1,1 @@
+"""Loki: LogQL over a live Loki or exported logs, dashboards and alert backtests."""
