@@ -1,0 +1,519 @@
+"""Read-only inventory of the apps in a monorepo: size, history, deploys, CI, dependants.
+
+Speed matters on big repositories, so the inventory makes ONE ``git log --name-only`` pass
+over the apps' history (not one git call per app) and one ``os.scandir`` walk per app.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from opsbook.archive import workspaces as ws
+from opsbook.archive.errors import MissingAppsDir, UnknownCandidate
+from opsbook.archive.gitutil import git, repo_root
+from opsbook.errors import ConfigError
+
+DEFAULT_MARKERS = ("experimental", "experiment", "poc", "prototype", "deprecated", "spike")
+
+#: Deployment config file names -> hosting platform they imply.
+DEPLOY_FILES = {
+    "fly.toml": "fly",
+    "railway.json": "railway",
+    "railway.toml": "railway",
+    "vercel.json": "vercel",
+    "netlify.toml": "netlify",
+    "render.yaml": "render",
+    "Procfile": "heroku",
+    "app.yaml": "gcp",
+    "serverless.yml": "aws-lambda",
+    "wrangler.toml": "cloudflare",
+    "Dockerfile": "docker",
+    "docker-compose.yml": "docker",
+    "docker-compose.yaml": "docker",
+    "compose.yml": "docker",
+    "compose.yaml": "docker",
+}
+LOCKFILES = (
+    "pnpm-lock.yaml",
+    "package-lock.json",
+    "yarn.lock",
+    "bun.lockb",
+    "uv.lock",
+    "poetry.lock",
+    "Pipfile.lock",
+)
+CI_GLOBS = (
+    ".github/workflows/*.yml",
+    ".github/workflows/*.yaml",
+    ".gitlab-ci.yml",
+    ".circleci/config.yml",
+    "azure-pipelines.yml",
+    "Jenkinsfile",
+)
+_README = re.compile(r"^readme(\.[a-z]+)?$", re.I)
+_SCAN_NAMES = re.compile(r"^(tsconfig.*\.json|Dockerfile.*|(docker-)?compose\.ya?ml)$")
+
+
+@dataclass
+class App:
+    """One app (or shared workspace package) and everything the audit knows about it."""
+
+    name: str
+    path: str
+    package: str | None = None
+    kind: str = "dir"
+    is_app: bool = True
+    source_bytes: int = 0
+    deps_bytes: int = 0
+    files: int = 0
+    source_files: int = 0
+    last_commit: datetime | None = None
+    last_author: str | None = None
+    commits_total: int = 0
+    commits_recent: int = 0
+    authors_recent: list[str] = field(default_factory=list)
+    commit_times: list[int] = field(default_factory=list)
+    deploy_configs: list[str] = field(default_factory=list)
+    platforms: list[str] = field(default_factory=list)
+    ci_refs: list[str] = field(default_factory=list)
+    markers: dict[str, str] = field(default_factory=dict)
+    depends_on: dict[str, str] = field(default_factory=dict)
+    dependants: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def total_bytes(self) -> int:
+        return self.source_bytes + self.deps_bytes
+
+
+@dataclass
+class Inventory:
+    """What :func:`inventory` found; ``frame()`` gives one row per app."""
+
+    repo: Path
+    apps_dirs: list[str]
+    now: datetime
+    staleness_days: int
+    markers: list[str]
+    apps: list[App]
+    packages: list[App]
+    workspace_sources: list[ws.WorkspaceSource]
+    workflows: dict[str, list[str]]
+    lockfiles: list[str]
+    elapsed_s: float = 0.0
+
+    def nodes(self) -> list[App]:
+        """Apps and shared packages: the dependency graph's nodes."""
+        return self.apps + self.packages
+
+    def app(self, ref: str) -> App:
+        """Find an app by folder name, path or package name."""
+        ref_n = ws.norm(ref)
+        for app in self.apps:
+            if ref_n in (app.name, app.path, app.package):
+                return app
+        known = ", ".join(a.name for a in self.apps)
+        raise UnknownCandidate(
+            f"no app named {ref!r} in {', '.join(self.apps_dirs)}",
+            hint=f"use a folder name, path or package name of an app: {known}",
+        )
+
+    def frame(self) -> pd.DataFrame:
+        """One row per app: sizes, history, deploys, CI and dependants."""
+        rows = []
+        for a in self.apps:
+            rows.append(
+                {
+                    "app": a.name,
+                    "path": a.path,
+                    "package": a.package,
+                    "kind": a.kind,
+                    "source_mb": round(a.source_bytes / 1e6, 3),
+                    "deps_mb": round(a.deps_bytes / 1e6, 3),
+                    "files": a.files,
+                    "last_commit": a.last_commit.date() if a.last_commit else None,
+                    f"commits_{self.staleness_days}d": a.commits_recent,
+                    f"authors_{self.staleness_days}d": len(a.authors_recent),
+                    "deploy": ", ".join(a.deploy_configs),
+                    "ci": ", ".join(a.ci_refs),
+                    "markers": ", ".join(a.markers),
+                    "dependants": ", ".join(a.dependants),
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"repo": str(self.repo), "apps": [asdict(a) for a in self.apps]}
+
+
+# --------------------------------------------------------------------------- walking
+
+
+@dataclass
+class _Walk:
+    source_bytes: int = 0
+    deps_bytes: int = 0
+    files: int = 0
+    source_files: int = 0
+    scan: list[str] = field(default_factory=list)  # interesting source files (abs paths)
+    py: list[str] = field(default_factory=list)
+
+
+def _walk(folder: str, out: _Walk, in_deps: bool) -> None:
+    try:
+        it = os.scandir(folder)
+    except OSError:
+        return
+    with it:
+        for entry in it:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name == ".git":
+                        continue
+                    _walk(entry.path, out, in_deps or entry.name in ws.DEP_DIRS)
+                    continue
+                size = entry.stat(follow_symlinks=False).st_size
+            except OSError:
+                continue
+            out.files += 1
+            if in_deps:
+                out.deps_bytes += size
+                continue
+            out.source_bytes += size
+            out.source_files += 1
+            name = entry.name
+            if name.endswith(".py"):
+                out.py.append(entry.path)
+            elif _SCAN_NAMES.match(name):
+                out.scan.append(entry.path)
+
+
+def disk_usage(folder: Path) -> tuple[int, int]:
+    """(source bytes, dependency/build bytes) under ``folder``, symlinks not followed."""
+    w = _Walk()
+    _walk(str(folder), w, False)
+    return w.source_bytes, w.deps_bytes
+
+
+# --------------------------------------------------------------------------- history
+
+
+def _unquote(path: str) -> str:
+    if path.startswith('"') and path.endswith('"'):
+        raw = path[1:-1].encode("latin-1", "backslashescape").decode("unicode_escape")
+        return raw.encode("latin-1").decode("utf-8", "replace")
+    return path
+
+
+def _history(repo: Path, nodes: list[App], since: int) -> None:
+    """Fill last commit, commit counts and recent authors from one ``git log`` pass."""
+    by_path = {n.path: n for n in nodes}
+    depth = max((p.count("/") + 1 for p in by_path), default=1)
+    proc = git(
+        repo,
+        [
+            "-c",
+            "core.quotepath=off",
+            "log",
+            "--no-renames",
+            "--name-only",
+            "--format=%x1e%at%x1f%an",
+            "--",
+            *sorted(by_path),
+        ],
+        check=False,
+    )
+    if proc.returncode != 0:  # empty repository: no history yet
+        return
+    recent_authors: dict[str, set[str]] = {p: set() for p in by_path}
+    for record in proc.stdout.decode("utf-8", "replace").split("\x1e")[1:]:
+        header, _, body = record.partition("\n")
+        at_s, _, author = header.partition("\x1f")
+        at = int(at_s)
+        touched: set[str] = set()
+        for line in body.splitlines():
+            if not line:
+                continue
+            parts = _unquote(line).split("/")
+            for d in range(1, min(depth, len(parts)) + 1):
+                prefix = "/".join(parts[:d])
+                if prefix in by_path:
+                    touched.add(prefix)
+                    break
+        for p in touched:
+            node = by_path[p]
+            node.commits_total += 1
+            node.commit_times.append(at)
+            if node.last_commit is None or at > node.last_commit.timestamp():
+                node.last_commit = datetime.fromtimestamp(at, UTC)
+                node.last_author = author
+            if at >= since:
+                node.commits_recent += 1
+                recent_authors[p].add(author)
+    for p, authors in recent_authors.items():
+        by_path[p].authors_recent = sorted(authors)
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def _discover(
+    repo: Path, apps_dirs: list[str], sources: list[ws.WorkspaceSource]
+) -> tuple[list[str], list[str]]:
+    """(app paths, shared package paths) relative to the repo."""
+    members = ws.expand(repo, [p for s in sources for p in s.patterns])
+    apps: set[str] = set()
+    for d in apps_dirs:
+        for entry in os.scandir(repo / d):
+            name = entry.name
+            hidden = name.startswith(".") or name in ws.DEP_DIRS
+            if entry.is_dir(follow_symlinks=False) and not hidden:
+                apps.add(f"{d}/{name}")
+    for m in members:
+        if any(m.startswith(d + "/") for d in apps_dirs) and not any(
+            m.startswith(a + "/") for a in apps
+        ):
+            apps.add(m)
+    packages = [
+        m for m in members if m not in apps and not any(m.startswith(a + "/") for a in apps)
+    ]
+    return sorted(apps), sorted(packages)
+
+
+def _check_dirs(repo: Path, apps_dirs: list[str]) -> list[str]:
+    dirs = [ws.norm(d) for d in apps_dirs if ws.norm(d)]
+    if not dirs:
+        raise MissingAppsDir("apps_dirs is empty", hint='pass at least one folder, e.g. ["apps"]')
+    missing = [d for d in dirs if not (repo / d).is_dir()]
+    if missing:
+        have = sorted(e.name for e in os.scandir(repo) if e.is_dir() and e.name != ".git")
+        raise MissingAppsDir(
+            f"apps dir(s) {', '.join(missing)} not found in {repo}",
+            hint=f"set apps_dirs to folders that exist; top-level folders here: {', '.join(have)}",
+        )
+    return dirs
+
+
+def _node(repo: Path, rel: str, is_app: bool) -> tuple[App, ws.Package]:
+    pkg = ws.read_package(repo, rel)
+    name = rel.rsplit("/", 1)[-1] if is_app else (pkg.name or rel)
+    return App(name=name, path=rel, package=pkg.name, kind=pkg.kind, is_app=is_app), pkg
+
+
+# --------------------------------------------------------------------------- signals
+
+
+def _deploys(repo: Path, app: App) -> None:
+    try:
+        names = sorted(e.name for e in os.scandir(repo / app.path) if e.is_file())
+    except OSError:
+        return
+    for name in names:
+        base = "Dockerfile" if name.startswith("Dockerfile") else name
+        if base in DEPLOY_FILES:
+            app.deploy_configs.append(name)
+            if DEPLOY_FILES[base] not in app.platforms:
+                app.platforms.append(DEPLOY_FILES[base])
+
+
+def _markers(repo: Path, app: App, pkg: ws.Package, markers: list[str]) -> None:
+    if not markers:
+        return
+    rx = re.compile(r"\b(" + "|".join(re.escape(m) for m in markers) + r")\b", re.I)
+    texts: list[tuple[str, str]] = [
+        ("folder name", app.name.replace("-", " ").replace("_", " ")),
+        ("package description", pkg.description),
+        ("package keywords", " ".join(str(k) for k in pkg.keywords)),
+    ]
+    try:
+        for entry in os.scandir(repo / app.path):
+            if entry.is_file() and _README.match(entry.name):
+                with open(entry.path, encoding="utf-8", errors="replace") as fh:
+                    texts.append((f"{entry.name}", fh.read(4000)))
+    except OSError:
+        pass
+    for where, text in texts:
+        for m in rx.finditer(text or ""):
+            app.markers.setdefault(m.group(1).lower(), where)
+
+
+def _workflow_files(repo: Path) -> list[str]:
+    out: list[str] = []
+    for pattern in CI_GLOBS:
+        out.extend(str(p.relative_to(repo)) for p in sorted(repo.glob(pattern)) if p.is_file())
+    return out
+
+
+def _path_rx(path: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![\w.@-])(?:\./)?" + re.escape(path) + r"(?![\w.-])")
+
+
+def _name_rx(name: str) -> re.Pattern[str]:
+    if "/" in name:  # scoped names are specific enough on their own
+        return re.compile(r"(?<![\w@/.-])" + re.escape(name) + r"(?![\w.-])")
+    return re.compile(
+        r"(?:--filter[= ]|-F |--scope[= ]|workspace )['\"]?" + re.escape(name) + r"(?![\w.-])"
+    )
+
+
+def _ci(repo: Path, apps: list[App]) -> dict[str, list[str]]:
+    workflows: dict[str, list[str]] = {}
+    for wf in _workflow_files(repo):
+        text = (repo / wf).read_text(encoding="utf-8", errors="replace")
+        refs = []
+        for app in apps:
+            if _path_rx(app.path).search(text) or (
+                app.package and _name_rx(app.package).search(text)
+            ):
+                refs.append(app.path)
+                app.ci_refs.append(wf)
+        workflows[wf] = refs
+    return workflows
+
+
+_PY_IMPORT = r"^\s*(?:from|import)\s+{mod}\b"
+
+
+def _dependencies(
+    repo: Path, nodes: list[App], pkgs: dict[str, ws.Package], walks: dict[str, _Walk]
+) -> None:
+    by_pkg = {n.package: n for n in nodes if n.package}
+    by_path = {n.path: n for n in nodes}
+    py_mods = {n.package.replace("-", "_"): n for n in nodes if n.kind == "python" and n.package}
+    py_rx = (
+        re.compile(_PY_IMPORT.format(mod="(" + "|".join(map(re.escape, py_mods)) + ")"), re.M)
+        if py_mods
+        else None
+    )
+    for node in nodes:
+
+        def link(target: App, why: str, node: App = node) -> None:
+            if target is not node and target.name not in node.depends_on:
+                node.depends_on[target.name] = why
+                target.dependants[node.name] = why
+
+        for dep in sorted(pkgs[node.path].dependencies):
+            if dep in by_pkg:
+                link(
+                    by_pkg[dep],
+                    f"{'package.json' if node.kind == 'node' else 'pyproject.toml'} "
+                    f"dependency {dep}",
+                )
+        walk = walks.get(node.path)
+        if walk is None:
+            continue
+        for file in walk.scan:
+            text = Path(file).read_text(encoding="utf-8", errors="replace")
+            rel_file = os.path.relpath(file, repo)
+            for target in _referenced_paths(repo, file, text, by_path, node):
+                link(target, f"path in {rel_file}")
+        if py_rx is not None:
+            for file in walk.py:
+                text = Path(file).read_text(encoding="utf-8", errors="replace")
+                for m in py_rx.finditer(text):
+                    link(
+                        py_mods[m.group(1)], f"import {m.group(1)} in {os.path.relpath(file, repo)}"
+                    )
+
+
+def _referenced_paths(
+    repo: Path, file: str, text: str, by_path: dict[str, App], own: App
+) -> list[App]:
+    """Nodes whose folder a tsconfig/Dockerfile/compose file points at."""
+    found: list[App] = []
+    here = Path(file).parent
+    for m in re.finditer(r"""(?:["'\s=]|^)((?:\.\.?/)+[\w@./-]+|[\w@.-]+/[\w@./-]+)""", text, re.M):
+        raw = m.group(1).rstrip("/.,")
+        for base in (here, repo):
+            try:
+                rel = os.path.relpath(os.path.normpath(base / raw), repo).replace(os.sep, "/")
+            except ValueError:
+                continue
+            hit = _owner(rel, by_path)
+            if hit is not None and hit is not own:
+                if hit not in found:
+                    found.append(hit)
+                break
+    return found
+
+
+def _owner(rel: str, by_path: dict[str, App]) -> App | None:
+    parts = rel.split("/")
+    for d in range(len(parts), 0, -1):
+        node = by_path.get("/".join(parts[:d]))
+        if node is not None:
+            return node
+    return None
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def inventory(
+    repo_path: str | Path,
+    apps_dirs: list[str] | tuple[str, ...] = ("apps",),
+    staleness_days: int = 90,
+    markers: list[str] | tuple[str, ...] = DEFAULT_MARKERS,
+    now: datetime | None = None,
+) -> Inventory:
+    """Inventory every app under ``apps_dirs`` of the git repository at ``repo_path``.
+
+    Read-only. ``now`` fixes the clock for the staleness window (tests and the demo pass
+    the fixture's date so results do not drift with today's date).
+
+    >>> inv = inventory("/path/to/monorepo", staleness_days=90)  # doctest: +SKIP
+    >>> inv.frame()[["app", "last_commit", "deps_mb"]]  # doctest: +SKIP
+    """
+    started = time.perf_counter()
+    if staleness_days <= 0:
+        raise ConfigError(
+            f"staleness_days must be positive, got {staleness_days}", hint="use e.g. 90"
+        )
+    repo = repo_root(repo_path)
+    dirs = _check_dirs(repo, list(apps_dirs))
+    now = now or datetime.now(UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    sources = ws.sources(repo)
+    app_paths, pkg_paths = _discover(repo, dirs, sources)
+    pkgs: dict[str, ws.Package] = {}
+    apps: list[App] = []
+    shared: list[App] = []
+    marker_list = [m for m in markers if m]
+    for rel in app_paths + pkg_paths:
+        node, pkg = _node(repo, rel, rel in app_paths)
+        pkgs[rel] = pkg
+        (apps if node.is_app else shared).append(node)
+    walks: dict[str, _Walk] = {}
+    for app in apps:
+        w = _Walk()
+        _walk(str(repo / app.path), w, False)
+        walks[app.path] = w
+        app.source_bytes, app.deps_bytes = w.source_bytes, w.deps_bytes
+        app.files, app.source_files = w.files, w.source_files
+        _deploys(repo, app)
+        _markers(repo, app, pkgs[app.path], marker_list)
+    _history(repo, apps, int((now - timedelta(days=staleness_days)).timestamp()))
+    _dependencies(repo, apps + shared, pkgs, walks)
+    workflows = _ci(repo, apps)
+    lockfiles = [n for n in LOCKFILES if (repo / n).is_file()]
+    return Inventory(
+        repo=repo,
+        apps_dirs=dirs,
+        now=now,
+        staleness_days=staleness_days,
+        markers=marker_list,
+        apps=apps,
+        packages=shared,
+        workspace_sources=sources,
+        workflows=workflows,
+        lockfiles=lockfiles,
+        elapsed_s=time.perf_counter() - started,
+    )
