@@ -1,0 +1,470 @@
+"""The top-level jobs the notebook calls: :func:`plan`, :func:`migrate`, :func:`rollback`.
+
+>>> from opsbook.migrate import make_demo_chroma, migrate
+>>> store = make_demo_chroma("/tmp/demo-chroma", n_docs=1500)          # doctest: +SKIP
+>>> result = migrate(chroma_path=store, qdrant_path="/tmp/qdrant",
+...                  work_dir="/tmp/work", dry_run=False)               # doctest: +SKIP
+>>> result.integrity_ok, result.cutover_done                            # doctest: +SKIP
+(True, True)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from opsbook.errors import ConfigError
+from opsbook.migrate import checkpoint as ckpt
+from opsbook.migrate import cutover as co
+from opsbook.migrate.backup import backup_directory, export_collections
+from opsbook.migrate.errors import ValidationFailed
+from opsbook.migrate.pipeline import BatchStat, write_collection
+from opsbook.migrate.source import ChromaSource, CollectionInfo, check_chroma_dir, open_source
+from opsbook.migrate.target import Target, open_target
+from opsbook.migrate.validate import Findings, check_batch
+from opsbook.migrate.verify import VerifyReport, verify_collection
+
+#: Write rates measured on a 2-core machine (points/s, 384-d), used for dry-run estimates.
+WRITE_RATES = {"local": 900.0, "memory": 15000.0, "edge": 20000.0, "server": 5000.0}
+
+
+@dataclass
+class MigrationConfig:
+    """Every knob of a migration; the notebook's parameters map onto these one to one."""
+
+    chroma_path: str = ""
+    chroma_url: str = ""
+    collections: list[str] | None = None
+    target: str = ""  # "" = server when qdrant_url is set, else local
+    qdrant_path: str = ""
+    qdrant_url: str = ""
+    qdrant_api_key_env: str = "QDRANT_API_KEY"
+    target_names: dict[str, str] | None = None
+    batch_size: int = 100
+    dry_run: bool = True
+    resume: bool = False
+    cutover: bool = True
+    verify: bool = True
+    backup: bool = True
+    recall_threshold: float = 0.99
+    sample_queries: int = 20
+    backup_dir: str = ""
+    work_dir: str = ""
+    progress: bool = False
+    max_listed: int = 20
+
+    def __post_init__(self) -> None:
+        if isinstance(self.collections, str):
+            self.collections = [self.collections] if self.collections else None
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if not 0.0 <= float(self.recall_threshold) <= 1.0:
+            raise ConfigError(f"recall_threshold must lie in [0, 1], got {self.recall_threshold}")
+        if not self.work_dir:
+            self.work_dir = tempfile.mkdtemp(prefix="opsbook-migrate-")
+        if not self.target:
+            self.target = "server" if self.qdrant_url else "local"
+        if not self.qdrant_path and self.target in ("local", "edge"):
+            self.qdrant_path = str(Path(self.work_dir) / "qdrant")
+        if not self.backup_dir:
+            self.backup_dir = str(Path(self.work_dir) / "backup")
+
+    @classmethod
+    def from_kwargs(cls, config: MigrationConfig | None, **kwargs: Any) -> MigrationConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown migration option(s) {unknown}", hint=f"known: {sorted(known)}"
+            )
+        if config is None:
+            return cls(**kwargs)
+        values = {f.name: getattr(config, f.name) for f in fields(cls)} | kwargs
+        return cls(**values)
+
+    def alias(self, collection: str) -> str:
+        return (self.target_names or {}).get(collection, collection)
+
+
+@dataclass
+class CollectionPlan:
+    """What the dry run found and would do for one collection."""
+
+    info: CollectionInfo
+    alias: str
+    current: str | None
+    findings: Findings
+    read_s: float
+
+    def row(self) -> dict:
+        i = self.info
+        return {
+            "collection": i.name,
+            "records": i.count,
+            "dim": i.dim,
+            "chroma_space": i.metric,
+            "space_from": i.metric_from,
+            "qdrant_distance": i.distance,
+            "alias": self.alias,
+            "alias_now": self.current,
+            "errors": self.findings.errors,
+            "notes": sum(self.findings.counts.values()) - self.findings.errors,
+            "findings": dict(self.findings.counts),
+        }
+
+
+@dataclass
+class Plan:
+    """The dry run's result: per-collection plans and an estimated duration."""
+
+    config: MigrationConfig
+    source: str
+    target: str
+    collections: list[CollectionPlan]
+    estimated_s: float
+
+    @property
+    def total_records(self) -> int:
+        return sum(c.info.count for c in self.collections)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.findings.ok for c in self.collections)
+
+    def table(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame([c.row() for c in self.collections])
+
+    def findings(self) -> Any:
+        import pandas as pd
+
+        rows = [
+            e | {"collection": c.info.name} for c in self.collections for e in c.findings.examples
+        ]
+        return pd.DataFrame(rows, columns=["collection", "kind", "id", "detail"])
+
+
+@dataclass
+class CollectionResult:
+    """One collection's migration: where it went, how fast, how it verified."""
+
+    info: CollectionInfo
+    alias: str
+    staging: str
+    resumed_from: int
+    batches: list[BatchStat]
+    write_s: float
+    report: VerifyReport | None
+
+
+@dataclass
+class MigrationResult:
+    """Everything a live run did, for tables, charts and records."""
+
+    config: MigrationConfig
+    collections: list[CollectionResult]
+    duration_s: float
+    write_s: float
+    verify_s: float
+    backup_path: str | None
+    backup_s: float
+    cutover_done: bool = False
+    cutover_entry: dict | None = None
+    started_at: float = field(default_factory=time.time)
+
+    @property
+    def total_records(self) -> int:
+        return sum(c.info.count for c in self.collections)
+
+    @property
+    def records_per_s(self) -> float:
+        return self.total_records / self.write_s if self.write_s > 0 else 0.0
+
+    @property
+    def integrity_ok(self) -> bool:
+        return all(c.report is not None and c.report.ok for c in self.collections)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return {
+            c.info.name: {
+                "source": c.info.count,
+                "target": c.report.target_count if c.report else -1,
+            }
+            for c in self.collections
+        }
+
+    def mismatches(self) -> dict[str, dict[str, int]]:
+        return {
+            c.info.name: dict(c.report.mismatches) if c.report else {} for c in self.collections
+        }
+
+    def recall_at_10(self) -> dict[str, float]:
+        return {c.info.name: c.report.recall_at_10 for c in self.collections if c.report}
+
+    def table(self) -> Any:
+        import pandas as pd
+
+        rows = []
+        for c in self.collections:
+            r = c.report
+            rows.append(
+                {
+                    "collection": c.info.name,
+                    "staging": c.staging,
+                    "alias": c.alias,
+                    "source": c.info.count,
+                    "target": r.target_count if r else None,
+                    "mismatches": sum(r.mismatches.values()) if r else None,
+                    "recall@10": round(r.recall_at_10, 4) if r else None,
+                    "max_vector_diff": float(r.vector_diffs.max())
+                    if r and len(r.vector_diffs)
+                    else None,
+                    "resumed_from": c.resumed_from,
+                    "write_s": round(c.write_s, 2),
+                    "verified": "PASS" if r and r.ok else "FAIL",
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def mismatch_examples(self) -> Any:
+        import pandas as pd
+
+        rows = [e for c in self.collections if c.report for e in c.report.examples]
+        return pd.DataFrame(rows, columns=["collection", "kind", "id", "detail"])
+
+
+@contextlib.contextmanager
+def _opened(
+    cfg: MigrationConfig, *, need_target: bool = True
+) -> Iterator[tuple[ChromaSource, Target | None]]:
+    """Source and target, both checked before anything is written; closed on exit."""
+    from opsbook.settings import secret
+
+    source = open_source(cfg.chroma_path or None, cfg.chroma_url or None, cfg.work_dir)
+    target = None
+    try:
+        if need_target:
+            key = secret(cfg.qdrant_api_key_env) if cfg.target == "server" else None
+            target = open_target(cfg.target, cfg.qdrant_path or None, cfg.qdrant_url or None, key)
+        yield source, target
+    finally:
+        if target is not None:
+            target.close()
+        source.close()
+
+
+def _target_exists(cfg: MigrationConfig) -> bool:
+    return cfg.target in ("server", "memory") or bool(
+        cfg.qdrant_path and Path(cfg.qdrant_path).exists() and any(Path(cfg.qdrant_path).iterdir())
+    )
+
+
+def _target_identity(cfg: MigrationConfig) -> str:
+    if cfg.target == "server":
+        return f"server:{cfg.qdrant_url.rstrip('/')}"
+    return f"{cfg.target}:{Path(cfg.qdrant_path).expanduser().resolve()}"
+
+
+def _plan_collection(
+    source: ChromaSource, target: Target | None, cfg: MigrationConfig, name: str
+) -> CollectionPlan:
+    t0 = time.perf_counter()
+    info = source.info(name)
+    alias = cfg.alias(name)
+    current = None
+    if target is not None and info.dim is not None:
+        co.check_alias_name(target, alias, info.dim, info.distance) if cfg.cutover else None
+        current = target.aliases().get(alias)
+    findings = Findings(max_examples=cfg.max_listed)
+    for batch in source.batches(name, 1000):
+        check_batch(batch, findings, info.dim, info.distance)
+    return CollectionPlan(info, alias, current, findings, time.perf_counter() - t0)
+
+
+def plan(config: MigrationConfig | None = None, **kwargs: Any) -> Plan:
+    """Dry run: read and validate everything, check the target, write nothing to it."""
+    cfg = MigrationConfig.from_kwargs(config, **kwargs)
+    if cfg.chroma_path:
+        check_chroma_dir(cfg.chroma_path)
+    with _opened(cfg, need_target=_target_exists(cfg)) as (source, target):
+        names = source.check_names(cfg.collections)
+        plans = [_plan_collection(source, target, cfg, n) for n in names]
+        identity = target.identity if target else _target_identity(cfg)
+        src = source.identity
+    total = sum(p.info.count for p in plans)
+    read_s = sum(p.read_s for p in plans)
+    estimate = 3 * read_s + total / WRITE_RATES.get(cfg.target, 1000.0)
+    return Plan(cfg, src, identity, plans, estimate)
+
+
+def _staging_checkpoint(
+    cfg: MigrationConfig, source: ChromaSource, target: Target, info: CollectionInfo, tag: str
+) -> ckpt.Checkpoint:
+    alias = cfg.alias(info.name)
+    path = ckpt.checkpoint_path(
+        Path(cfg.work_dir), source.identity, info.name, target.identity, alias
+    )
+    digest = ckpt.ids_digest(source.all_ids(info.name))
+    old = ckpt.load(path)
+    if old is not None and cfg.resume and target.exists(old.staging):
+        old.check_source(info.count, digest)
+        return old
+    if (
+        old is not None
+        and old.staging not in target.aliases().values()
+        and target.exists(old.staging)
+    ):
+        target.delete_collection(old.staging)  # an unfinished or superseded staging copy
+    new = ckpt.Checkpoint(
+        path,
+        source.identity,
+        info.name,
+        target.identity,
+        alias,
+        staging=f"{alias}__{tag}",
+        total=info.count,
+        digest=digest,
+    )
+    target.create_collection(new.staging, info.dim or 0, info.distance)
+    new.save()
+    return new
+
+
+def _progress(cfg: MigrationConfig, total: int) -> Any:
+    if not cfg.progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="rec", desc="migrate", mininterval=0.5, smoothing=0.1)
+
+
+def _migrate_collection(
+    cfg: MigrationConfig,
+    source: ChromaSource,
+    target: Target,
+    info: CollectionInfo,
+    bar: Any,
+    tag: str,
+) -> CollectionResult:
+    cp = _staging_checkpoint(cfg, source, target, info, tag)
+    resumed_from = cp.next_offset
+    if bar is not None:
+        bar.update(resumed_from)
+    t0 = time.perf_counter()
+    stats: list[BatchStat] = []
+    if not cp.done:
+        try:
+            stats = write_collection(
+                source,
+                target,
+                info,
+                cp,
+                cfg.batch_size,
+                on_batch=(lambda s: bar.update(s.records)) if bar else None,
+            )
+        except ValidationFailed:
+            target.delete_collection(cp.staging)  # never leave a half-written staging copy
+            cp.path.unlink(missing_ok=True)
+            raise
+    elif bar is not None:
+        bar.update(info.count - resumed_from)
+    return CollectionResult(
+        info, cp.target_collection, cp.staging, resumed_from, stats, time.perf_counter() - t0, None
+    )
+
+
+def _check_target(cfg: MigrationConfig, target: Target, infos: list[CollectionInfo]) -> None:
+    for info in infos:
+        if info.dim is None:
+            continue
+        if cfg.cutover:
+            co.check_alias_name(target, cfg.alias(info.name), info.dim, info.distance)
+
+
+def _backup(cfg: MigrationConfig, source: ChromaSource, names: list[str]) -> str | None:
+    if not cfg.backup:
+        return None
+    root = Path(cfg.backup_dir)
+    if cfg.chroma_path:
+        return str(backup_directory(check_chroma_dir(cfg.chroma_path), root))
+    return str(export_collections(source, names, root))
+
+
+def migrate(config: MigrationConfig | None = None, **kwargs: Any) -> MigrationResult | Plan:
+    """Back up, write into staging collections, verify every record, then switch aliases.
+
+    With ``dry_run=True`` (the default) this is :func:`plan`. The cutover happens only
+    when every collection verified; otherwise no alias moves and ``integrity_ok`` is False.
+    """
+    cfg = MigrationConfig.from_kwargs(config, **kwargs)
+    if cfg.dry_run:
+        return plan(cfg)
+    if cfg.chroma_path:
+        check_chroma_dir(cfg.chroma_path)
+    t_start = time.perf_counter()
+    with _opened(cfg) as (source, target):
+        assert target is not None
+        names = source.check_names(cfg.collections)
+        infos = [source.info(n) for n in names]
+        _check_target(cfg, target, infos)
+        t0 = time.perf_counter()
+        backup_path = _backup(cfg, source, names)
+        backup_s = time.perf_counter() - t0
+        bar = _progress(cfg, sum(i.count for i in infos))
+        try:
+            tag = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:4]
+            results = [_migrate_collection(cfg, source, target, i, bar, tag) for i in infos]
+        finally:
+            if bar is not None:
+                bar.close()
+        write_s = sum(r.write_s for r in results)
+        t0 = time.perf_counter()
+        if cfg.verify:
+            for r in results:
+                r.report = verify_collection(
+                    source,
+                    target,
+                    r.info,
+                    r.staging,
+                    n_queries=cfg.sample_queries,
+                    recall_threshold=cfg.recall_threshold,
+                    max_listed=cfg.max_listed,
+                )
+        verify_s = time.perf_counter() - t0
+        result = MigrationResult(cfg, results, 0.0, write_s, verify_s, backup_path, backup_s)
+        if cfg.cutover and cfg.verify and result.integrity_ok:
+            result.cutover_entry = co.cutover(
+                target, Path(cfg.work_dir), {r.alias: r.staging for r in results}
+            )
+            result.cutover_done = True
+    result.duration_s = time.perf_counter() - t_start
+    return result
+
+
+def rollback(config: MigrationConfig | None = None, **kwargs: Any) -> list[dict]:
+    """Switch the aliases of the last cutover back (nothing to do → [])."""
+    cfg = MigrationConfig.from_kwargs(config, **kwargs)
+    key = None
+    from opsbook.settings import secret
+
+    if cfg.target == "server":
+        key = secret(cfg.qdrant_api_key_env)
+    with open_target(cfg.target, cfg.qdrant_path or None, cfg.qdrant_url or None, key) as target:
+        return co.rollback(target, Path(cfg.work_dir))
+
+
+def cleanup(config: MigrationConfig | None = None, **kwargs: Any) -> list[str]:
+    """Delete collections replaced by a cutover and no longer behind any alias."""
+    cfg = MigrationConfig.from_kwargs(config, **kwargs)
+    from opsbook.settings import secret
+
+    key = secret(cfg.qdrant_api_key_env) if cfg.target == "server" else None
+    with open_target(cfg.target, cfg.qdrant_path or None, cfg.qdrant_url or None, key) as target:
+        return co.cleanup(target, Path(cfg.work_dir))

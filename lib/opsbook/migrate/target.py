@@ -1,0 +1,357 @@
+"""Qdrant targets behind one small interface, chosen by name.
+
+* ``local``  — ``QdrantClient(path=...)``: qdrant-client's embedded local mode. The
+  default: same client API as a server, real aliases with an atomic switch, and the
+  resulting folder opens with ``QdrantClient(path=...)``. Slow-ish (~900 points/s).
+* ``memory`` — ``QdrantClient(":memory:")``: local mode without a disk (tests, benchmarks).
+* ``edge``   — ``qdrant_edge``: the real Qdrant engine in-process (~20k points/s). A
+  shard has no collections or aliases, so each collection is a shard directory and the
+  aliases live in ``aliases.json``, switched atomically with one ``os.replace``.
+* ``server`` — a Qdrant server by URL, API key from an environment variable.
+
+Clients are created when a target is opened, never at import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from opsbook.migrate.errors import TargetUnavailable
+from opsbook.migrate.payload import ID_KEY
+
+KINDS = ("local", "memory", "edge", "server")
+Record = tuple[np.ndarray, dict]
+
+
+class Target(ABC):
+    """What the migration needs from Qdrant: collections, points, search, aliases."""
+
+    kind: str
+    identity: str
+
+    @abstractmethod
+    def collections(self) -> list[str]: ...
+
+    @abstractmethod
+    def aliases(self) -> dict[str, str]:
+        """alias → collection."""
+
+    @abstractmethod
+    def params(self, name: str) -> tuple[int, str] | None:
+        """(vector size, distance name) of a collection or alias; None when absent."""
+
+    @abstractmethod
+    def create_collection(self, name: str, size: int, distance: str) -> None: ...
+
+    @abstractmethod
+    def delete_collection(self, name: str) -> None: ...
+
+    @abstractmethod
+    def upsert(
+        self, name: str, ids: list[str], vectors: np.ndarray, payloads: list[dict]
+    ) -> None: ...
+
+    @abstractmethod
+    def count(self, name: str) -> int: ...
+
+    @abstractmethod
+    def retrieve(self, name: str, ids: list[str]) -> dict[str, Record]:
+        """point id → (float32 vector, payload) for the ids that exist."""
+
+    @abstractmethod
+    def scroll_ids(self, name: str, page: int = 2000) -> Iterator[list[tuple[str, Any]]]:
+        """Pages of (point id, payload chroma_id) over the whole collection."""
+
+    @abstractmethod
+    def search(self, name: str, queries: np.ndarray, k: int) -> list[list[str]]:
+        """Exact top-k point ids per query."""
+
+    @abstractmethod
+    def switch_aliases(self, changes: list[tuple[str, str | None]]) -> None:
+        """Point each alias at a collection (None deletes it), all in one atomic step."""
+
+    def delete_points(self, name: str, ids: list[str]) -> None:
+        raise NotImplementedError
+
+    def exists(self, name: str) -> bool:
+        return name in self.collections()
+
+    def close(self) -> None:
+        return None
+
+    def __enter__(self) -> Target:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class QdrantClientTarget(Target):
+    """A target reached through qdrant-client: local path, in-memory, or server."""
+
+    def __init__(self, client: Any, kind: str, identity: str) -> None:
+        from qdrant_client import models
+
+        self.client = client
+        self.kind = kind
+        self.identity = identity
+        self.m = models
+
+    def collections(self) -> list[str]:
+        return sorted(c.name for c in self.client.get_collections().collections)
+
+    def aliases(self) -> dict[str, str]:
+        return {a.alias_name: a.collection_name for a in self.client.get_aliases().aliases}
+
+    def params(self, name: str) -> tuple[int, str] | None:
+        real = self.aliases().get(name, name)
+        if real not in self.collections():
+            return None
+        vectors = self.client.get_collection(real).config.params.vectors
+        return int(vectors.size), str(vectors.distance.value)
+
+    def create_collection(self, name: str, size: int, distance: str) -> None:
+        self.client.create_collection(
+            name, vectors_config=self.m.VectorParams(size=size, distance=self.m.Distance(distance))
+        )
+
+    def delete_collection(self, name: str) -> None:
+        self.client.delete_collection(name)
+
+    def upsert(self, name: str, ids: list[str], vectors: np.ndarray, payloads: list[dict]) -> None:
+        batch = self.m.Batch(ids=ids, vectors=vectors.tolist(), payloads=payloads)
+        self.client.upsert(name, points=batch, wait=True)
+
+    def delete_points(self, name: str, ids: list[str]) -> None:
+        self.client.delete(name, points_selector=self.m.PointIdsList(points=ids), wait=True)
+
+    def count(self, name: str) -> int:
+        return int(self.client.count(name, exact=True).count)
+
+    def retrieve(self, name: str, ids: list[str]) -> dict[str, Record]:
+        found = self.client.retrieve(name, ids=ids, with_vectors=True, with_payload=True)
+        return {str(p.id): (np.asarray(p.vector, dtype=np.float32), p.payload or {}) for p in found}
+
+    def scroll_ids(self, name: str, page: int = 2000) -> Iterator[list[tuple[str, Any]]]:
+        offset = None
+        while True:
+            points, offset = self.client.scroll(
+                name, limit=page, offset=offset, with_payload=[ID_KEY], with_vectors=False
+            )
+            if points:
+                yield [(str(p.id), (p.payload or {}).get(ID_KEY)) for p in points]
+            if offset is None:
+                return
+
+    def search(self, name: str, queries: np.ndarray, k: int) -> list[list[str]]:
+        params = None if self.kind in ("local", "memory") else self.m.SearchParams(exact=True)
+        requests = [self.m.QueryRequest(query=q.tolist(), limit=k, params=params) for q in queries]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            responses = self.client.query_batch_points(name, requests=requests)
+        return [[str(p.id) for p in r.points] for r in responses]
+
+    def switch_aliases(self, changes: list[tuple[str, str | None]]) -> None:
+        current = self.aliases()
+        ops: list[Any] = []
+        for alias, collection in changes:
+            if alias in current:
+                ops.append(
+                    self.m.DeleteAliasOperation(delete_alias=self.m.DeleteAlias(alias_name=alias))
+                )
+            if collection is not None:
+                ops.append(
+                    self.m.CreateAliasOperation(
+                        create_alias=self.m.CreateAlias(
+                            collection_name=collection, alias_name=alias
+                        )
+                    )
+                )
+        if ops:
+            self.client.update_collection_aliases(change_aliases_operations=ops)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class EdgeTarget(Target):
+    """Collections as ``qdrant_edge`` shards under one folder, aliases in a JSON file."""
+
+    kind = "edge"
+
+    def __init__(self, root: Path) -> None:
+        import qdrant_edge
+
+        self.qe = qdrant_edge
+        self.root = root
+        self.identity = f"edge:{root}"
+        (root / "collections").mkdir(parents=True, exist_ok=True)
+        self._shards: dict[str, Any] = {}
+
+    def _dir(self, name: str) -> Path:
+        return self.root / "collections" / name
+
+    def _shard(self, name: str) -> Any:
+        name = self.aliases().get(name, name)
+        if name not in self._shards:
+            if not self._dir(name).exists():
+                raise KeyError(f"no collection {name!r} in {self.root}")
+            self._shards[name] = self.qe.EdgeShard.load(str(self._dir(name)))
+        return self._shards[name]
+
+    def collections(self) -> list[str]:
+        return sorted(p.name for p in (self.root / "collections").iterdir() if p.is_dir())
+
+    def aliases(self) -> dict[str, str]:
+        path = self.root / "aliases.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def params(self, name: str) -> tuple[int, str] | None:
+        real = self.aliases().get(name, name)
+        meta = self._dir(real) / "opsbook.json"
+        if not meta.exists():
+            return None
+        data = json.loads(meta.read_text())
+        return int(data["size"]), str(data["distance"])
+
+    def create_collection(self, name: str, size: int, distance: str) -> None:
+        qe = self.qe
+        config = qe.EdgeConfig(
+            vectors=qe.EdgeVectorParams(size=size, distance=getattr(qe.Distance, distance))
+        )
+        self._shards[name] = qe.EdgeShard.create(str(self._dir(name)), config)
+        (self._dir(name) / "opsbook.json").write_text(
+            json.dumps({"size": size, "distance": distance})
+        )
+
+    def delete_collection(self, name: str) -> None:
+        shard = self._shards.pop(name, None)
+        if shard is not None:
+            shard.close()
+        shutil.rmtree(self._dir(name), ignore_errors=True)
+
+    def upsert(self, name: str, ids: list[str], vectors: np.ndarray, payloads: list[dict]) -> None:
+        qe = self.qe
+        points = [
+            qe.Point(i, v, p) for i, v, p in zip(ids, vectors.tolist(), payloads, strict=True)
+        ]
+        self._shard(name).update(qe.UpdateOperation.upsert_points(points))
+
+    def delete_points(self, name: str, ids: list[str]) -> None:
+        self._shard(name).update(self.qe.UpdateOperation.delete_points(ids))
+
+    def count(self, name: str) -> int:
+        return int(self._shard(name).count(self.qe.CountRequest(exact=True)))
+
+    def retrieve(self, name: str, ids: list[str]) -> dict[str, Record]:
+        found = self._shard(name).retrieve(ids, with_payload=True, with_vector=True)
+        return {str(p.id): (np.asarray(p.vector, dtype=np.float32), p.payload or {}) for p in found}
+
+    def scroll_ids(self, name: str, page: int = 2000) -> Iterator[list[tuple[str, Any]]]:
+        shard, offset = self._shard(name), None
+        while True:
+            req = self.qe.ScrollRequest(
+                offset=offset, limit=page, with_payload=True, with_vector=False
+            )
+            points, offset = shard.scroll(req)
+            if points:
+                yield [(str(p.id), (p.payload or {}).get(ID_KEY)) for p in points]
+            if offset is None:
+                return
+
+    def search(self, name: str, queries: np.ndarray, k: int) -> list[list[str]]:
+        qe, shard = self.qe, self._shard(name)
+        out = []
+        for q in queries:
+            req = qe.SearchRequest(
+                query=qe.Query.Nearest(q.tolist()),
+                limit=k,
+                params=qe.SearchParams(exact=True),
+                with_payload=False,
+            )
+            out.append([str(p.id) for p in shard.search(req)])
+        return out
+
+    def switch_aliases(self, changes: list[tuple[str, str | None]]) -> None:
+        aliases = self.aliases()
+        for alias, collection in changes:
+            if collection is None:
+                aliases.pop(alias, None)
+            else:
+                aliases[alias] = collection
+        tmp = self.root / "aliases.json.tmp"
+        with open(tmp, "w") as fh:
+            json.dump(aliases, fh, indent=1, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.root / "aliases.json")
+
+    def close(self) -> None:
+        for shard in self._shards.values():
+            shard.flush()
+            shard.close()
+        self._shards.clear()
+
+
+def open_target(
+    kind: str = "local",
+    path: str | Path | None = None,
+    url: str | None = None,
+    api_key: str | None = None,
+) -> Target:
+    """Open a target by kind; a server is checked for reachability before anything is written."""
+    from opsbook.migrate.errors import MigrateError
+
+    if kind not in KINDS:
+        raise MigrateError(f"unknown target {kind!r}", hint=f"choose one of {list(KINDS)}")
+    if kind == "server":
+        return _server(url, api_key)
+    if kind == "memory":
+        from qdrant_client import QdrantClient
+
+        return QdrantClientTarget(
+            QdrantClient(location=":memory:"), "memory", f"memory:{id(object())}"
+        )
+    if not path:
+        raise MigrateError(f"target {kind!r} needs a path", hint="pass qdrant_path=...")
+    root = Path(path).expanduser().resolve()
+    if kind == "edge":
+        return EdgeTarget(root)
+    from qdrant_client import QdrantClient
+
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        client = QdrantClient(path=str(root))
+    except RuntimeError as exc:  # "already accessed by another instance"
+        raise TargetUnavailable(
+            f"Qdrant local store {root} is in use: {exc}",
+            hint="close the other client or process using this path",
+        ) from exc
+    return QdrantClientTarget(client, "local", f"local:{root}")
+
+
+def _server(url: str | None, api_key: str | None) -> Target:
+    from qdrant_client import QdrantClient
+
+    from opsbook.migrate.errors import MigrateError
+
+    if not url:
+        raise MigrateError("target 'server' needs qdrant_url", hint="e.g. http://127.0.0.1:6333")
+    client = QdrantClient(url=url, api_key=api_key, timeout=10)
+    try:
+        client.get_collections()
+    except Exception as exc:  # httpx / grpc / ResponseHandlingException
+        raise TargetUnavailable(
+            f"Qdrant server at {url} is unreachable: {exc}",
+            hint="check qdrant_url, the network, and the API key variable",
+        ) from exc
+    return QdrantClientTarget(client, "server", f"server:{url.rstrip('/')}")
