@@ -15,7 +15,7 @@ import pandas as pd
 
 from opsbook.archive import workspaces as ws
 from opsbook.archive.classify import Classification
-from opsbook.archive.errors import ArchiveConflict
+from opsbook.archive.errors import ArchiveConflict, VerifyFailed
 from opsbook.archive.gitutil import git, head_sha, tracked_files
 from opsbook.archive.inventory import LOCKFILES, _name_rx, _path_rx, disk_usage
 from opsbook.archive.txn import Transaction
@@ -381,7 +381,19 @@ class VerifyReport:
             or self.references
         )
 
+    def raise_if_failed(self) -> None:
+        """Raise :class:`VerifyFailed` listing what is wrong (used by the verify step)."""
+        if self.ok:
+            return
+        bad = self.frame()
+        detail = "; ".join(f"{r.check}: {r.detail}" for r in bad.itertuples() if not r.ok)
+        raise VerifyFailed(
+            f"archive {self.archive_path} failed verification: {detail}",
+            hint="fix the listed references/entries and commit, or git revert the archive commit",
+        )
+
     def frame(self) -> pd.DataFrame:
+        """One row per check with its detail."""
         rows = [
             {
                 "check": "archived apps present",

@@ -35,3 +35,7 @@ class NotArchived(ConfigError):
 
 class ApplyFailed(OpsbookError):
     """Apply or restore failed part-way; the tree was put back to where it was."""
+
+
+class VerifyFailed(OpsbookError):
+    """After apply, something still points at an archived app (listed in the message)."""
