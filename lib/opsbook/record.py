@@ -54,8 +54,8 @@ def _jsonable(value: Any) -> Any:
     )
 
 
-def record(name: str, value: Any) -> Any:
-    """Record ``value`` under ``name`` in the notebook output and return it.
+def record(name: str, value: Any) -> None:
+    """Record ``value`` under ``name`` in the notebook output.
 
     Outside a kernel the value is kept in memory (see :func:`local_results`).
     """
@@ -68,14 +68,14 @@ def record(name: str, value: Any) -> Any:
         from IPython import get_ipython
         from IPython.display import display
     except ImportError:  # pragma: no cover - IPython ships with ipykernel
-        return value
+        return
     if get_ipython() is not None:
         text = json.dumps(data, default=str)
         if len(text) > 200:
             text = text[:197] + "..."
-        display({MIME_TYPE: {"name": name, "value": data}, "text/plain": f"{name} = {text}"},
-                raw=True)
-    return value
+        display(
+            {MIME_TYPE: {"name": name, "value": data}, "text/plain": f"{name} = {text}"}, raw=True
+        )
 
 
 def local_results() -> dict[str, Any]:

@@ -1,0 +1,59 @@
+# opsbook: every target bootstraps .venv when it is missing (Python 3.11 + make is all you need).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.opsbook-installed
+KERNEL := $(VENV)/share/jupyter/kernels/opsbook/kernel.json
+PYTEST_ARGS ?=
+
+.PHONY: help venv demo test test-fast lab bench lint format clean-audit
+
+help:
+	@echo "make demo   - set up, generate demo fixtures, run the P0 runbook, print report paths"
+	@echo "make test   - set up and run every test (unit, services, notebooks, browser)"
+	@echo "make lab    - JupyterLab on notebooks/ with the opsbook kernel"
+	@echo "make bench  - run benchmarks/ (prints ratios against in-run baselines)"
+	@echo "make lint   - ruff check + format check"
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or pass PYTHON=/path/to/python3.11"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+$(KERNEL): $(STAMP)
+	$(BIN)/python -m ipykernel install --sys-prefix --name opsbook --display-name "opsbook (.venv)" >/dev/null
+
+venv: $(STAMP) $(KERNEL)
+
+demo: venv
+	$(BIN)/python -m opsbook.demo
+
+test: venv
+	$(BIN)/opsbook validate
+	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS) tests
+	$(BIN)/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env notebooks
+
+test-fast: venv
+	$(BIN)/python -m pytest -p no:cacheprovider -m "not slow and not notebooks and not browser" tests
+
+lab: venv
+	$(BIN)/python -m pip install --quiet -e '.[lab]'
+	$(BIN)/jupyter lab notebooks/
+
+bench: venv
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+lint: venv
+	$(BIN)/ruff check lib tests benchmarks
+	$(BIN)/ruff format --check lib tests benchmarks
+
+format: venv
+	$(BIN)/ruff format lib tests benchmarks
+	$(BIN)/ruff check --fix lib tests benchmarks
+
+clean-audit:
+	rm -rf audit work

@@ -1,0 +1,586 @@
+"""Execute runbooks: steps through papermill, gates, retries, timeouts, resume.
+
+:func:`run` starts a new run and :func:`resume` continues a stopped or failed one as a
+new record linked to the first. Each run writes a record (see :mod:`opsbook.audit`)
+whatever happens: a failing cell leaves the executed notebook with the error marked,
+a timeout leaves the partial notebook with the running cell marked.
+
+Exit codes (also in the README):
+
+====  ===============================================
+0     every step succeeded (or was skipped by ``when:``)
+1     a step failed (the record says which cell)
+2     bad input: unknown parameter, wrong type, missing file
+3     stopped at an approval gate (resume with ``--approve``)
+4     the runbook is invalid (``opsbook validate`` explains)
+5     the audit trail failed verification
+====  ===============================================
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import nbformat
+
+from opsbook import audit, report
+from opsbook.errors import ConfigError, RunbookError
+from opsbook.record import results_from_notebook
+from opsbook.runbook import (
+    LoadedRunbook,
+    Step,
+    evaluate_condition,
+    load,
+    render,
+    resolve_parameters,
+    validate,
+)
+from opsbook.settings import audit_root
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_AWAITING = 3
+EXIT_INVALID = 4
+EXIT_TAMPERED = 5
+
+Echo = Callable[[str], None]
+
+
+@dataclass
+class RunOptions:
+    """How to run: approvals, interactivity, output, kernel and where records go."""
+
+    approve: set[str] = field(default_factory=set)
+    yes: bool = False
+    interactive: bool = False
+    confirm: Callable[[str], bool] | None = None
+    log_output: bool = False
+    progress_bar: bool = True
+    kernel_name: str | None = None
+    root: Path | None = None
+    work_root: Path | None = None
+    echo: Echo = print
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: str
+    exit_code: int
+    folder: Path
+    data: dict[str, Any]
+
+
+# -------------------------------------------------------------------------- public
+
+
+def run(
+    path: str | Path, params: dict[str, Any] | None = None, options: RunOptions | None = None
+) -> RunResult:
+    """Validate and execute a runbook; always returns (or raises before any record)."""
+    options = options or RunOptions()
+    loaded = load(path)
+    check(loaded)
+    resolved = resolve_parameters(loaded.runbook, params or {})
+    return _Run(loaded, resolved, options).execute()
+
+
+def resume(run_id: str, options: RunOptions | None = None) -> RunResult:
+    """Continue a stopped or failed run from the step where it stopped, as a new record."""
+    options = options or RunOptions()
+    root = options.root or audit_root()
+    folder, previous = audit.load_run(root, run_id)
+    if previous["status"] == "succeeded":
+        raise ConfigError(
+            f"run {previous['run_id']} succeeded: there is nothing to resume",
+            hint="start a new run with `opsbook run`",
+        )
+    loaded = load(folder / "runbook.yaml")
+    loaded.path = Path(previous["runbook"]["path"])
+    loaded.root = Path(previous["project_root"])
+    check(loaded)
+    state = _Run(loaded, previous["parameters"], options, previous=previous)
+    return state.execute()
+
+
+def check(loaded: LoadedRunbook) -> None:
+    problems = validate(loaded)
+    if problems:
+        raise RunbookError(
+            f"{loaded.path.name} is invalid:\n  - " + "\n  - ".join(problems),
+            hint="fix the runbook or the notebook's parameters cell; "
+            "`opsbook validate` lists every problem",
+        )
+
+
+def default_kernel() -> str | None:
+    """``$OPSBOOK_KERNEL``, else the ``opsbook`` kernel when registered, else the notebook's."""
+    if os.environ.get("OPSBOOK_KERNEL"):
+        return os.environ["OPSBOOK_KERNEL"]
+    prefix_spec = Path(sys.prefix) / "share" / "jupyter" / "kernels" / "opsbook"
+    return "opsbook" if prefix_spec.is_dir() else None
+
+
+# ---------------------------------------------------------------------------- state
+
+
+class _Run:
+    """One execution of a runbook, writing its record as it goes."""
+
+    def __init__(
+        self,
+        loaded: LoadedRunbook,
+        params: dict[str, Any],
+        options: RunOptions,
+        previous: dict[str, Any] | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.rb = loaded.runbook
+        self.params = params
+        self.options = options
+        self.previous = previous
+        self.root = options.root or audit_root()
+        self.run_id, self.folder = audit.new_record(self.root, self.rb.name)
+        work_root = options.work_root or Path(os.environ.get("OPSBOOK_WORK_DIR", "work"))
+        self.work_dir = (
+            Path(previous["work_dir"]) if previous else (work_root / self.run_id).resolve()
+        )
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.secret_env = [s.env for s in self.rb.secrets]
+        self.steps_ctx: dict[str, dict[str, Any]] = {}
+        self.data = self._initial_record()
+
+    def _initial_record(self) -> dict[str, Any]:
+        (self.folder / "runbook.yaml").write_text(self.loaded.text, encoding="utf-8")
+        data: dict[str, Any] = {
+            "schema": 1,
+            "run_id": self.run_id,
+            "runbook": {
+                "name": self.rb.name,
+                "description": self.rb.description,
+                "path": str(self.loaded.path),
+                "sha256": audit.sha256_text(self.loaded.text),
+            },
+            "project_root": str(self.loaded.root),
+            "status": "running",
+            "parameters": self.params,
+            "secrets": [
+                {"env": s.env, "set": bool(os.environ.get(s.env))} for s in self.rb.secrets
+            ],
+            "user": audit.whoami(),
+            "started_at": audit.now_iso(),
+            "ended_at": None,
+            "duration_s": None,
+            "resumed_from": self.previous["run_id"] if self.previous else None,
+            "work_dir": str(self.work_dir),
+            "approvals": [],
+            "steps": [],
+            "environment": audit.environment_info(self.loaded.root),
+        }
+        audit.write_run_json(self.folder, data)
+        return data
+
+    # ------------------------------------------------------------------ main loop
+
+    def execute(self) -> RunResult:
+        started = time.monotonic()
+        echo = self.options.echo
+        echo(f"run {self.run_id}: {self.rb.name} ({len(self.rb.steps)} steps)")
+        status, exit_code = "succeeded", EXIT_OK
+        start_at = self._carry_previous()
+        try:
+            for step in self.rb.steps[start_at:]:
+                outcome = self._do_step(step)
+                if outcome == "awaiting_approval":
+                    status, exit_code = "awaiting_approval", EXIT_AWAITING
+                    break
+                if outcome == "abort":
+                    status, exit_code = "failed", EXIT_FAILED
+                    break
+                if outcome == "failed_continue":
+                    status, exit_code = "failed", EXIT_FAILED
+        except KeyboardInterrupt:
+            status, exit_code = "failed", EXIT_FAILED
+            self.data["error"] = "interrupted by the user (Ctrl-C)"
+            raise
+        except RunbookError as exc:  # a template failed at run time
+            status, exit_code = "failed", EXIT_FAILED
+            self.data["error"] = str(exc)
+            echo(f"  error: {exc}")
+        finally:
+            self._finish(status, exit_code, time.monotonic() - started)
+        return RunResult(self.run_id, status, exit_code, self.folder, self.data)
+
+    def _carry_previous(self) -> int:
+        """Copy finished steps of the run being resumed; return where to continue."""
+        if not self.previous:
+            return 0
+        index = 0
+        for index, old in enumerate(self.previous["steps"]):  # noqa: B007
+            if old["status"] not in ("succeeded", "skipped", "approved", "carried"):
+                break
+            carried = dict(
+                old,
+                status="carried",
+                original_status=old["status"],
+                from_run=self.previous["run_id"],
+            )
+            self.data["steps"].append(carried)
+            self.steps_ctx[old["id"]] = {
+                "outputs": old.get("outputs") or {},
+                "status": old["status"],
+            }
+        else:
+            index = len(self.previous["steps"])
+        self.data["approvals"] = list(self.previous.get("approvals", []))
+        ids = [s.id for s in self.rb.steps]
+        if index < len(self.previous["steps"]):
+            return ids.index(self.previous["steps"][index]["id"])
+        return len(ids)
+
+    def _context(self, step: Step) -> dict[str, Any]:
+        return {
+            "params": self.params,
+            "steps": self.steps_ctx,
+            "run": {
+                "id": self.run_id,
+                "dir": str(self.folder),
+                "work_dir": str(self.work_dir),
+                "runbook": self.rb.name,
+            },
+            "step": {"id": step.id, "dir": str(self._step_dir(step))},
+        }
+
+    def _step_dir(self, step: Step) -> Path:
+        return self.folder / "steps" / step.id
+
+    def _do_step(self, step: Step) -> str:
+        """Run one step; return continue | abort | awaiting_approval | failed_continue."""
+        entry: dict[str, Any] = {
+            "id": step.id,
+            "title": step.title,
+            "kind": "gate" if step.is_gate else "notebook",
+        }
+        self.data["steps"].append(entry)
+        if step.id in self.rb.rollback_step_ids:
+            return self._skip(step, entry, "rollback step: runs only when a step fails")
+        context = self._context(step)
+        if step.when is not None and not evaluate_condition(step.when, context):
+            return self._skip(step, entry, f"when: {step.when} was false")
+        if step.is_gate:
+            return self._gate(step, entry, context)
+        return self._notebook(step, entry, context)
+
+    def _skip(self, step: Step, entry: dict[str, Any], reason: str) -> str:
+        entry.update(status="skipped", reason=reason)
+        self.steps_ctx[step.id] = {"outputs": {}, "status": "skipped"}
+        self.options.echo(f"- {step.id}: skipped ({reason})")
+        audit.write_run_json(self.folder, self.data)
+        return "continue"
+
+    # ----------------------------------------------------------------------- gates
+
+    def _gate(self, step: Step, entry: dict[str, Any], context: dict[str, Any]) -> str:
+        message = str(render(step.message, context)) if step.message else f"Approve {step.id}?"
+        entry["message"] = message
+        via = None
+        if step.id in self.options.approve:
+            via = "--approve"
+        elif self.options.yes:
+            via = "--yes"
+        elif self.options.interactive and self.options.confirm is not None:
+            via = "prompt" if self.options.confirm(f"[{step.id}] {message}") else None
+        if via is None:
+            entry["status"] = "awaiting_approval"
+            self.steps_ctx[step.id] = {"outputs": {}, "status": "awaiting_approval"}
+            self.options.echo(
+                f"- {step.id}: awaiting approval: {message}\n"
+                f"  continue with: opsbook resume {self.run_id} --approve {step.id}"
+            )
+            return "awaiting_approval"
+        approval = {
+            "step": step.id,
+            "by": audit.whoami(),
+            "at": audit.now_iso(),
+            "via": via,
+            "message": message,
+        }
+        self.data["approvals"].append(approval)
+        entry.update(status="approved", approval=approval)
+        self.steps_ctx[step.id] = {"outputs": {"approved": True}, "status": "approved"}
+        self.options.echo(f"- {step.id}: approved by {approval['by']} ({via})")
+        audit.write_run_json(self.folder, self.data)
+        return "continue"
+
+    # ------------------------------------------------------------------- notebooks
+
+    def _notebook(self, step: Step, entry: dict[str, Any], context: dict[str, Any]) -> str:
+        step_dir = self._step_dir(step)
+        step_dir.mkdir(parents=True, exist_ok=True)
+        parameters = render(step.parameters, context)
+        entry.update(
+            notebook_source=str(step.notebook),
+            parameters=parameters,
+            started_at=audit.now_iso(),
+            attempts=[],
+        )
+        began = time.monotonic()
+        outcome: dict[str, Any] = {}
+        attempts = step.retries + 1
+        for attempt in range(1, attempts + 1):
+            self.options.echo(
+                f"- {step.id}: running {step.notebook}"
+                + (f" (attempt {attempt}/{attempts})" if attempt > 1 else "")
+            )
+            outcome = self._attempt(step, step_dir, parameters, attempt)
+            entry["attempts"].append(
+                {
+                    k: outcome.get(k)
+                    for k in ("status", "ename", "evalue", "cell_index", "duration_s")
+                }
+            )
+            if outcome["status"] == "succeeded":
+                break
+        entry.update(
+            status=outcome["status"],
+            ended_at=audit.now_iso(),
+            duration_s=round(time.monotonic() - began, 3),
+            notebook=f"steps/{step.id}/notebook.ipynb",
+            log=f"steps/{step.id}/step.log",
+        )
+        nb_path = step_dir / "notebook.ipynb"
+        outputs = self._read_outputs(nb_path)
+        entry["outputs"] = outputs
+        if outcome["status"] != "succeeded":
+            entry["error"] = {k: outcome.get(k) for k in ("ename", "evalue", "cell_index")}
+        self.steps_ctx[step.id] = {"outputs": outputs, "status": entry["status"]}
+        self._reports(step, entry, nb_path)
+        audit.write_run_json(self.folder, self.data)
+        return self._after(step, entry)
+
+    def _after(self, step: Step, entry: dict[str, Any]) -> str:
+        echo = self.options.echo
+        if entry["status"] == "succeeded":
+            echo(f"  {step.id}: succeeded in {entry['duration_s']:.1f}s")
+            return "continue"
+        err = entry.get("error") or {}
+        echo(
+            f"  {step.id}: FAILED ({err.get('ename')}: {str(err.get('evalue'))[:300]})"
+            f"; see {self.folder / entry['notebook']}"
+        )
+        if step.on_failure == "continue":
+            return "failed_continue"
+        if step.on_failure != "abort":
+            rollback = self.rb.step(step.on_failure)
+            echo(f"- {step.id}: running rollback step {rollback.id}")
+            rb_entry: dict[str, Any] = {
+                "id": rollback.id,
+                "title": rollback.title,
+                "kind": "notebook",
+                "rollback_for": step.id,
+            }
+            self.data["steps"].append(rb_entry)
+            self._notebook(
+                rollback, rb_entry, self._context(rollback)
+            ) if not rollback.is_gate else None
+        return "abort"
+
+    def _read_outputs(self, nb_path: Path) -> dict[str, Any]:
+        if not nb_path.exists():
+            return {}
+        try:
+            return results_from_notebook(nbformat.read(nb_path, as_version=4))
+        except Exception:  # a truncated notebook after a kill: keep what the record has
+            return {}
+
+    def _attempt(
+        self, step: Step, step_dir: Path, parameters: dict[str, Any], attempt: int
+    ) -> dict[str, Any]:
+        output = step_dir / "notebook.ipynb"
+        if output.exists() and attempt > 1:
+            output.replace(step_dir / f"notebook.attempt{attempt - 1}.ipynb")
+        spec_path = step_dir / ".spec.json"
+        result_path = step_dir / ".result.json"
+        result_path.unlink(missing_ok=True)
+        spec = {
+            "input": str(self.loaded.notebook_path(step)),
+            "output": str(output),
+            "parameters": parameters,
+            "kernel_name": self.options.kernel_name or default_kernel(),
+            "cwd": str(self.loaded.root),
+            "log_output": True,
+            "progress_bar": self.options.progress_bar,
+            "result_path": str(result_path),
+        }
+        spec_path.write_text(json.dumps(spec, default=str), encoding="utf-8")
+        env = dict(
+            os.environ,
+            OPSBOOK_RUN_ID=self.run_id,
+            OPSBOOK_STEP_DIR=str(step_dir),
+            PYTHONUNBUFFERED="1",
+        )
+        began = time.monotonic()
+        with (step_dir / "step.log").open("a", encoding="utf-8") as log:
+            log.write(f"== attempt {attempt} at {audit.now_iso()}\n")
+            code, timed_out = _run_child(
+                [sys.executable, "-m", "opsbook._child", str(spec_path)],
+                env,
+                log,
+                step.timeout_s,
+                self.options,
+            )
+        outcome: dict[str, Any]
+        if timed_out:
+            outcome = {
+                "status": "failed",
+                "ename": "StepTimeout",
+                "evalue": f"step {step.id} exceeded timeout_s={step.timeout_s}",
+                "cell_index": _mark_timeout(output, step.timeout_s),
+            }
+        elif result_path.exists():
+            outcome = json.loads(result_path.read_text(encoding="utf-8"))
+        else:
+            outcome = {
+                "status": "failed",
+                "ename": "ExecutorDied",
+                "evalue": f"papermill process exited with code {code}",
+                "cell_index": None,
+            }
+        spec_path.unlink(missing_ok=True)
+        result_path.unlink(missing_ok=True)
+        outcome["duration_s"] = round(time.monotonic() - began, 3)
+        return outcome
+
+    def _reports(self, step: Step, entry: dict[str, Any], nb_path: Path) -> None:
+        if not nb_path.exists():
+            return
+        try:
+            report.step_reports(nb_path, entry, self.data)
+            entry["report"] = f"steps/{step.id}/report.html"
+            entry["full_report"] = f"steps/{step.id}/full.html"
+        except Exception as exc:  # a report must never hide the step's own outcome
+            entry["report_error"] = f"{type(exc).__name__}: {exc}"
+
+    # -------------------------------------------------------------------- finish
+
+    def _finish(self, status: str, exit_code: int, duration: float) -> None:
+        self.data.update(
+            status=status,
+            exit_code=exit_code,
+            ended_at=audit.now_iso(),
+            duration_s=round(duration, 3),
+        )
+        try:
+            report.run_page(self.folder, self.data)
+        except Exception as exc:
+            self.data["report_error"] = f"{type(exc).__name__}: {exc}"
+        audit.seal(self.root, self.folder, self.data, self.secret_env)
+        try:
+            report.audit_index(self.root)
+        except Exception as exc:  # the index is derived and can be rebuilt with `opsbook report`
+            self.options.echo(f"  (could not rebuild {self.root / 'index.html'}: {exc})")
+        self.options.echo(f"run {self.run_id}: {status} in {duration:.1f}s; record: {self.folder}")
+
+
+# ---------------------------------------------------------------------- subprocess
+
+
+def _run_child(
+    cmd: list[str], env: dict[str, str], log: IO[str], timeout: float | None, options: RunOptions
+) -> tuple[int, bool]:
+    """Run the papermill child, tee its output to the log (and terminal), enforce timeout."""
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+        bufsize=1,
+    )
+    assert proc.stdout is not None
+    pump = threading.Thread(target=_pump, args=(proc.stdout, log, options), daemon=True)
+    pump.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _kill_tree(proc.pid)
+        proc.wait()
+    except KeyboardInterrupt:
+        _kill_tree(proc.pid)
+        raise
+    pump.join(timeout=10)
+    return proc.returncode, timed_out
+
+
+def _pump(stream: IO[str], log: IO[str], options: RunOptions) -> None:
+    for line in stream:
+        log.write(line)
+        log.flush()
+        is_cell_output = (
+            " - INFO - " in line and "Executing" not in line and "Ending Cell" not in line
+        )
+        if options.log_output or not is_cell_output:
+            sys.stderr.write(line)
+
+
+def _kill_tree(pid: int) -> None:
+    """Kill a process and every descendant (the kernel runs in its own session)."""
+    import psutil
+
+    try:
+        parent = psutil.Process(pid)
+        procs = parent.children(recursive=True) + [parent]
+    except psutil.NoSuchProcess:
+        return
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            continue
+    psutil.wait_procs(procs, timeout=10)
+
+
+def _mark_timeout(output: Path, timeout: float | None) -> int | None:
+    """Mark the cell that was running when the step timed out; return its index."""
+    if not output.exists():
+        return None
+    try:
+        nb = nbformat.read(output, as_version=4)
+    except Exception:
+        return None
+    index = None
+    for i, cell in enumerate(nb.cells):
+        if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
+            index = i
+            cell.outputs = list(cell.get("outputs", [])) + [
+                nbformat.v4.new_output(
+                    "error",
+                    ename="StepTimeout",
+                    evalue=f"the step exceeded timeout_s={timeout} while this cell was running",
+                    traceback=[f"StepTimeout: the step exceeded timeout_s={timeout}"],
+                )
+            ]
+            cell.metadata["papermill"]["status"] = "failed"
+    banner = nbformat.v4.new_markdown_cell(
+        f'<span style="color:red; font-size:1.5em">Step timed out after {timeout} s'
+        + (f" in cell {index}" if index is not None else "")
+        + ".</span>"
+    )
+    banner.metadata["tags"] = ["opsbook-error"]
+    nb.cells.insert(0, banner)
+    nbformat.write(nb, output)
+    return index

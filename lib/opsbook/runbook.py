@@ -1,0 +1,649 @@
+"""Runbooks: typed YAML files that chain notebooks with parameters, gates and outputs.
+
+A runbook is loaded into :class:`Runbook` (pydantic, unknown keys rejected) and checked
+by :func:`validate` before anything runs: every notebook exists, every parameter a step
+passes is declared in that notebook's ``parameters`` cell, literal values fit the
+declared types, and every template names a real parameter, an earlier step and an
+output that step's notebook records.
+
+Templates are Jinja2 *native* templates, so ``"{{ steps.audit.outputs.candidates }}"``
+arrives in the notebook as a list, not as its string form.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import papermill
+import yaml
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
+from jinja2.exceptions import UndefinedError
+from jinja2.nativetypes import NativeEnvironment
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from opsbook.errors import ConfigError, RunbookError
+
+ParamType = Literal["str", "int", "float", "bool", "path", "enum", "list", "dict"]
+TEMPLATE_ROOTS = {"params", "steps", "run", "step"}
+_RECORD_CALL = re.compile(r"""record\(\s*["']([A-Za-z_]\w*)["']""")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ParamSpec(BaseModel):
+    """One typed runbook parameter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: ParamType = "str"
+    required: bool = False
+    default: Any = None
+    allowed: list[Any] | None = None
+    help: str = ""
+
+
+class SecretSpec(BaseModel):
+    """A secret, declared by the NAME of the environment variable holding it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    env: str
+    help: str = ""
+    required: bool = False
+
+    @field_validator("env")
+    @classmethod
+    def _is_env_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", value):
+            raise ValueError(f"{value!r} is not an environment variable name (UPPER_SNAKE_CASE)")
+        return value
+
+
+class Step(BaseModel):
+    """A notebook step or an approval gate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    name: str = ""
+    notebook: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    when: str | None = None
+    timeout_s: float | None = None
+    retries: int = Field(default=0, ge=0, le=10)
+    on_failure: str = "abort"
+    gate: Literal["approval"] | None = None
+    message: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _is_ident(cls, value: str) -> str:
+        if not _IDENT.match(value):
+            raise ValueError(f"step id {value!r} must be an identifier (letters, digits, _)")
+        return value
+
+    @property
+    def is_gate(self) -> bool:
+        return self.gate is not None
+
+    @property
+    def title(self) -> str:
+        return self.name or self.id
+
+
+class Runbook(BaseModel):
+    """A parsed runbook file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    parameters: dict[str, ParamSpec] = Field(default_factory=dict)
+    secrets: list[SecretSpec] = Field(default_factory=list)
+    steps: list[Step]
+
+    @property
+    def rollback_step_ids(self) -> set[str]:
+        """Steps named by another step's ``on_failure``: they run only on failure."""
+        return {s.on_failure for s in self.steps if s.on_failure not in ("abort", "continue")}
+
+    def step(self, step_id: str) -> Step:
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise RunbookError(f"runbook {self.name!r} has no step {step_id!r}")
+
+
+@dataclass
+class LoadedRunbook:
+    """A runbook with where it came from."""
+
+    path: Path
+    root: Path
+    text: str
+    runbook: Runbook
+
+    def notebook_path(self, step: Step) -> Path:
+        assert step.notebook is not None
+        candidate = Path(step.notebook)
+        return candidate if candidate.is_absolute() else (self.root / candidate)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def project_root_for(path: Path) -> Path:
+    """Notebook paths in a runbook are relative to the folder holding ``runbooks/``."""
+    path = path.resolve()
+    return path.parent.parent if path.parent.name == "runbooks" else path.parent
+
+
+def load(path: str | Path) -> LoadedRunbook:
+    """Read and schema-check a runbook file; raise :class:`RunbookError` naming the field."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunbookError(
+            f"runbook file {path} does not exist",
+            hint="pass a path like runbooks/archive-experimental-apps.yaml (see `opsbook validate`)",
+        )
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RunbookError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise RunbookError(f"{path}: a runbook is a mapping with name, parameters and steps")
+    try:
+        runbook = Runbook.model_validate(data)
+    except ValidationError as exc:
+        raise RunbookError(f"{path}: {_describe_validation(exc, data)}") from None
+    return LoadedRunbook(
+        path=path.resolve(), root=project_root_for(path), text=text, runbook=runbook
+    )
+
+
+def _describe_validation(exc: ValidationError, data: dict[str, Any]) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        where = _location(loc, data)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key {loc[-1]!r} (check the spelling; see the runbook schema in README)"
+        lines.append(f"{where}: {msg}")
+    return "; ".join(lines)
+
+
+def _location(loc: list[Any], data: dict[str, Any]) -> str:
+    if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
+        steps = data.get("steps") or []
+        step_id = steps[loc[1]].get("id", f"#{loc[1]}") if loc[1] < len(steps) else loc[1]
+        rest = ".".join(str(p) for p in loc[2:])
+        return f"step {step_id!r}" + (f" {rest}" if rest else "")
+    return ".".join(str(p) for p in loc) or "runbook"
+
+
+# ------------------------------------------------------------------------ templating
+
+_ENV = NativeEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
+
+
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def render(value: Any, context: dict[str, Any]) -> Any:
+    """Render templates inside ``value`` (recursively through lists and dicts).
+
+    >>> render("{{ params.n + 1 }}", {"params": {"n": 1}})
+    2
+    """
+    if isinstance(value, dict):
+        return {k: render(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render(v, context) for v in value]
+    if not is_template(value):
+        return value
+    try:
+        result = _ENV.from_string(value).render(**context)
+        if isinstance(result, Undefined):
+            str(result)  # raises UndefinedError naming what is missing
+        return result
+    except UndefinedError as exc:
+        raise RunbookError(
+            f"template {value!r} refers to something that does not exist: {exc.message}",
+            hint="check the step id and that the step ran and recorded that output",
+        ) from None
+    except TemplateSyntaxError as exc:
+        raise RunbookError(f"template {value!r} is not valid: {exc.message}") from None
+
+
+def evaluate_condition(expr: str, context: dict[str, Any]) -> bool:
+    """Evaluate a ``when:`` condition: a template or a bare Jinja expression."""
+    if is_template(expr):
+        value = render(expr, context)
+    else:
+        try:
+            value = _ENV.compile_expression(expr)(**context)
+            if isinstance(value, Undefined):
+                str(value)
+        except UndefinedError as exc:
+            raise RunbookError(f"condition {expr!r}: {exc.message}") from None
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "false", "0", "no", "none")
+    return bool(value)
+
+
+def template_references(value: Any, *, bare: bool = False) -> list[tuple[str, ...]]:
+    """Dotted references (``("steps", "audit", "outputs", "candidates")``) in a value.
+
+    With ``bare=True`` a string without ``{{ }}`` is read as an expression (``when:``).
+    """
+    refs: list[tuple[str, ...]] = []
+    if isinstance(value, dict):
+        for v in value.values():
+            refs.extend(template_references(v))
+        return refs
+    if isinstance(value, list):
+        for v in value:
+            refs.extend(template_references(v))
+        return refs
+    if not isinstance(value, str) or not value.strip():
+        return refs
+    if not is_template(value) and not bare:
+        return refs
+    source = value if is_template(value) else "{{ " + value + " }}"
+    tree = _ENV.parse(source)
+    for node in tree.find_all((nodes.Getattr, nodes.Name, nodes.Getitem)):
+        chain = _chain(node)
+        if chain:
+            refs.append(chain)
+    # keep only maximal chains (a.b.c, not also a.b and a)
+    return [r for r in refs if not any(o != r and o[: len(r)] == r for o in refs)]
+
+
+def _chain(node: nodes.Node) -> tuple[str, ...] | None:
+    parts: list[str] = []
+    while True:
+        if isinstance(node, nodes.Getattr):
+            parts.append(node.attr)
+            node = node.node
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            parts.append(str(node.arg.value))
+            node = node.node
+        elif isinstance(node, nodes.Name):
+            parts.append(node.name)
+            return tuple(reversed(parts))
+        else:
+            return None
+
+
+# ------------------------------------------------------------------------ notebooks
+
+
+@dataclass
+class NotebookInfo:
+    """What a notebook declares: parameters (name → inferred type, default, help) and outputs."""
+
+    path: Path
+    parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outputs: set[str] = field(default_factory=set)
+
+
+@lru_cache(maxsize=64)
+def _inspect_cached(path: str, mtime: float) -> NotebookInfo:
+    params = papermill.inspect_notebook(path)
+    text = Path(path).read_text(encoding="utf-8")
+    import json
+
+    nb = json.loads(text)
+    sources = [
+        "".join(c.get("source", "")) for c in nb.get("cells", []) if c.get("cell_type") == "code"
+    ]
+    outputs = set(_RECORD_CALL.findall("\n".join(sources)))
+    return NotebookInfo(path=Path(path), parameters=dict(params), outputs=outputs)
+
+
+def inspect(path: Path) -> NotebookInfo:
+    """Parameters and recorded output names of the notebook at ``path``."""
+    return _inspect_cached(str(path), path.stat().st_mtime)
+
+
+# ------------------------------------------------------------------------ validation
+
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "path": (str,),
+    "enum": (str, int, float, bool),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "list": (list,),
+    "dict": (dict,),
+}
+_NB_TYPE_TO_PARAM = {
+    "int": "int",
+    "float": "float",
+    "bool": "bool",
+    "str": "str",
+    "list": "list",
+    "dict": "dict",
+    "tuple": "list",
+}
+
+
+def value_fits(value: Any, type_name: str) -> bool:
+    """Whether a literal fits a declared type (bool is not an int here)."""
+    if value is None:
+        return True
+    if type_name in ("int", "float") and isinstance(value, bool):
+        return False
+    return isinstance(value, _PY_TYPES.get(type_name, (object,)))
+
+
+def _notebook_type(info: dict[str, Any]) -> str | None:
+    """The type of a notebook parameter: its annotation, else its default's literal type."""
+    name = (info.get("inferred_type_name") or "").strip().lower()
+    base = name.split("[")[0].replace("typing.", "")
+    if base and base not in ("none", "nonetype"):
+        return _NB_TYPE_TO_PARAM.get(base)
+    try:
+        default = ast.literal_eval(str(info.get("default")))
+    except (ValueError, SyntaxError):
+        return None
+    if default is None:
+        return None
+    return _NB_TYPE_TO_PARAM.get(type(default).__name__)
+
+
+def _types_compatible(runbook_type: str, notebook_type: str | None) -> bool:
+    if notebook_type is None:
+        return True
+    if runbook_type in ("path", "enum"):
+        return (
+            notebook_type in ("str", "int", "float")
+            if runbook_type == "enum"
+            else notebook_type == "str"
+        )
+    if notebook_type == "float" and runbook_type == "int":
+        return True
+    return runbook_type == notebook_type
+
+
+def validate(loaded: LoadedRunbook) -> list[str]:
+    """Every problem in a loaded runbook, each naming file, step and parameter.
+
+    An empty list means the runbook is valid.
+    """
+    rb = loaded.runbook
+    where = loaded.path.name
+    problems: list[str] = []
+    problems += _check_param_specs(rb, where)
+    seen: list[str] = []
+    infos: dict[str, NotebookInfo] = {}
+    ids = [s.id for s in rb.steps]
+    for step in rb.steps:
+        prefix = f"{where}: step {step.id!r}"
+        if step.id in seen:
+            problems.append(f"{prefix}: duplicate step id (ids must be unique)")
+        if step.on_failure not in ("abort", "continue") and step.on_failure not in ids:
+            problems.append(
+                f"{prefix}: on_failure {step.on_failure!r} is neither abort, continue "
+                f"nor a step id (known: {', '.join(ids)})"
+            )
+        if step.on_failure == step.id:
+            problems.append(f"{prefix}: on_failure cannot name the step itself")
+        if step.is_gate:
+            if step.notebook or step.parameters:
+                problems.append(f"{prefix}: an approval gate takes a message, not a notebook")
+        else:
+            problems += _check_notebook_step(loaded, step, prefix, infos)
+        for key, value in (("when", step.when), ("message", step.message)):
+            if value:
+                problems += _check_template(
+                    value, f"{prefix} {key}", rb, seen, infos, step, bare=key == "when"
+                )
+        seen.append(step.id)
+    return problems
+
+
+def _check_param_specs(rb: Runbook, where: str) -> list[str]:
+    problems = []
+    for name, spec in rb.parameters.items():
+        if not _IDENT.match(name):
+            problems.append(f"{where}: parameter {name!r} must be an identifier")
+        if spec.type == "enum" and not spec.allowed:
+            problems.append(f"{where}: parameter {name!r} is an enum: list its `allowed` values")
+        if spec.default is not None and not value_fits(spec.default, spec.type):
+            problems.append(
+                f"{where}: parameter {name!r} default {spec.default!r} is not a {spec.type}"
+            )
+        if spec.allowed and spec.default is not None and spec.default not in spec.allowed:
+            problems.append(
+                f"{where}: parameter {name!r} default {spec.default!r} is not one of {spec.allowed}"
+            )
+    return problems
+
+
+def _check_notebook_step(
+    loaded: LoadedRunbook, step: Step, prefix: str, infos: dict[str, NotebookInfo]
+) -> list[str]:
+    if not step.notebook:
+        return [f"{prefix}: needs `notebook:` (or `gate: approval`)"]
+    path = loaded.notebook_path(step)
+    if not path.is_file():
+        return [
+            f"{prefix}: notebook {step.notebook} not found at {path} (paths are relative to "
+            f"{loaded.root})"
+        ]
+    try:
+        info = inspect(path)
+    except Exception as exc:  # papermill raises several kinds on broken notebooks
+        return [f"{prefix}: cannot inspect notebook {step.notebook}: {exc}"]
+    infos[step.id] = info
+    problems = []
+    declared = info.parameters
+    if not declared and step.parameters:
+        problems.append(f"{prefix}: notebook {step.notebook} has no cell tagged `parameters`")
+    for name, value in step.parameters.items():
+        if declared and name not in declared:
+            near = ", ".join(sorted(declared))
+            problems.append(
+                f"{prefix}: parameter {name!r} is not declared in {step.notebook}'s "
+                f"parameters cell (declared: {near}); fix the name or add it there"
+            )
+            continue
+        nb_type = _notebook_type(declared.get(name, {}))
+        problems += _check_value_type(value, nb_type, name, prefix, loaded.runbook)
+        if is_template(value) or isinstance(value, list | dict):
+            problems += _check_template(
+                value,
+                f"{prefix} parameter {name!r}",
+                loaded.runbook,
+                _earlier_ids(loaded.runbook, step),
+                infos,
+                step,
+            )
+    return problems
+
+
+def _earlier_ids(rb: Runbook, step: Step) -> list[str]:
+    ids = [s.id for s in rb.steps]
+    return ids[: ids.index(step.id)]
+
+
+def _check_value_type(
+    value: Any, nb_type: str | None, name: str, prefix: str, rb: Runbook
+) -> list[str]:
+    if nb_type is None:
+        return []
+    if not is_template(value):
+        if isinstance(value, list | dict):
+            return (
+                []
+                if nb_type in ("list", "dict") and value_fits(value, nb_type)
+                else [
+                    f"{prefix}: parameter {name!r} gets {type(value).__name__} but the notebook "
+                    f"declares {nb_type}"
+                ]
+            )
+        if value_fits(value, nb_type) or (nb_type == "float" and isinstance(value, int)):
+            return []
+        return [
+            f"{prefix}: parameter {name!r} gets {value!r} ({type(value).__name__}) but the "
+            f"notebook declares {nb_type}"
+        ]
+    match = re.fullmatch(r"\{\{\s*params\.(\w+)\s*\}\}", value.strip())
+    if match and match.group(1) in rb.parameters:
+        rb_type = rb.parameters[match.group(1)].type
+        if not _types_compatible(rb_type, nb_type):
+            return [
+                f"{prefix}: parameter {name!r} takes runbook parameter "
+                f"{match.group(1)!r} ({rb_type}) but the notebook declares {nb_type}"
+            ]
+    return []
+
+
+def _check_template(
+    value: Any,
+    where: str,
+    rb: Runbook,
+    earlier: list[str],
+    infos: dict[str, NotebookInfo],
+    step: Step,
+    *,
+    bare: bool = False,
+) -> list[str]:
+    try:
+        refs = template_references(value, bare=bare)
+    except TemplateSyntaxError as exc:
+        return [f"{where}: template syntax error: {exc.message}"]
+    problems = []
+    for ref in refs:
+        root = ref[0]
+        if root not in TEMPLATE_ROOTS:
+            if root in ("true", "false", "none", "True", "False", "None", "loop"):
+                continue
+            problems.append(
+                f"{where}: template names {'.'.join(ref)!r}; use params.*, "
+                f"steps.<id>.outputs.*, run.* or step.*"
+            )
+        elif root == "params":
+            if len(ref) < 2 or ref[1] not in rb.parameters:
+                known = ", ".join(rb.parameters) or "none"
+                problems.append(
+                    f"{where}: template uses {'.'.join(ref)!r} but the runbook declares "
+                    f"no such parameter (declared: {known})"
+                )
+        elif root == "steps":
+            problems += _check_step_ref(ref, where, earlier, infos, step)
+        elif root in ("run", "step") and (len(ref) < 2 or ref[1] not in _RUN_KEYS[root]):
+            problems.append(
+                f"{where}: {'.'.join(ref)!r} is unknown; {root}.* has "
+                f"{', '.join(sorted(_RUN_KEYS[root]))}"
+            )
+    return problems
+
+
+_RUN_KEYS = {"run": {"id", "dir", "work_dir", "runbook"}, "step": {"id", "dir"}}
+
+
+def _check_step_ref(
+    ref: tuple[str, ...], where: str, earlier: list[str], infos: dict[str, NotebookInfo], step: Step
+) -> list[str]:
+    if len(ref) < 3:
+        return [
+            f"{where}: {'.'.join(ref)!r} should be steps.<id>.outputs.<name> or steps.<id>.status"
+        ]
+    target = ref[1]
+    if target not in earlier:
+        why = "is this step itself" if target == step.id else "is not an earlier step"
+        return [
+            f"{where}: template refers to step {target!r}, which {why} "
+            f"(earlier steps: {', '.join(earlier) or 'none'})"
+        ]
+    if ref[2] == "status":
+        return []
+    if ref[2] != "outputs":
+        return [f"{where}: {'.'.join(ref)!r}: a step has `outputs` and `status`"]
+    info = infos.get(target)
+    if info is not None and len(ref) >= 4 and ref[3] not in info.outputs:
+        return [
+            f"{where}: step {target!r} never records {ref[3]!r} (its notebook records: "
+            f"{', '.join(sorted(info.outputs)) or 'nothing'})"
+        ]
+    return []
+
+
+# ------------------------------------------------------------------- run parameters
+
+
+def coerce_cli_value(raw: str, spec: ParamSpec, name: str) -> Any:
+    """Turn a ``-p name=value`` string into the declared type."""
+    try:
+        if spec.type == "int":
+            return int(raw)
+        if spec.type == "float":
+            return float(raw)
+        if spec.type == "bool":
+            lowered = raw.strip().lower()
+            if lowered in ("true", "yes", "1", "on"):
+                return True
+            if lowered in ("false", "no", "0", "off"):
+                return False
+            raise ValueError(raw)
+        if spec.type in ("list", "dict"):
+            value = yaml.safe_load(raw)
+            if not value_fits(value, spec.type):
+                raise ValueError(raw)
+            return value
+        if spec.type == "enum":
+            value = yaml.safe_load(raw)
+            return value if value in (spec.allowed or []) else raw
+    except (ValueError, yaml.YAMLError):
+        raise ConfigError(f"parameter {name!r} expects a {spec.type}, got {raw!r}") from None
+    return raw
+
+
+def resolve_parameters(
+    rb: Runbook, given: dict[str, Any], *, base: Path | None = None
+) -> dict[str, Any]:
+    """Merge given values with defaults, check names, types, allowed values and requireds."""
+    unknown = sorted(set(given) - set(rb.parameters))
+    if unknown:
+        known = ", ".join(f"{n} ({s.type})" for n, s in rb.parameters.items()) or "none"
+        raise ConfigError(
+            f"runbook {rb.name!r} has no parameter {', '.join(map(repr, unknown))}",
+            hint=f"declared parameters: {known}",
+        )
+    resolved: dict[str, Any] = {}
+    for name, spec in rb.parameters.items():
+        if name in given:
+            value = given[name]
+            if isinstance(value, str) and spec.type not in ("str", "path"):
+                value = coerce_cli_value(value, spec, name)
+        elif spec.required:
+            raise ConfigError(
+                f"runbook {rb.name!r} needs parameter {name!r} ({spec.type}): {spec.help}",
+                hint=f"pass -p {name}=... or put it in a -f params.yaml file",
+            )
+        else:
+            value = spec.default
+        if value is not None and not value_fits(value, spec.type):
+            raise ConfigError(f"parameter {name!r} expects a {spec.type}, got {value!r}")
+        if spec.allowed and value is not None and value not in spec.allowed:
+            raise ConfigError(f"parameter {name!r} must be one of {spec.allowed}, got {value!r}")
+        if spec.type == "path" and isinstance(value, str) and value:
+            value = str((base or Path.cwd()).joinpath(Path(value).expanduser()).resolve())
+        resolved[name] = value
+    return resolved
+
+
+def discover(root: Path) -> list[Path]:
+    """Runbook files directly under ``root/runbooks`` (alert rule folders are skipped)."""
+    folder = root / "runbooks"
+    return sorted(p for p in folder.glob("*.y*ml") if p.is_file())

@@ -1,0 +1,109 @@
+"""Shared fixtures: tiny notebooks and runbooks for the runner's own tests."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
+    "add": (
+        'x = 1  # first number\ny = 2  # second number\nlabel = "sum"  # a label\n'
+        "items = []  # a list\n",
+        [
+            "import opsbook",
+            'opsbook.record("total", x + y)\nopsbook.record("label", label)\n'
+            'opsbook.record("n_items", len(items))\nprint("total is", x + y)',
+        ],
+    ),
+    "fail": (
+        "should_fail = True  # raise in the second cell\n",
+        [
+            'import opsbook\nopsbook.record("started", True)',
+            'if should_fail:\n    raise ValueError("boom: the cell failed on purpose")',
+            'opsbook.record("done", True)',
+        ],
+    ),
+    "slow": (
+        "seconds = 30.0  # how long to sleep\n",
+        ["import time\ntime.sleep(seconds)", 'import opsbook\nopsbook.record("slept", seconds)'],
+    ),
+    "flaky": (
+        'marker = ""  # file whose absence makes the first attempt fail\n',
+        [
+            "import os\nimport opsbook",
+            'if not os.path.exists(marker):\n    open(marker, "w").close()\n'
+            '    raise RuntimeError("first attempt fails")',
+            'opsbook.record("ok", True)',
+        ],
+    ),
+    "secret": (
+        'token_env = "OPSBOOK_TEST_TOKEN"  # name of the env var holding the token\n',
+        [
+            "import os\nimport opsbook",
+            "value = os.environ[token_env]\nprint('token is', value)",
+            'opsbook.record("token_len", len(value))\nopsbook.record("leak", value)',
+        ],
+    ),
+    "crash": ("code = 1  # exit code\n", ["import os\nos._exit(code)"]),
+    "chart": (
+        "n = 5  # points\n",
+        [
+            "import matplotlib.pyplot as plt\nimport opsbook",
+            "fig, ax = plt.subplots()\nax.plot(range(n))\nplt.show()",
+            'opsbook.record("points", n)',
+        ],
+    ),
+}
+
+
+def make_notebook(path: Path, params: str, cells: list[str]) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    param_cell = nbformat.v4.new_code_cell(params)
+    param_cell.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {path.stem}"), param_cell]
+    nb.cells += [nbformat.v4.new_code_cell(c) for c in cells]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny project: notebooks/ with the notebooks above and an empty runbooks/."""
+    root = tmp_path_factory.mktemp("project")
+    for name, (params, cells) in NOTEBOOKS.items():
+        make_notebook(root / "notebooks" / f"{name}.ipynb", params, cells)
+    (root / "runbooks").mkdir()
+    return root
+
+
+@pytest.fixture
+def write_runbook(project: Path):
+    """Write a runbook YAML (dedented) into the tiny project and return its path."""
+    counter = {"n": 0}
+
+    def _write(text: str, name: str | None = None) -> Path:
+        counter["n"] += 1
+        path = project / "runbooks" / (name or f"rb{counter['n']}_{id(text)}.yaml")
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    return _write
+
+
+@pytest.fixture
+def audit_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "audit"
+    monkeypatch.setenv("OPSBOOK_AUDIT_DIR", str(root))
+    monkeypatch.setenv("OPSBOOK_WORK_DIR", str(tmp_path / "work"))
+    return root

@@ -1,0 +1,101 @@
+"""The command line through click's CliRunner: exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from opsbook import execute
+from opsbook.cli import cli
+
+RUNBOOK = """
+name: clirun
+parameters:
+  a: {type: int, default: 1}
+steps:
+  - id: first
+    notebook: notebooks/add.ipynb
+    parameters: {x: "{{ params.a }}"}
+  - id: gate
+    gate: approval
+    message: ok?
+  - id: second
+    notebook: notebooks/add.ipynb
+"""
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_validate_reports_invalid_runbook(write_runbook) -> None:
+    good = write_runbook(RUNBOOK)
+    bad = write_runbook(RUNBOOK.replace("x: ", "nope: "))
+    code, out = invoke("validate", str(good))
+    assert code == 0 and "✓" in out
+    code, out = invoke("validate", str(good), str(bad))
+    assert code == execute.EXIT_INVALID
+    assert "parameter 'nope' is not declared" in out and "✗" in out
+
+
+@pytest.mark.notebooks
+def test_run_gate_resume_history_show_verify(write_runbook, audit_dir: Path) -> None:
+    path = write_runbook(RUNBOOK)
+    code, out = invoke("run", str(path), "-p", "a=5")
+    assert code == execute.EXIT_AWAITING
+    assert "awaiting approval" in out
+    run_id = json.loads(invoke("history", "--json")[1])[-1]["run_id"]
+
+    code, out = invoke("resume", run_id[:22], "--approve", "gate")
+    assert code == execute.EXIT_OK, out
+    code, out = invoke("history", "--json")
+    runs = json.loads(out)
+    assert [r["status"] for r in runs] == ["awaiting_approval", "succeeded"]
+    assert runs[1]["key_results"]["total"] == 3  # the last step that records it wins
+
+    code, out = invoke("show", runs[1]["run_id"])
+    assert code == 0 and f"resumed from {run_id}" in out and "approved gate by" in out
+    assert invoke("verify")[0] == 0
+    code, out = invoke("report")
+    assert code == 0 and Path(out.strip()).name == "index.html"
+
+    (audit_dir / runs[0]["run_id"] / "runbook.yaml").chmod(0o644)
+    (audit_dir / runs[0]["run_id"] / "runbook.yaml").write_text("edited")
+    code, out = invoke("verify")
+    assert code == execute.EXIT_TAMPERED and "runbook.yaml modified" in out
+
+
+def test_bad_parameters_exit_2(write_runbook, audit_dir: Path, tmp_path: Path) -> None:
+    path = write_runbook(RUNBOOK)
+    code, out = invoke("run", str(path), "-p", "b=1")
+    assert code == 2 and "has no parameter 'b'" in out and "declared parameters: a (int)" in out
+    code, out = invoke("run", str(path), "-p", "a=notanint")
+    assert code == 2 and "expects a int" in out
+    code, out = invoke("run", str(path), "-p", "novalue")
+    assert code == 2 and "name=value" in out
+    code, out = invoke("run", str(tmp_path / "missing.yaml"))
+    assert code == execute.EXIT_INVALID and "does not exist" in out
+    code, out = invoke("run", str(path), "-f", str(tmp_path / "nope.yaml"))
+    assert code == 2 and "does not exist" in out
+    assert not audit_dir.exists() or not any(audit_dir.iterdir())  # nothing half-written
+
+
+def test_params_file_keeps_types(write_runbook, audit_dir: Path, tmp_path: Path) -> None:
+    path = write_runbook(
+        RUNBOOK.replace(
+            "a: {type: int, default: 1}", "a: {type: int, default: 1}\n  names: {type: list}"
+        )
+    )
+    params = tmp_path / "p.yaml"
+    params.write_text("a: 2\nnames: [x, y]\nunknown: 1\n")
+    code, out = invoke("run", str(path), "-f", str(params))
+    assert code == 2 and "'unknown'" in out
+
+
+def test_show_unknown_run(audit_dir: Path) -> None:
+    code, out = invoke("show", "nope")
+    assert code == 2 and "is not a run" in out
