@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
+
 from opsbook.migrate.checkpoint import Checkpoint
 from opsbook.migrate.errors import ValidationFailed
 from opsbook.migrate.ids import point_ids
@@ -73,6 +75,20 @@ def prefetch(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
         stop.set()
 
 
+def unit_rows(vectors: np.ndarray, distance: str) -> np.ndarray:
+    """float32 rows, scaled to unit length for Cosine (zero rows left as they are).
+
+    Qdrant normalises Cosine vectors itself, but qdrant-client's local mode persists the
+    raw vector and reloads it unnormalised, so a reopened store would rank wrongly. Writing
+    unit vectors makes every target hold the same thing, in memory and on disk.
+    """
+    v = np.asarray(vectors, dtype=np.float32)
+    if distance != "Cosine" or v.size == 0:
+        return v
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    return (v / np.where(norms == 0, 1, norms)).astype(np.float32)
+
+
 def to_points(batch: Batch) -> tuple[list[str], list[dict]]:
     """Point ids and payloads of a batch (vectors are passed through unchanged)."""
     payloads = [
@@ -107,7 +123,8 @@ def write_collection(
                     hint="run the dry run to list every problem; fix the source, then run again",
                 )
         ids, payloads = to_points(batch)
-        target.upsert(checkpoint.staging, ids, batch.vectors, payloads)
+        vectors = unit_rows(batch.vectors, info.distance)
+        target.upsert(checkpoint.staging, ids, vectors, payloads)
         checkpoint.advance(batch.offset + len(batch))
         stat = BatchStat(info.name, batch.offset, len(batch), started, time.perf_counter() - t0)
         stats.append(stat)

@@ -427,6 +427,7 @@ def migrate(config: MigrationConfig | None = None, **kwargs: Any) -> MigrationRe
         write_s = sum(r.write_s for r in results)
         t0 = time.perf_counter()
         if cfg.verify:
+            target.reopen()  # verify what was persisted, not what a cache holds
             for r in results:
                 r.report = verify_collection(
                     source,

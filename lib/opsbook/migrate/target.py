@@ -85,6 +85,10 @@ class Target(ABC):
     def exists(self, name: str) -> bool:
         return name in self.collections()
 
+    def reopen(self) -> None:
+        """Close and open again, so what follows reads what was persisted (no-op for servers)."""
+        return None
+
     def close(self) -> None:
         return None
 
@@ -178,6 +182,14 @@ class QdrantClientTarget(Target):
                 )
         if ops:
             self.client.update_collection_aliases(change_aliases_operations=ops)
+
+    def reopen(self) -> None:
+        if self.kind == "local":
+            from qdrant_client import QdrantClient
+
+            path = self.identity.split(":", 1)[1]
+            self.client.close()
+            self.client = QdrantClient(path=path)
 
     def close(self) -> None:
         self.client.close()
@@ -294,6 +306,9 @@ class EdgeTarget(Target):
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.root / "aliases.json")
+
+    def reopen(self) -> None:
+        self.close()
 
     def close(self) -> None:
         for shard in self._shards.values():

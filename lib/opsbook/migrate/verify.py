@@ -22,6 +22,7 @@ import numpy as np
 
 from opsbook.migrate.ids import point_id, point_ids
 from opsbook.migrate.payload import build_payload, payload_diff
+from opsbook.migrate.pipeline import unit_rows
 from opsbook.migrate.source import Batch, ChromaSource, CollectionInfo
 from opsbook.migrate.target import Target
 
@@ -72,11 +73,7 @@ class VerifyReport:
 
 def expected_vectors(batch: Batch, distance: str) -> np.ndarray:
     """What the target should hold for a batch: float32, unit length for Cosine."""
-    v = np.asarray(batch.vectors, dtype=np.float32)
-    if distance == "Cosine":
-        norms = np.linalg.norm(v, axis=1, keepdims=True)
-        v = v / np.where(norms == 0, 1, norms)
-    return v.astype(np.float32)
+    return unit_rows(batch.vectors, distance)
 
 
 def _check_page(

@@ -1,0 +1,137 @@
+"""Integrity charts: each function returns a matplotlib Figure (notebook, HTML, tests).
+
+Every chart accepts a :class:`~opsbook.migrate.run.MigrationResult`; the counts chart
+also accepts a dry-run :class:`~opsbook.migrate.run.Plan` (source side only), and the
+others draw a labelled empty frame for a dry run, so a notebook cell never branches.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from opsbook.migrate.run import MigrationResult, Plan
+
+CHECKS = ("count", "ids", "vectors", "payloads", "search")
+_KINDS_OF = {
+    "count": ("count",),
+    "ids": ("missing", "extra", "duplicate"),
+    "vectors": ("vector",),
+    "payloads": ("payload", "document", "metadata"),
+    "search": ("recall",),
+}
+
+
+def _figure(width: float = 7.0, height: float = 3.2) -> tuple[Figure, Any]:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _empty(title: str, why: str = "dry run: nothing written to the target") -> Figure:
+    fig, ax = _figure()
+    ax.set_title(title)
+    ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes, color="grey")
+    ax.set_axis_off()
+    return fig
+
+
+def counts_chart(outcome: MigrationResult | Plan) -> Figure:
+    """Source vs target record counts per collection (bars side by side)."""
+    fig, ax = _figure()
+    if isinstance(outcome, Plan):
+        names = [c.info.name for c in outcome.collections]
+        source = [c.info.count for c in outcome.collections]
+        target = [0] * len(names)
+    else:
+        counts = outcome.counts()
+        names = list(counts)
+        source = [counts[n]["source"] for n in names]
+        target = [max(counts[n]["target"], 0) for n in names]
+    x = np.arange(len(names))
+    ax.bar(x - 0.2, source, width=0.4, label="Chroma (source)", color="#4c72b0")
+    ax.bar(x + 0.2, target, width=0.4, label="Qdrant (target)", color="#55a868")
+    ax.set_xticks(x, names)
+    ax.set_ylabel("records")
+    ax.set_title("Records per collection")
+    ax.legend(loc="lower right")
+    return fig
+
+
+def throughput_chart(result: MigrationResult | Plan | None) -> Figure:
+    """Records/s of every written batch over the run's write time."""
+    if not isinstance(result, MigrationResult):
+        return _empty("Write throughput per batch")
+    fig, ax = _figure()
+    offset = 0.0
+    for c in result.collections:
+        if c.batches:
+            ends = np.array([b.ended_s for b in c.batches]) + offset
+            ax.plot(
+                ends, [b.records_per_s for b in c.batches], ".-", ms=3, lw=0.8, label=c.info.name
+            )
+            offset = float(ends[-1])
+    ax.set_xlabel("seconds since writing started")
+    ax.set_ylabel("records/s")
+    ax.set_title(f"Write throughput per batch (overall {result.records_per_s:,.0f} records/s)")
+    if any(c.batches for c in result.collections):
+        ax.legend(fontsize="small")
+    return fig
+
+
+def vector_diff_chart(result: MigrationResult | Plan | None, tolerance: float = 1e-6) -> Figure:
+    """Histogram of the per-record max |target - source| (log10, zero drawn at 1e-12)."""
+    if not isinstance(result, MigrationResult) or not any(c.report for c in result.collections):
+        return _empty("Vector differences")
+    fig, ax = _figure()
+    bins = np.linspace(-12.5, 1, 28)
+    for c in result.collections:
+        if c.report is not None and len(c.report.vector_diffs):
+            ax.hist(
+                np.log10(np.maximum(c.report.vector_diffs, 1e-12)),
+                bins=bins,
+                alpha=0.6,
+                label=c.info.name,
+            )
+    ax.axvline(np.log10(tolerance), color="red", ls="--", label=f"tolerance {tolerance:g}")
+    ax.set_xlabel("log10 max abs difference per record (-12 = identical)")
+    ax.set_ylabel("records")
+    ax.set_title("Vector differences after float32 (cosine: vs normalised source)")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def recall_chart(result: MigrationResult | Plan | None) -> Figure:
+    """Distribution of recall@10 per sampled query, per collection, with the threshold."""
+    if not isinstance(result, MigrationResult) or not any(c.report for c in result.collections):
+        return _empty("Search equivalence (recall@10)")
+    fig, ax = _figure()
+    reports = [c.report for c in result.collections if c.report is not None]
+    ax.boxplot([r.recalls or [1.0] for r in reports], showmeans=True)
+    ax.set_xticks(range(1, len(reports) + 1), [r.collection for r in reports])
+    ax.axhline(result.config.recall_threshold, color="red", ls="--", label="threshold")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_ylabel("recall@10 (Chroma vs Qdrant exact)")
+    ax.set_title("Search equivalence per collection")
+    ax.legend(loc="lower right")
+    return fig
+
+
+def pass_fail_table(result: MigrationResult | Plan | None) -> Any:
+    """One row per collection, one PASS/FAIL column per check (plus the totals)."""
+    import pandas as pd
+
+    if not isinstance(result, MigrationResult):
+        return pd.DataFrame(columns=["collection", *CHECKS, "overall"])
+    rows = []
+    for c in result.collections:
+        r = c.report
+        row: dict[str, Any] = {"collection": c.info.name}
+        for check, kinds in _KINDS_OF.items():
+            row[check] = (
+                "n/a" if r is None else ("FAIL" if any(r.mismatches[k] for k in kinds) else "PASS")
+            )
+        row["overall"] = "PASS" if r is not None and r.ok else "FAIL"
+        rows.append(row)
+    return pd.DataFrame(rows)
