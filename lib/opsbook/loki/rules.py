@@ -227,15 +227,25 @@ def expr_problem(expr: str) -> str | None:
     """Why ``expr`` cannot be a rule expression (None when it is fine)."""
     if is_log_query(expr):
         return "expr is a log query; rules need a metric query (e.g. count_over_time(...))"
-    try:
-        from opsbook.loki.logql import parse
-    except ImportError:  # the engine's parser is not available: skip the syntax check
+    parse = _logql_parser()
+    if parse is None:  # the engine's parser is not available: skip the syntax check
         return None
     try:
         parse(expr)
     except ConfigError as exc:
         return f"expr does not parse: {exc.message}"
     return None
+
+
+def _logql_parser() -> Any:
+    try:
+        from opsbook.loki.logql import parse
+    except ImportError:
+        try:
+            from opsbook.loki.logql.parser import parse
+        except ImportError:
+            return None
+    return parse
 
 
 def _check_duration(text: str, where: str, problems: list[str], positive: bool = False) -> None:
