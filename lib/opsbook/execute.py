@@ -481,6 +481,10 @@ class _Run:
             duration_s=round(duration, 3),
         )
         try:
+            if self.rb.summary is not None:
+                from opsbook.summary import write_summary
+
+                write_summary(self.folder, self.rb.summary, self.data)
             report.run_page(self.folder, self.data)
         except Exception as exc:
             self.data["report_error"] = f"{type(exc).__name__}: {exc}"

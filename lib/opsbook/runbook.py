@@ -95,6 +95,39 @@ class Step(BaseModel):
         return self.name or self.id
 
 
+class SummaryItem(BaseModel):
+    """One line of an executive summary: a label and a templated value (or a table)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str
+    value: str | None = None
+    table: str | None = None
+    ok: str | None = None
+
+
+class SummarySection(BaseModel):
+    """A block of the executive summary, linked to the report of ``step``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    heading: str
+    step: str
+    text: str = ""
+    ok: str | None = None
+    items: list[SummaryItem] = Field(default_factory=list)
+
+
+class Summary(BaseModel):
+    """An executive summary page written with every run of the runbook."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str
+    intro: str = ""
+    sections: list[SummarySection] = Field(default_factory=list)
+
+
 class Runbook(BaseModel):
     """A parsed runbook file."""
 
@@ -105,6 +138,7 @@ class Runbook(BaseModel):
     parameters: dict[str, ParamSpec] = Field(default_factory=dict)
     secrets: list[SecretSpec] = Field(default_factory=list)
     steps: list[Step]
+    summary: Summary | None = None
 
     @property
     def rollback_step_ids(self) -> set[str]:
@@ -408,6 +442,26 @@ def validate(loaded: LoadedRunbook) -> list[str]:
                     value, f"{prefix} {key}", rb, seen, infos, step, bare=key == "when"
                 )
         seen.append(step.id)
+    if rb.summary is not None:
+        problems += _check_summary(rb.summary, where, rb, seen, infos)
+    return problems
+
+
+def _check_summary(
+    summary: Summary, where: str, rb: Runbook, ids: list[str], infos: dict[str, NotebookInfo]
+) -> list[str]:
+    problems = []
+    fake = Step(id="summary", gate="approval")
+    for section in summary.sections:
+        prefix = f"{where}: summary section {section.heading!r}"
+        if section.step not in ids:
+            problems.append(f"{prefix}: step {section.step!r} does not exist")
+        values = [section.text, section.ok] + [
+            v for item in section.items for v in (item.value, item.table, item.ok)
+        ]
+        for value in values:
+            if value:
+                problems += _check_template(value, prefix, rb, ids, infos, fake)
     return problems
 
 
