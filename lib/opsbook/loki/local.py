@@ -1,0 +1,412 @@
+"""LocalLogs: an embedded LogQL engine over exported Loki logs.
+
+Reads, once, JSONL in logcli's ``--output=jsonl`` shape (``{"labels", "line",
+"timestamp"}``), JSONL with ``{"ts", "labels", "line"}`` and Loki push / query JSON
+(``{"streams": [...]}`` or ``{"data": {"resultType": "streams", "result": [...]}}``), and
+keeps each stream columnar: a sorted ``int64`` numpy array of timestamps and a list of
+lines. Entries identical in stream, timestamp and line are stored once, as Loki's
+ingester does. Queries answer exactly like Loki's HTTP ``data`` object.
+
+>>> logs = LocalLogs([])
+>>> logs.add_lines({"app": "api"}, [(1_000_000_000, "hello")])
+>>> logs.query_range('count_over_time({app="api"}[1m])', 0, 60, step="60s")["result"][0]["values"]
+[[60.0, '1']]
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from opsbook.errors import ConfigError
+from opsbook.loki.logql import ast
+from opsbook.loki.logql.engine import query_instant, query_range
+from opsbook.loki.logql.evaluator import LabelsKey
+from opsbook.loki.logql.parser import parse
+from opsbook.loki.timeutil import to_ns
+
+__all__ = ["LocalLogs"]
+
+
+@dataclass
+class _Stream:
+    labels: dict[str, str]
+    key: LabelsKey
+    ts: np.ndarray
+    lines: list[str]
+
+
+@dataclass
+class StreamSlice:
+    """Entries of one stream inside a time range (what the evaluator reads)."""
+
+    labels: dict[str, str]
+    ts: np.ndarray
+    lines: list[str]
+
+
+class LocalLogs:
+    """Exported logs held in memory, queried with LogQL.
+
+    ``paths`` is one path or a list of paths. ``max_query_series`` and
+    ``max_entries_limit`` reproduce Loki's limits (off by default for local analysis).
+    """
+
+    def __init__(
+        self,
+        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = (),
+        *,
+        max_query_series: int | None = None,
+        max_entries_limit: int | None = None,
+    ) -> None:
+        if isinstance(paths, str | os.PathLike):
+            paths = [paths]
+        self.max_query_series = max_query_series
+        self.max_entries_limit = max_entries_limit
+        self._streams: dict[LabelsKey, _Stream] = {}
+        self._pending: dict[
+            LabelsKey, tuple[dict[str, str], list[np.ndarray], list[list[str]]]
+        ] = {}
+        for path in paths:
+            self._load(Path(path))
+        self._finalize()
+
+    # ------------------------------------------------------------------ loading
+    def _load(self, path: Path) -> None:
+        if not path.exists():
+            raise ConfigError(f"log file not found: {path}", hint="check log_paths")
+        data = path.read_bytes()
+        stripped = data.lstrip()
+        if not stripped:
+            return
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            doc = None
+        if isinstance(doc, dict) and ("streams" in doc or "data" in doc):
+            self._load_streams_doc(doc, path)
+            return
+        if isinstance(doc, list):
+            raise ConfigError(
+                f"{path}: a JSON array is not a supported log export",
+                hint="use logcli --output=jsonl, or Loki push/query JSON",
+            )
+        self._load_jsonl(data, path)
+
+    def _load_streams_doc(self, doc: dict[str, Any], path: Path) -> None:
+        if "data" in doc:
+            data = doc["data"]
+            if not isinstance(data, dict) or data.get("resultType") != "streams":
+                raise ConfigError(
+                    f"{path}: query JSON must have resultType 'streams'",
+                    hint="export a log query, not a metric query",
+                )
+            streams = data.get("result", [])
+        else:
+            streams = doc["streams"]
+        for item in streams:
+            labels = item.get("stream") or item.get("labels")
+            values = item.get("values")
+            if not isinstance(labels, dict) or not isinstance(values, list):
+                raise ConfigError(f"{path}: each stream needs 'stream' labels and 'values'")
+            if not values:
+                continue
+            ts = np.array([int(v[0]) for v in values], dtype=np.int64)
+            self._append(_clean_labels(labels, path), ts, [str(v[1]) for v in values])
+
+    def _load_jsonl(self, data: bytes, path: Path) -> None:
+        raw_lines = [line for line in data.split(b"\n") if line.strip()]
+        try:
+            records = orjson.loads(b"[" + b",".join(raw_lines) + b"]")
+        except orjson.JSONDecodeError:
+            records = None
+        if records is None or len(records) != len(raw_lines):
+            records = [self._parse_line(line, number, path) for number, line in _numbered(data)]
+        groups: dict[tuple[Any, ...], int] = {}
+        label_sets: list[dict[str, str]] = []
+        stream_of = np.empty(len(records), dtype=np.int64)
+        stamps: list[Any] = []
+        lines: list[str] = []
+        for index, record in enumerate(records):
+            if not isinstance(record, dict):
+                raise ConfigError(f"{path}: record {index + 1} is not a JSON object")
+            try:
+                labels = record["labels"]
+                line = record["line"]
+                stamp = record["timestamp"] if "timestamp" in record else record["ts"]
+                raw_key = tuple(labels.items())
+            except (KeyError, AttributeError, TypeError):
+                raise ConfigError(
+                    f"{path}: record {index + 1} lacks labels/line/timestamp",
+                    hint='each line must look like {"labels": {...}, "line": "...", '
+                    '"timestamp": "RFC3339"} or {"ts": <ns>, ...}',
+                ) from None
+            slot = groups.get(raw_key)
+            if slot is None:
+                slot = groups[raw_key] = len(label_sets)
+                label_sets.append(_clean_labels(labels, path))
+            stream_of[index] = slot
+            stamps.append(stamp)
+            lines.append(line if isinstance(line, str) else str(line))
+        ts_all = _timestamps(stamps, path)
+        order = np.argsort(stream_of, kind="stable")
+        bounds = np.searchsorted(stream_of[order], np.arange(len(label_sets) + 1))
+        line_arr = np.array(lines, dtype=object)
+        for slot, labels in enumerate(label_sets):
+            idx = order[bounds[slot] : bounds[slot + 1]]
+            self._append(labels, ts_all[idx], line_arr[idx].tolist())
+
+    @staticmethod
+    def _parse_line(line: bytes, number: int, path: Path) -> Any:
+        try:
+            return orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise ConfigError(
+                f"{path}:{number}: invalid JSON ({exc})",
+                hint="each line must be one JSON object (logcli --output=jsonl)",
+            ) from None
+
+    def _append(self, labels: dict[str, str], ts: np.ndarray, lines: list[str]) -> None:
+        key = tuple(sorted(labels.items()))
+        slot = self._pending.get(key)
+        if slot is None:
+            existing = self._streams.pop(key, None)
+            slot = self._pending[key] = (labels, [], [])
+            if existing is not None:
+                slot[1].append(existing.ts)
+                slot[2].append(existing.lines)
+        slot[1].append(ts)
+        slot[2].append(lines)
+
+    def _finalize(self) -> None:
+        for key, (labels, ts_parts, line_parts) in self._pending.items():
+            ts = np.concatenate(ts_parts) if len(ts_parts) > 1 else ts_parts[0]
+            lines = (
+                [line for part in line_parts for line in part]
+                if len(line_parts) > 1
+                else line_parts[0]
+            )
+            if len(ts) > 1 and np.any(ts[1:] < ts[:-1]):
+                order = np.argsort(ts, kind="stable")
+                ts = ts[order]
+                lines = [lines[i] for i in order.tolist()]
+            ts, lines = _dedupe(ts, lines)
+            self._streams[key] = _Stream(labels, key, ts, lines)
+        self._pending = {}
+
+    def add_lines(self, labels: dict[str, str], entries: Iterable[tuple[int, str]]) -> None:
+        """Append entries ``(ts_ns, line)`` to the stream with ``labels`` (in memory)."""
+        pairs = list(entries)
+        if not pairs:
+            return
+        ts = np.array(
+            [ts if isinstance(ts, int) else to_ns(ts) for ts, _line in pairs], dtype=np.int64
+        )
+        self._append(_clean_labels(labels, Path("<add_lines>")), ts, [line for _ts, line in pairs])
+        self._finalize()
+
+    # ------------------------------------------------------------------ store protocol
+    def select(
+        self, matchers: tuple[ast.Matcher, ...], start_ns: int, end_ns: int
+    ) -> Iterator[StreamSlice]:
+        """Streams matching every matcher, with entries in ``[start_ns, end_ns)``."""
+        for stream in self._streams.values():
+            labels = stream.labels
+            if not all(m.matches(labels.get(m.name, "")) for m in matchers):
+                continue
+            lo = int(np.searchsorted(stream.ts, start_ns, side="left"))
+            hi = int(np.searchsorted(stream.ts, end_ns, side="left"))
+            if hi > lo:
+                yield StreamSlice(labels, stream.ts[lo:hi], stream.lines[lo:hi])
+
+    # ------------------------------------------------------------------ query API
+    def query_range(
+        self,
+        query: str,
+        start: Any,
+        end: Any,
+        step: Any = None,
+        limit: int = 100,
+        direction: str = "backward",
+    ) -> dict[str, Any]:
+        """Loki ``/query_range``: returns the ``data`` object (streams or matrix)."""
+        self._check_limit(limit)
+        return query_range(
+            self, query, start, end, step, limit, direction, max_series=self.max_query_series
+        )
+
+    def query(
+        self, query: str, time: Any = None, limit: int = 100, direction: str = "backward"
+    ) -> dict[str, Any]:
+        """Loki ``/query`` (instant): returns the ``data`` object (vector or scalar)."""
+        self._check_limit(limit)
+        return query_instant(self, query, time, limit, direction, max_series=self.max_query_series)
+
+    def _check_limit(self, limit: int) -> None:
+        if self.max_entries_limit is not None and limit > self.max_entries_limit:
+            from opsbook.loki.logql.errors import LogQLEvalError
+
+            raise LogQLEvalError(
+                f"max entries limit per query exceeded, limit > max_entries_limit "
+                f"({limit} > {self.max_entries_limit})",
+                hint="page through the range with smaller limits",
+            )
+
+    def _in_range(self, start: Any, end: Any) -> Iterator[_Stream]:
+        start_ns = to_ns(start) if start is not None else None
+        end_ns = to_ns(end) if end is not None else None
+        for stream in self._streams.values():
+            if not len(stream.ts):
+                continue
+            if start_ns is not None and stream.ts[-1] < start_ns:
+                continue
+            if end_ns is not None and stream.ts[0] >= end_ns:
+                continue
+            if start_ns is not None and end_ns is not None:
+                lo = np.searchsorted(stream.ts, start_ns, side="left")
+                hi = np.searchsorted(stream.ts, end_ns, side="left")
+                if hi <= lo:
+                    continue
+            yield stream
+
+    def labels(self, start: Any = None, end: Any = None) -> list[str]:
+        """Label names of streams with entries in ``[start, end)`` (all when None)."""
+        names = {name for stream in self._in_range(start, end) for name in stream.labels}
+        return sorted(names)
+
+    def label_values(self, name: str, start: Any = None, end: Any = None) -> list[str]:
+        """Values of label ``name`` over streams with entries in the range."""
+        values = {s.labels[name] for s in self._in_range(start, end) if name in s.labels}
+        return sorted(values)
+
+    def series(
+        self, match: Sequence[str] | str, start: Any = None, end: Any = None
+    ) -> list[dict[str, str]]:
+        """Label sets of streams matching any of the selectors in ``match``."""
+        selectors = [match] if isinstance(match, str) else list(match)
+        groups = [_selector_matchers(text) for text in selectors]
+        out = []
+        for stream in self._in_range(start, end):
+            labels = stream.labels
+            if any(all(m.matches(labels.get(m.name, "")) for m in group) for group in groups):
+                out.append(dict(stream.key))
+        return sorted(out, key=lambda d: tuple(sorted(d.items())))
+
+    def stats(self, query: str, start: Any, end: Any) -> dict[str, int]:
+        """Like ``/index/stats``: streams, chunks, entries and bytes the selectors touch.
+
+        Chunks are counted as one per stream with data in the range (exported logs carry
+        no chunk boundaries).
+        """
+        groups = _query_matchers(parse(query))
+        start_ns, end_ns = to_ns(start), to_ns(end)
+        streams = entries = size = 0
+        for stream in self._streams.values():
+            labels = stream.labels
+            if not any(all(m.matches(labels.get(m.name, "")) for m in g) for g in groups):
+                continue
+            lo = int(np.searchsorted(stream.ts, start_ns, side="left"))
+            hi = int(np.searchsorted(stream.ts, end_ns, side="left"))
+            if hi <= lo:
+                continue
+            streams += 1
+            entries += hi - lo
+            size += sum(len(line.encode("utf-8")) for line in stream.lines[lo:hi])
+        return {"streams": streams, "chunks": streams, "entries": entries, "bytes": size}
+
+    @property
+    def entry_count(self) -> int:
+        """Number of stored entries across all streams."""
+        return sum(len(s.ts) for s in self._streams.values())
+
+
+def _numbered(data: bytes) -> Iterator[tuple[int, bytes]]:
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if line.strip():
+            yield number, line
+
+
+def _clean_labels(labels: Any, path: Path) -> dict[str, str]:
+    if not isinstance(labels, dict):
+        raise ConfigError(f"{path}: labels must be a JSON object")
+    return {str(k): str(v) for k, v in labels.items() if v is not None and str(v) != ""}
+
+
+def _timestamps(stamps: list[Any], path: Path) -> np.ndarray:
+    if not stamps:
+        return np.empty(0, dtype=np.int64)
+    first = stamps[0]
+    if isinstance(first, str) and first.endswith("Z") and "T" in first:
+        try:
+            if all(isinstance(s, str) and s.endswith("Z") for s in stamps):
+                arr = np.array([s[:-1] for s in stamps], dtype="datetime64[ns]")
+                return arr.astype(np.int64)
+        except ValueError:
+            pass
+    if isinstance(first, str) and "T" in first:
+        try:
+            import pandas as pd
+
+            parsed = pd.to_datetime(pd.Series(stamps), utc=True, format="ISO8601")
+            return parsed.astype("int64").to_numpy()
+        except (ValueError, TypeError):
+            pass
+    try:
+        return np.array([to_ns(s) for s in stamps], dtype=np.int64)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc.message}", hint=exc.hint) from None
+
+
+def _dedupe(ts: np.ndarray, lines: list[str]) -> tuple[np.ndarray, list[str]]:
+    if len(ts) < 2:
+        return ts, lines
+    same = np.flatnonzero(ts[1:] == ts[:-1])
+    if not len(same):
+        return ts, lines
+    drop: set[int] = set()
+    start = 0
+    tsl = ts.tolist()
+    # walk runs of equal timestamps and keep the first of identical lines
+    idx = 0
+    positions = (same + 1).tolist()
+    while idx < len(positions):
+        pos = positions[idx]
+        start = pos - 1
+        end = pos
+        while idx < len(positions) and positions[idx] == end:
+            end += 1
+            idx += 1
+        seen: set[str] = set()
+        for i in range(start, end):
+            if lines[i] in seen:
+                drop.add(i)
+            seen.add(lines[i])
+    if not drop:
+        return ts, lines
+    keep = [i for i in range(len(tsl)) if i not in drop]
+    return ts[keep], [lines[i] for i in keep]
+
+
+def _selector_matchers(text: str) -> tuple[ast.Matcher, ...]:
+    expr = parse(text)
+    if not isinstance(expr, ast.LogSelector) or expr.stages:
+        raise ConfigError(f'series match must be a stream selector like {{app="x"}}: {text}')
+    return expr.matchers
+
+
+def _query_matchers(expr: ast.Expr) -> list[tuple[ast.Matcher, ...]]:
+    if isinstance(expr, ast.LogSelector):
+        return [expr.matchers]
+    if isinstance(expr, ast.RangeAgg):
+        return [expr.range.selector.matchers]
+    if isinstance(expr, ast.VectorAgg | ast.LabelReplace):
+        return _query_matchers(expr.expr)
+    if isinstance(expr, ast.BinOp):
+        return _query_matchers(expr.lhs) + _query_matchers(expr.rhs)
+    return []

@@ -1,0 +1,228 @@
+"""Run a LogQL query against a store and shape the answer like Loki's HTTP ``data``.
+
+Range metric queries are step-aligned the way Loki's query frontend does it (start rounded
+down and end rounded up to a multiple of ``step``); the default step is Loki's
+``max(floor((end - start) / 250s), 1s)``. Log queries select ``[start, end)`` and return
+at most ``limit`` entries in ``direction`` order.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+import numpy as np
+
+from opsbook.loki.logql import ast
+from opsbook.loki.logql.errors import LogQLEvalError
+from opsbook.loki.logql.evaluator import (
+    Evaluator,
+    LabelsKey,
+    Series,
+    Store,
+    format_value,
+    labels_key,
+)
+from opsbook.loki.logql.parser import parse
+from opsbook.loki.logql.pipeline import Entry, compile_pipeline, run_entry
+from opsbook.loki.timeutil import NS_PER_S, parse_duration, to_ns
+
+MAX_POINTS = 11_000
+
+
+def parse_step(step: Any, start_ns: int, end_ns: int) -> int:
+    """Step in ns from a duration string, seconds (number / numeric string) or None."""
+    if step is None or step == "":
+        return max((end_ns - start_ns) // (250 * NS_PER_S), 1) * NS_PER_S
+    if isinstance(step, bool):
+        raise LogQLEvalError(f"invalid step {step!r}")
+    if isinstance(step, int | float):
+        ns = int(round(float(step) * NS_PER_S))
+    else:
+        text = str(step).strip()
+        try:
+            ns = int(round(float(text) * NS_PER_S))
+        except ValueError:
+            ns = parse_duration(text)
+    if ns <= 0:
+        raise LogQLEvalError(
+            "zero or negative query resolution step widths are not accepted. "
+            "Try a positive integer",
+            hint="pass step as a duration such as 1m or a number of seconds",
+        )
+    return ns
+
+
+def query_range(
+    store: Store,
+    query: str,
+    start: Any,
+    end: Any,
+    step: Any = None,
+    limit: int = 100,
+    direction: str = "backward",
+    *,
+    max_series: int | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``query`` over ``[start, end]`` (see module docstring)."""
+    expr = parse(query)
+    start_ns, end_ns = to_ns(start), to_ns(end)
+    if end_ns < start_ns:
+        raise LogQLEvalError(
+            "end timestamp must not be before or equal to start time",
+            hint="swap start and end",
+        )
+    _check_direction(direction)
+    if isinstance(expr, ast.LogSelector):
+        return log_query(store, expr, start_ns, end_ns, limit, direction)
+    step_ns = parse_step(step, start_ns, end_ns)
+    if (end_ns - start_ns) // step_ns > MAX_POINTS:
+        raise LogQLEvalError(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing "
+            "the query resolution (?step=XX)",
+            hint="use a larger step",
+        )
+    start_ns -= start_ns % step_ns
+    if end_ns % step_ns:
+        end_ns += step_ns - end_ns % step_ns
+    steps = np.arange(start_ns, end_ns + 1, step_ns, dtype=np.int64)
+    series = Evaluator(store, steps, instant=False).eval(expr)
+    _check_series(series, max_series)
+    return {"resultType": "matrix", "result": _matrix(series, steps)}
+
+
+def query_instant(
+    store: Store,
+    query: str,
+    time: Any = None,
+    limit: int = 100,
+    direction: str = "backward",
+    *,
+    max_series: int | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``query`` at one instant (default: now)."""
+    expr = parse(query)
+    _check_direction(direction)
+    t_ns = to_ns("now" if time is None else time)
+    if isinstance(expr, ast.LogSelector):
+        raise LogQLEvalError(
+            "log queries are not supported as an instant query type, please change your "
+            "query to a range query type",
+            hint="use query_range for log queries",
+        )
+    if isinstance(expr, ast.Literal):
+        return {"resultType": "scalar", "result": [_ts(t_ns), format_value(expr.value)]}
+    steps = np.array([t_ns], dtype=np.int64)
+    series = Evaluator(store, steps, instant=True).eval(expr)
+    _check_series(series, max_series)
+    rows = [(key, float(values[0])) for key, (values, present) in series.items() if present[0]]
+    rows.sort(key=lambda row: row[0])
+    order = _sort_order(expr)
+    if order is not None:
+        rows.sort(key=lambda row: _nan_last(row[1], order), reverse=order == "sort_desc")
+    result = [
+        {"metric": dict(key), "value": [_ts(t_ns), format_value(value)]} for key, value in rows
+    ]
+    return {"resultType": "vector", "result": result}
+
+
+def _nan_last(value: float, order: str) -> float:
+    if value != value:
+        return float("-inf") if order == "sort_desc" else float("inf")
+    return value
+
+
+def _sort_order(expr: ast.Expr) -> str | None:
+    if isinstance(expr, ast.VectorAgg):
+        if expr.op in ("sort", "sort_desc"):
+            return expr.op
+        return _sort_order(expr.expr)
+    if isinstance(expr, ast.BinOp):
+        return _sort_order(expr.lhs) or _sort_order(expr.rhs)
+    if isinstance(expr, ast.LabelReplace):
+        return _sort_order(expr.expr)
+    return None
+
+
+def _check_direction(direction: str) -> None:
+    if direction not in ("forward", "backward"):
+        raise LogQLEvalError(f"invalid direction {direction!r}", hint="use 'forward' or 'backward'")
+
+
+def _check_series(series: Series, max_series: int | None) -> None:
+    if max_series is not None and len(series) > max_series:
+        raise LogQLEvalError(
+            f"maximum of series ({max_series}) reached for a single query",
+            hint="aggregate with sum by (...) or narrow the selector",
+        )
+
+
+def _ts(ns: int) -> float:
+    return (ns // 1_000_000) / 1000
+
+
+def _matrix(series: Series, steps: np.ndarray) -> list[dict[str, Any]]:
+    times = [_ts(int(t)) for t in steps.tolist()]
+    out = []
+    for key in sorted(series):
+        values, present = series[key]
+        idx = np.flatnonzero(present).tolist()
+        vals = values.tolist()
+        out.append(
+            {"metric": dict(key), "values": [[times[i], format_value(vals[i])] for i in idx]}
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------- log queries
+
+
+def log_query(
+    store: Store,
+    expr: ast.LogSelector,
+    start_ns: int,
+    end_ns: int,
+    limit: int,
+    direction: str,
+) -> dict[str, Any]:
+    """Entries in ``[start, end)`` after the pipeline, newest first unless forward."""
+    if limit < 0:
+        raise LogQLEvalError("limit must be a positive value", hint="pass limit >= 1")
+    pipeline = compile_pipeline(expr.stages)
+    backward = direction == "backward"
+    candidates: list[tuple[int, LabelsKey, int, str]] = []
+    seq = 0
+    for stream in store.select(expr.matchers, start_ns, end_ns):
+        kept = 0
+        n = len(stream.lines)
+        order = range(n - 1, -1, -1) if backward else range(n)
+        ts_list = stream.ts.tolist()
+        base = stream.labels
+        base_key = labels_key(base)
+        preds = pipeline.line_predicates() if pipeline.line_only else None
+        for i in order:
+            if kept >= limit:
+                break
+            line = stream.lines[i]
+            if preds is not None:
+                if not all(p(line) for p in preds):
+                    continue
+                key = base_key
+            else:
+                entry = Entry(ts_list[i], line, dict(base), base)
+                if not run_entry(pipeline.fns, entry):
+                    continue
+                key = labels_key(entry.labels)
+                line = entry.line
+            candidates.append((ts_list[i], key, seq, line))
+            seq += 1
+            kept += 1
+    if backward:
+        chosen = heapq.nlargest(limit, candidates, key=lambda c: (c[0], c[1], -c[2]))
+    else:
+        chosen = heapq.nsmallest(limit, candidates, key=lambda c: (c[0], c[1], c[2]))
+    streams: dict[LabelsKey, list[list[str]]] = {}
+    for ts, key, _seq, line in chosen:
+        streams.setdefault(key, []).append([str(ts), line])
+    result = [{"stream": dict(key), "values": streams[key]} for key in sorted(streams)]
+    return {"resultType": "streams", "result": result}
