@@ -367,6 +367,7 @@ class VerifyReport:
     missing_in_archive: list[str]
     still_in_apps: list[str]
     unresolved_entries: list[str]
+    empty_globs: list[str]
     references: list[dict[str, Any]]
     lockfiles_to_regenerate: dict[str, str]
     apps_after: int
@@ -408,7 +409,12 @@ class VerifyReport:
             {
                 "check": "workspace entries resolve",
                 "ok": not self.unresolved_entries,
-                "detail": ", ".join(self.unresolved_entries),
+                "detail": ", ".join(self.unresolved_entries)
+                + (
+                    f" (globs matching nothing: {', '.join(self.empty_globs)})"
+                    if self.empty_globs
+                    else ""
+                ),
             },
             {
                 "check": "no references to archived paths",
@@ -488,6 +494,7 @@ def verify_archive(repo_path: str | Path, archive_path: str) -> VerifyReport:
     manifest = load_manifest(repo, archive_path)
     entries = manifest["apps"]
     apps_dirs = manifest.get("apps_dirs", ["apps"])
+    broken, empty = ws.unresolved_entries(repo)
     apps_after = sum(
         1
         for d in apps_dirs
@@ -500,7 +507,8 @@ def verify_archive(repo_path: str | Path, archive_path: str) -> VerifyReport:
         archived=[e["app"] for e in entries],
         missing_in_archive=[e["dst"] for e in entries if not (repo / e["dst"]).is_dir()],
         still_in_apps=[e["src"] for e in entries if (repo / e["src"]).exists()],
-        unresolved_entries=ws.unresolved_entries(repo),
+        unresolved_entries=broken,
+        empty_globs=empty,
         references=_references(repo, archive_path, entries),
         lockfiles_to_regenerate=_lockfiles(repo, entries),
         apps_after=apps_after,

@@ -416,13 +416,17 @@ def revert_edit(repo: Path, edit: Edit) -> bool:
     return True
 
 
-def unresolved_entries(repo: Path) -> list[str]:
-    """Workspace entries that select nothing: ``"file: entry"`` strings."""
-    bad: list[str] = []
+def unresolved_entries(repo: Path) -> tuple[list[str], list[str]]:
+    """(broken, empty): literal entries naming no folder, and globs selecting nothing.
+
+    Package managers fail on a missing literal workspace; an empty glob is only a warning.
+    """
+    broken: list[str] = []
+    empty: list[str] = []
     for src in sources(repo):
         for pat in src.patterns:
-            if pat.strip().startswith("!"):
+            if pat.strip().startswith("!") or expand(repo, [pat]):
                 continue
-            if not expand(repo, [pat]):
-                bad.append(f"{src.file}: {pat}")
-    return bad
+            glob = any(ch in pat for ch in "*?[")
+            (empty if glob else broken).append(f"{src.file}: {pat}")
+    return broken, empty
