@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
-import shutil
-
 import chromadb
-from chromadb.config import Settings
 import numpy as np
 import pytest
+from chromadb.config import Settings
 
 from opsbook.migrate import cleanup, migrate, plan
+from opsbook.migrate.errors import ValidationFailed
 from opsbook.migrate.ids import point_id
 from opsbook.migrate.payload import DOCUMENT_KEY, METADATA_KEY, same_value
-from opsbook.migrate.errors import ValidationFailed
 from opsbook.migrate.run import MigrationResult
 from opsbook.migrate.source import ChromaSource
 from opsbook.migrate.target import open_target

@@ -133,9 +133,10 @@ def verify_backup(backup: Path) -> dict:
     if manifest["kind"] == "directory":
         actual = hash_tree(backup / "store")
         if actual != manifest["files"]:
-            bad = sorted(set(actual.items()) ^ set(manifest["files"].items()))  # type: ignore[arg-type]
+            want = manifest["files"]
+            bad = sorted(k for k in set(actual) | set(want) if actual.get(k) != want.get(k))
             raise BackupError(
-                f"backup {backup} does not match its manifest ({len(bad)} entries)",
+                f"backup {backup} does not match its manifest: {bad[:5]}",
                 hint="the backup is damaged; take a new one from the source",
             )
     else:

@@ -26,7 +26,7 @@ from opsbook.migrate.backup import backup_directory, export_collections
 from opsbook.migrate.errors import ValidationFailed
 from opsbook.migrate.pipeline import BatchStat, write_collection
 from opsbook.migrate.source import ChromaSource, CollectionInfo, check_chroma_dir, open_source
-from opsbook.migrate.target import Target, open_target
+from opsbook.migrate.target import KINDS, Target, open_target
 from opsbook.migrate.validate import Findings, check_batch
 from opsbook.migrate.verify import VerifyReport, verify_collection
 
@@ -70,6 +70,10 @@ class MigrationConfig:
             self.work_dir = tempfile.mkdtemp(prefix="opsbook-migrate-")
         if not self.target:
             self.target = "server" if self.qdrant_url else "local"
+        if self.target not in KINDS:
+            raise ConfigError(
+                f"unknown target {self.target!r}", hint=f"choose one of {list(KINDS)}"
+            )
         if not self.qdrant_path and self.target in ("local", "edge"):
             self.qdrant_path = str(Path(self.work_dir) / "qdrant")
         if not self.backup_dir:

@@ -324,10 +324,10 @@ def open_target(
     api_key: str | None = None,
 ) -> Target:
     """Open a target by kind; a server is checked for reachability before anything is written."""
-    from opsbook.migrate.errors import MigrateError
+    from opsbook.errors import ConfigError
 
     if kind not in KINDS:
-        raise MigrateError(f"unknown target {kind!r}", hint=f"choose one of {list(KINDS)}")
+        raise ConfigError(f"unknown target {kind!r}", hint=f"choose one of {list(KINDS)}")
     if kind == "server":
         return _server(url, api_key)
     if kind == "memory":
@@ -337,7 +337,7 @@ def open_target(
             QdrantClient(location=":memory:"), "memory", f"memory:{id(object())}"
         )
     if not path:
-        raise MigrateError(f"target {kind!r} needs a path", hint="pass qdrant_path=...")
+        raise ConfigError(f"target {kind!r} needs a path", hint="pass qdrant_path=...")
     root = Path(path).expanduser().resolve()
     if kind == "edge":
         return EdgeTarget(root)
@@ -357,11 +357,11 @@ def open_target(
 def _server(url: str | None, api_key: str | None) -> Target:
     from qdrant_client import QdrantClient
 
-    from opsbook.migrate.errors import MigrateError
+    from opsbook.errors import ConfigError
 
     if not url:
-        raise MigrateError("target 'server' needs qdrant_url", hint="e.g. http://127.0.0.1:6333")
-    client = QdrantClient(url=url, api_key=api_key, timeout=10)
+        raise ConfigError("target 'server' needs qdrant_url", hint="e.g. http://127.0.0.1:6333")
+    client = QdrantClient(url=url, api_key=api_key, timeout=10, check_compatibility=False)
     try:
         client.get_collections()
     except Exception as exc:  # httpx / grpc / ResponseHandlingException

@@ -1,0 +1,136 @@
+"""Injected corruption in staging fails verification and leaves the alias alone; rollback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from opsbook.migrate import migrate, rollback
+from opsbook.migrate.ids import point_id
+from opsbook.migrate.source import open_source
+from opsbook.migrate.target import open_target
+from opsbook.migrate.verify import verify_collection
+
+COL = "support-articles"
+
+
+@pytest.fixture()
+def two_runs(demo_store: Path, tmp_path: Path) -> tuple[str, str, Path]:
+    """A first migration cut over (alias → A), then a second one staged but not cut over (B)."""
+    first = migrate(
+        chroma_path=str(demo_store),
+        work_dir=str(tmp_path),
+        dry_run=False,
+        collections=[COL],
+        backup=False,
+    )
+    second = migrate(
+        chroma_path=str(demo_store),
+        work_dir=str(tmp_path),
+        dry_run=False,
+        collections=[COL],
+        backup=False,
+        cutover=False,
+    )
+    assert first.cutover_done and not second.cutover_done and second.integrity_ok
+    return first.collections[0].staging, second.collections[0].staging, tmp_path
+
+
+def _corrupt(qdrant: Path, staging: str, kind: str, chroma_id: str) -> None:
+    with open_target("local", qdrant) as target:
+        pid = point_id(chroma_id)
+        vec, payload = target.retrieve(staging, [pid])[pid]
+        if kind == "missing":
+            target.delete_points(staging, [pid])
+            return
+        if kind == "metadata":
+            payload = payload | {"metadata": {**(payload["metadata"] or {}), "page": 1.0}}
+        elif kind == "document":
+            payload = payload | {"document": (payload["document"] or "") + " (edited)"}
+        elif kind == "vector":
+            vec = vec.copy()
+            vec[3] += 1e-4
+        target.upsert(staging, [pid], vec[None, :], [payload])
+
+
+@pytest.mark.parametrize("kind", ["missing", "metadata", "document", "vector"])
+def test_corruption_blocks_cutover(two_runs, demo_store: Path, kind: str) -> None:
+    a, b, work = two_runs
+    _corrupt(work / "qdrant", b, kind, "0042")
+    again = migrate(
+        chroma_path=str(demo_store),
+        work_dir=str(work),
+        dry_run=False,
+        collections=[COL],
+        backup=False,
+        resume=True,
+    )
+    assert again.collections[0].staging == b
+    report = again.collections[0].report
+    assert not again.integrity_ok and not again.cutover_done
+    assert report.mismatches[kind] == 1 and sum(report.mismatches.values()) == (
+        2 if kind == "missing" else 1
+    )  # a missing point also breaks the count
+    assert any(e["id"] == "0042" and e["kind"] == kind for e in report.examples)
+    with open_target("local", work / "qdrant") as target:
+        assert target.aliases()[COL] == a
+
+
+def test_extra_and_duplicate_points_are_found(two_runs, demo_store: Path) -> None:
+    _, b, work = two_runs
+    with open_target("local", work / "qdrant") as target:
+        vec, payload = next(iter(target.retrieve(b, [point_id("42")]).values()))
+        # same chroma id under a foreign point id (what a different id scheme leaves behind)
+        target.upsert(b, ["00000000-0000-4000-8000-000000000001"], vec[None, :], [payload])
+    source = open_source(str(demo_store), work_dir=str(work))
+    try:
+        with open_target("local", work / "qdrant") as target:
+            report = verify_collection(source, target, source.info(COL), b)
+    finally:
+        source.close()
+    assert report.mismatches["extra"] == 1 and report.mismatches["count"] == 1
+    assert not report.ok
+
+
+def test_recall_threshold_is_enforced(two_runs, demo_store: Path) -> None:
+    _, b, work = two_runs
+    with open_target("local", work / "qdrant") as target:  # scramble every vector
+        ids = [p for page in target.scroll_ids(b) for p, _ in page]
+        found = target.retrieve(b, ids)
+        rng = np.random.default_rng(1)
+        vecs = rng.standard_normal((len(ids), 384)).astype(np.float32)
+        target.upsert(b, ids, vecs, [found[i][1] for i in ids])
+    source = open_source(str(demo_store), work_dir=str(work))
+    try:
+        with open_target("local", work / "qdrant") as target:
+            report = verify_collection(source, target, source.info(COL), b, n_queries=10)
+    finally:
+        source.close()
+    assert report.recall_at_10 < 0.5 and report.mismatches["recall"] == 1
+    assert len(report.recalls) == 10
+
+
+def test_rollback_switches_the_alias_back(two_runs, demo_store: Path) -> None:
+    a, b, work = two_runs
+    cut = migrate(
+        chroma_path=str(demo_store),
+        work_dir=str(work),
+        dry_run=False,
+        collections=[COL],
+        backup=False,
+        resume=True,
+    )
+    assert cut.cutover_done and cut.collections[0].staging == b
+    assert cut.cutover_entry["switches"] == [{"alias": COL, "from": a, "to": b}]
+    undone = rollback(work_dir=str(work))
+    assert undone == [{"alias": COL, "from": b, "to": a}]
+    with open_target("local", work / "qdrant") as target:
+        assert target.aliases()[COL] == a
+        assert {a, b} <= set(target.collections())  # nothing deleted by a rollback
+    # the first cutover is next in line: rolling it back removes the alias entirely
+    assert rollback(work_dir=str(work)) == [{"alias": COL, "from": a, "to": None}]
+    assert rollback(work_dir=str(work)) == []
+    with open_target("local", work / "qdrant") as target:
+        assert COL not in target.aliases()
