@@ -42,8 +42,8 @@ class LineFilter:
     op: str  # |=  !=  |~  !~  |>  !>
     values: tuple[str, ...]
     ip: bool = False
-    line: int = 0
-    col: int = 0
+    line: int = field(default=0, compare=False)
+    col: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)

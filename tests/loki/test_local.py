@@ -1,0 +1,123 @@
+"""LocalLogs: loading each export format once, metadata endpoints, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from opsbook.errors import ConfigError
+from opsbook.loki.local import LocalLogs
+from opsbook.loki.logql import LogQLEvalError
+
+S = 1_000_000_000
+T0 = 1_700_000_040 * S
+
+
+def _logcli(path: Path) -> Path:
+    rows = [
+        {
+            "labels": {"app": "api", "env": "prod"},
+            "line": "a1",
+            "timestamp": "2023-11-14T22:14:01Z",
+        },
+        {
+            "labels": {"env": "prod", "app": "api"},
+            "line": "a2",
+            "timestamp": "2023-11-14T22:14:02.5Z",
+        },
+        {
+            "labels": {"app": "web"},
+            "line": "w1",
+            "timestamp": "2023-11-14T23:14:03.000000001+01:00",
+        },
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def test_logcli_jsonl_groups_streams_and_parses_timestamps(tmp_path: Path) -> None:
+    logs = LocalLogs(_logcli(tmp_path / "x.jsonl"))
+    data = logs.query_range('{app=~".+"}', T0, T0 + 10 * S, limit=10, direction="forward")
+    by_app = {s["stream"]["app"]: s["values"] for s in data["result"]}
+    assert by_app["api"] == [[str(T0 + S), "a1"], [str(T0 + 2 * S + S // 2), "a2"]]
+    assert by_app["web"] == [[str(T0 + 3 * S + 1), "w1"]]
+
+
+def test_ts_jsonl_and_push_and_query_json(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_text(
+        json.dumps({"ts": T0 + S, "labels": {"app": "a"}, "line": "x"})
+        + "\n"
+        + json.dumps({"ts": str(T0 + 2 * S), "labels": {"app": "a"}, "line": "y"})
+    )
+    push = {"streams": [{"stream": {"app": "b"}, "values": [[str(T0 + 3 * S), "z"]]}]}
+    (tmp_path / "b.json").write_text(json.dumps(push))
+    query = {
+        "status": "success",
+        "data": {
+            "resultType": "streams",
+            "result": [
+                {"stream": {"app": "a"}, "values": [[str(T0 + 4 * S), "w"], [str(T0 + S), "x"]]}
+            ],
+        },
+    }
+    (tmp_path / "c.json").write_text(json.dumps(query))
+    logs = LocalLogs([tmp_path / "a.jsonl", tmp_path / "b.json", tmp_path / "c.json"])
+    assert logs.entry_count == 4  # the x entry appears twice (same ts, same line): stored once
+    result = logs.query('sum by (app) (count_over_time({app=~"a|b"}[1m]))', T0 + 10 * S)
+    assert {r["metric"]["app"]: r["value"][1] for r in result["result"]} == {"a": "3", "b": "1"}
+
+
+def test_metadata_endpoints(tmp_path: Path) -> None:
+    logs = LocalLogs(_logcli(tmp_path / "x.jsonl"))
+    assert logs.labels() == ["app", "env"]
+    assert logs.label_values("app") == ["api", "web"]
+    assert logs.label_values("app", start=T0 + 3 * S, end=T0 + 4 * S) == ["web"]
+    assert logs.labels(start=T0 + 3 * S, end=T0 + 4 * S) == ["app"]
+    assert logs.series(['{app="api"}', '{app="web"}']) == [
+        {"app": "api", "env": "prod"},
+        {"app": "web"},
+    ]
+    stats = logs.stats('sum(rate({env="prod"}[1m]))', T0, T0 + 10 * S)
+    assert stats == {"streams": 1, "chunks": 1, "entries": 2, "bytes": 4}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"labels": {"a": "b"}, "line": "x"}\n', "lacks labels/line/timestamp"),
+        ('{"labels": {"a": "b"}, "line": "x", "timestamp": "yesterday"}\n', "invalid time"),
+        ("not json\n", "invalid JSON"),
+        ("[1, 2]", "JSON array"),
+        ('{"data": {"resultType": "matrix", "result": []}}', "resultType 'streams'"),
+    ],
+)
+def test_bad_files_fail_clearly(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        LocalLogs(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        LocalLogs(tmp_path / "nope.jsonl")
+
+
+def test_add_lines_merges_out_of_order_entries() -> None:
+    logs = LocalLogs()
+    logs.add_lines({"app": "x"}, [(T0 + 5 * S, "late")])
+    logs.add_lines({"app": "x"}, [(T0 + S, "early")])
+    data = logs.query_range('{app="x"}', T0, T0 + 10 * S, direction="forward")
+    assert [v[1] for v in data["result"][0]["values"]] == ["early", "late"]
+
+
+def test_limits_like_loki() -> None:
+    logs = LocalLogs(max_entries_limit=5000, max_query_series=1)
+    logs.add_lines({"app": "x"}, [(T0 + S, "a")])
+    logs.add_lines({"app": "y"}, [(T0 + S, "a")])
+    with pytest.raises(LogQLEvalError, match="max entries limit"):
+        logs.query_range('{app="x"}', T0, T0 + 10 * S, limit=5001)
+    with pytest.raises(LogQLEvalError, match="maximum of series"):
+        logs.query('count_over_time({app=~".+"}[1m])', T0 + 10 * S)
