@@ -1,0 +1,205 @@
+"""Connection capacity: many idle subscriber connections, and what each costs Redis.
+
+Holder processes (a few, each with its RLIMIT_NOFILE raised to the hard limit) open
+plain sockets, send ``CLIENT SETNAME`` + ``SUBSCRIBE`` on all of them, then read the
+replies: thousands of connections per second without asyncio. At each checkpoint the
+orchestrator reads INFO (``used_memory``, ``mem_clients_normal``, ``connected_clients``)
+and CLIENT LIST (``tot-mem`` of our named connections); after ``settle_s`` it reads them
+again, since Redis shrinks idle reply buffers only after a while. The first limit hit
+(fd limit, ``maxclients``) is reported instead of raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+import pandas as pd
+
+from opsbook.pubsub.endpoint import parse_info
+from opsbook.pubsub.harness import Bench, StepResult, _recv
+from opsbook.pubsub.resp import ConnParams, RawConn, ReplyError, pack
+from opsbook.pubsub.workers import raise_nofile_limit
+
+
+def _open_batch(
+    params: ConnParams, n: int, name: str, channel: str
+) -> tuple[list[RawConn], str | None]:
+    """Open up to ``n`` subscribed connections; stop at the first error and say which."""
+    conns: list[RawConn] = []
+    error = None
+    hello = pack("CLIENT", "SETNAME", name) + pack("SUBSCRIBE", channel)
+    for _ in range(n):
+        try:
+            conn = RawConn(params, timeout=10.0, wait_auth=False)
+            conn.send(hello)
+        except Exception as exc:  # fd limit (EMFILE) or refused
+            error = str(exc)
+            break
+        conns.append(conn)
+    alive = []
+    for conn in conns:
+        try:
+            for _ in range(3 if params.password else 2):
+                reply = conn.read_reply()
+                if isinstance(reply, ReplyError):
+                    raise reply
+        except (ReplyError, OSError, ConnectionError) as exc:
+            error = error or str(exc) or "connection closed by Redis"
+            conn.close()
+            continue
+        alive.append(conn)
+    return alive, error
+
+
+def holder_main(params: ConnParams, pipe: Connection) -> None:
+    """Entry point of a holder process: ``open`` (more) connections, ``close`` them all."""
+    soft, hard = raise_nofile_limit()
+    conns: list[RawConn] = []
+    while True:
+        cmd = pipe.recv()
+        if cmd["op"] == "ping":
+            pipe.send({"pong": True, "nofile": [soft, hard]})
+        elif cmd["op"] == "open":
+            new, error = _open_batch(params, int(cmd["n"]), cmd["name"], cmd["channel"])
+            conns += new
+            pipe.send({"open": len(conns), "limit_error": error})
+        elif cmd["op"] in ("close", "stop"):
+            for conn in conns:
+                conn.close()
+            conns = []
+            pipe.send({"closed": True})
+            if cmd["op"] == "stop":
+                return
+
+
+def _memory(bench: Bench, name: str) -> dict[str, Any]:
+    info = parse_info(bench.admin.call("INFO", "everything"))
+    listing = bench.admin.call("CLIENT", "LIST").decode()
+    ours = [line for line in listing.splitlines() if f" name={name} " in line]
+    tot = [int(_field(line, "tot-mem")) for line in ours]
+    return {
+        "used_memory": int(info["used_memory"]),
+        "mem_clients_normal": int(info.get("mem_clients_normal", 0)),
+        "connected_clients": int(info["connected_clients"]),
+        "client_list_count": len(ours),
+        "tot_mem_sum": sum(tot),
+    }
+
+
+def _field(line: str, key: str) -> str:
+    for part in line.split():
+        if part.startswith(key + "="):
+            return part.split("=", 1)[1]
+    return "0"
+
+
+def connection_capacity(
+    bench: Bench,
+    connections: int,
+    *,
+    procs: int = 2,
+    checkpoints: int = 4,
+    settle_s: float = 2.0,
+    latency_rate: int = 1000,
+    latency_s: float = 0.5,
+) -> dict[str, Any]:
+    """Open up to ``connections`` idle subscribers; memory per connection; latency with them.
+
+    Returns ``{"samples": DataFrame, "reached": int, "limit": str|None, "settled": {...},
+    "latency": StepResult|None, "maxclients": int, "nofile": [soft, hard]}``.
+    """
+    name = f"{bench.prefix.replace(':', '-')}-idle"
+    channel = bench.channel("idle")
+    holders = [bench._spawn(holder_main, (bench.params,)) for _ in range(max(1, procs))]
+    try:
+        for h in holders:
+            h.pipe.send({"op": "ping"})
+        nofile = [_recv(h, 60, "connection holder")["nofile"] for h in holders][0]
+        base = _memory(bench, name)
+        samples, reached, limit = [], 0, None
+        for target in _targets(connections, checkpoints):
+            reached, limit = _grow(holders, target, name, channel)
+            samples.append(_sample(bench, name, base, reached, "just connected"))
+            if limit:
+                break
+        time.sleep(settle_s)
+        settled = _sample(bench, name, base, reached, f"after {settle_s:g} s")
+        samples.append(settled)
+        latency = None
+        with contextlib.suppress(Exception):  # no slot left for the probe: limit hit
+            latency = bench.step(
+                channels=[bench.channel("bench")],
+                subs=[{}],
+                rate=latency_rate,
+                count=max(1, int(latency_rate * latency_s)),
+                size=1024,
+                scenario="capacity",
+                label=f"1 -> 1 with {reached} idle conns",
+            )
+    finally:
+        for h in holders:
+            with contextlib.suppress(Exception):
+                h.pipe.send({"op": "stop"})
+                _recv(h, 30, "connection holder")
+            h.process.join(timeout=5)
+    maxclients = int(parse_info(bench.admin.call("INFO", "clients")).get("maxclients", 0))
+    return {
+        "samples": pd.DataFrame(samples),
+        "reached": reached,
+        "limit": limit,
+        "settled": settled,
+        "latency": latency,
+        "maxclients": maxclients,
+        "nofile": nofile,
+        "requested": connections,
+    }
+
+
+def _targets(connections: int, checkpoints: int) -> list[int]:
+    steps = sorted({max(1, int(connections * (i + 1) / checkpoints)) for i in range(checkpoints)})
+    return steps or [connections]
+
+
+def _grow(holders: list[Any], target: int, name: str, channel: str) -> tuple[int, str | None]:
+    share = [
+        target // len(holders) + (1 if i < target % len(holders) else 0)
+        for i in range(len(holders))
+    ]
+    opened, limit = 0, None
+    for holder, want in zip(holders, share, strict=True):
+        holder.pipe.send(
+            {
+                "op": "open",
+                "n": max(0, want - getattr(holder, "n_open", 0)),
+                "name": name,
+                "channel": channel,
+            }
+        )
+    for holder in holders:
+        reply = _recv(holder, 120, "connection holder")
+        holder.n_open = reply["open"]
+        opened += reply["open"]
+        limit = limit or reply["limit_error"]
+    return opened, limit
+
+
+def _sample(
+    bench: Bench, name: str, base: dict[str, Any], reached: int, when: str
+) -> dict[str, Any]:
+    mem = _memory(bench, name)
+    n = max(1, reached)
+    return {
+        "connections": reached,
+        "when": when,
+        "used_memory_per_conn": (mem["used_memory"] - base["used_memory"]) / n,
+        "mem_clients_normal_per_conn": (mem["mem_clients_normal"] - base["mem_clients_normal"]) / n,
+        "tot_mem_per_conn": mem["tot_mem_sum"] / max(1, mem["client_list_count"]),
+        "connected_clients": mem["connected_clients"],
+    }
+
+
+def latency_row(result: StepResult | None) -> dict[str, Any]:
+    return result.row() if result is not None else {}

@@ -1,0 +1,121 @@
+"""Cross-check with ``redis-benchmark PUBLISH`` run against the same server in the same run.
+
+``redis-benchmark`` has no subscribe test: ``PUBLISH ch <payload>`` measures the publish
+round trip only (no subscriber unless one is listening). Shown beside the harness's own
+numbers, it tells the reader how much of the ceiling is the harness. The password goes
+through ``REDISCLI_AUTH``, never on the command line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import subprocess
+from typing import Any
+
+import pandas as pd
+
+from opsbook.pubsub.resp import ConnParams
+
+
+def available() -> bool:
+    return shutil.which("redis-benchmark") is not None
+
+
+def redis_benchmark_publish(
+    params: ConnParams,
+    *,
+    size: int = 1024,
+    requests: int = 50_000,
+    clients: int = 50,
+    pipeline: int = 1,
+    channel: str = "rb:publish",
+    timeout_s: float = 120,
+) -> dict[str, Any]:
+    """Run ``redis-benchmark ... PUBLISH channel <size bytes>``; rps and latency percentiles.
+
+    Returns ``{"available": False, ...}`` when redis-benchmark is not on PATH.
+    """
+    exe = shutil.which("redis-benchmark")
+    base = {
+        "tool": "redis-benchmark PUBLISH",
+        "size": size,
+        "clients": clients,
+        "pipeline": pipeline,
+        "requests": requests,
+    }
+    if exe is None:
+        return {**base, "available": False, "note": "redis-benchmark not on PATH"}
+    cmd = [exe, "-n", str(requests), "-c", str(clients), "-P", str(pipeline), "-q", "--csv"]
+    cmd += ["-s", params.path] if params.path else ["-h", params.host, "-p", str(params.port)]
+    if params.tls:
+        cmd.append("--tls")
+    if params.username:
+        cmd += ["--user", params.username]
+    env = dict(os.environ)
+    if params.password:
+        env["REDISCLI_AUTH"] = params.password
+    cmd += ["PUBLISH", channel, "x" * size]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
+    if proc.returncode != 0:
+        return {**base, "available": True, "error": proc.stderr.strip()[-300:]}
+    return {**base, "available": True, **_parse_csv(proc.stdout)}
+
+
+def _parse_csv(text: str) -> dict[str, float]:
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if not rows:
+        return {"rps": float("nan")}
+    row = rows[-1]
+    out = {"rps": float(row.get("rps", "nan"))}
+    for key in ("avg", "p50", "p95", "p99", "max"):
+        name = f"{key}_latency_ms"
+        if name in row:
+            out[f"{key}_ms"] = float(row[name])
+    return out
+
+
+def side_by_side(rb: dict[str, Any], throughput_steps: list[Any], at_10k: Any) -> pd.DataFrame:
+    """redis-benchmark's PUBLISH round trip beside the harness's sustained 1 -> 1 figures."""
+    from opsbook.pubsub.scenarios import sustained
+
+    one = [s for s in throughput_steps if s.config["pubs"] == 1 and sustained(s)]
+    best = max(one, key=lambda s: s.summary["delivered_rate"], default=None)
+    rows = []
+    if rb.get("available") and "rps" in rb:
+        rows.append(
+            {
+                "measurement": f"redis-benchmark PUBLISH, {rb['clients']} clients, "
+                f"{rb['size']} B, no subscriber",
+                "msgs_per_s": rb["rps"],
+                "p50_ms": rb.get("p50_ms"),
+                "p99_ms": rb.get("p99_ms"),
+                "what": "publish round trip only",
+            }
+        )
+    if best is not None:
+        rows.append(
+            {
+                "measurement": "harness, 1 publisher -> 1 subscriber, 1 KB (max sustained)",
+                "msgs_per_s": best.summary["delivered_rate"],
+                "p50_ms": best.summary["p50_ms"],
+                "p99_ms": best.summary["p99_ms"],
+                "what": "publish -> deliver, from intended send time",
+            }
+        )
+    if at_10k is not None:
+        rows.append(
+            {
+                "measurement": "harness at 10,000 msg/s offered",
+                "msgs_per_s": at_10k.summary["delivered_rate"],
+                "p50_ms": at_10k.summary["p50_ms"],
+                "p99_ms": at_10k.summary["p99_ms"],
+                "what": "publish -> deliver, from intended send time",
+            }
+        )
+    frame = pd.DataFrame(rows)
+    if rb.get("rps") and best is not None:
+        frame["vs_redis_benchmark"] = frame["msgs_per_s"] / rb["rps"]
+    return frame

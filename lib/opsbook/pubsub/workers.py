@@ -1,0 +1,388 @@
+"""Publisher and subscriber processes (spawned; they talk to the orchestrator over a Pipe).
+
+A *subscriber* process holds one or more subscriber connections. For each step it opens
+them, subscribes (plus the step's control channel), says ``ready``, then reads until every
+connection saw the control message ``end:<step>`` (published by the orchestrator after all
+publishers finished) or the deadline passes. It counts, per connection and per (publisher,
+channel): unique messages, duplicates, reorders; and per channel the latency from the
+message's *intended* send time. A dropped connection is counted, reopened and resubscribed,
+the way redis-py does silently, so a cut-off shows as ``disconnects`` plus sequence gaps.
+
+A *publisher* process follows an open-loop schedule: message ``i`` is due at
+``start_ns + i / rate``; when it falls behind it sends every due message at once (pipelined,
+up to ``batch_max``), each stamped with its own due time, so queueing delay stays in the
+latency (no coordinated omission). ``rate=None`` is a closed-loop saturation run: messages
+are stamped when built and sent as fast as replies come back.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import selectors
+import socket
+import time
+from array import array
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+
+from opsbook.pubsub import hist
+from opsbook.pubsub.message import HEADER, padding
+from opsbook.pubsub.resp import ConnParams, RawConn, ReplyError, pack
+
+CLOCK = time.perf_counter_ns
+SPIN_NS = 20_000
+
+
+def raise_nofile_limit() -> tuple[int, int]:
+    """Raise this process's soft RLIMIT_NOFILE to the hard limit; return (soft, hard)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Linux
+        return (0, 0)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):  # pragma: no cover
+            pass
+    return soft, hard
+
+
+# --------------------------------------------------------------------------- subscriber
+
+
+@dataclass
+class _Flow:
+    """Sequence bookkeeping for one (publisher, channel) on one connection."""
+
+    seen: bytearray = field(default_factory=bytearray)
+    max_seq: int = -1
+    unique: int = 0
+    dups: int = 0
+    reorders: int = 0
+
+    def add(self, seq: int) -> None:
+        if seq >= len(self.seen):
+            self.seen.extend(b"\0" * max(seq + 1 - len(self.seen), 4096))
+        if self.seen[seq]:
+            self.dups += 1
+            return
+        self.seen[seq] = 1
+        self.unique += 1
+        if seq < self.max_seq:
+            self.reorders += 1
+        else:
+            self.max_seq = seq
+
+
+@dataclass
+class _SubConn:
+    spec: dict[str, Any]
+    conn: RawConn
+    flows: dict[int, _Flow] = field(default_factory=dict)
+    received: int = 0
+    stale: int = 0
+    ended: bool = False
+    disconnects: int = 0
+    reconnects: int = 0
+    client_ids: list[int] = field(default_factory=list)
+    first_ns: int = 0
+    last_ns: int = 0
+
+
+def _subscribe(params: ConnParams, spec: dict[str, Any], ctl: str) -> tuple[RawConn, int]:
+    """Open a connection, note its CLIENT ID, subscribe to ctl + channels + patterns."""
+    conn = RawConn(params, timeout=10.0)
+    if spec.get("rcvbuf"):  # a small kernel buffer: Redis' output buffer fills, not ours
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, int(spec["rcvbuf"]))
+    client_id = int(conn.call("CLIENT", "ID"))
+    sub_cmd = spec.get("command", "SUBSCRIBE")
+    channels = list(spec.get("channels", []))
+    patterns = list(spec.get("patterns", []))
+    conn.send(pack("SUBSCRIBE", ctl))
+    if channels:
+        conn.send(pack(sub_cmd, *channels))
+    if patterns:
+        conn.send(pack("PSUBSCRIBE", *patterns))
+    for _ in range(1 + len(channels) + len(patterns)):
+        reply = conn.read_reply()
+        if isinstance(reply, ReplyError):
+            conn.close()
+            raise reply
+    return conn, client_id
+
+
+def _handle(
+    sc: _SubConn,
+    reply: Any,
+    now: int,
+    step: int,
+    lat: dict[int, array],
+    end_token: bytes,
+    delay_s: float,
+) -> None:
+    kind = reply[0]
+    if kind == b"message" or kind == b"smessage":
+        data = reply[2]
+    elif kind == b"pmessage":
+        data = reply[3]
+    else:
+        return
+    if len(data) < HEADER.size:
+        if data == end_token:
+            sc.ended = True
+        return
+    pub_id, chan, msg_step, seq, intended = HEADER.unpack_from(data)
+    if msg_step != step:
+        sc.stale += 1
+        return
+    key = (pub_id << 16) | chan
+    flow = sc.flows.get(key)
+    if flow is None:
+        flow = sc.flows[key] = _Flow()
+    flow.add(seq)
+    sc.received += 1
+    if not sc.first_ns:
+        sc.first_ns = now
+    sc.last_ns = now
+    bucket = lat.get(chan)
+    if bucket is None:
+        bucket = lat[chan] = array("q")
+    bucket.append((now - intended) // 1000)
+    if delay_s:
+        time.sleep(delay_s)
+
+
+def _drain(sc: _SubConn, step: int, lat: dict[int, array], end_token: bytes) -> None:
+    sc.conn.fill()
+    now = CLOCK()
+    delay_s = sc.spec.get("delay_us", 0) / 1e6
+    gets = sc.conn.reader.gets
+    reply = gets()
+    while reply is not False:
+        if isinstance(reply, list):
+            _handle(sc, reply, now, step, lat, end_token, delay_s)
+            if delay_s:
+                now = CLOCK()
+        reply = gets()
+
+
+def _reopen(params: ConnParams, sc: _SubConn, ctl: str, sel: selectors.BaseSelector) -> None:
+    sel.unregister(sc.conn.sock)
+    sc.conn.close()
+    sc.disconnects += 1
+    for attempt in range(50):
+        try:
+            sc.conn, client_id = _subscribe(params, sc.spec, ctl)
+        except (OSError, ConnectionError, ReplyError):
+            time.sleep(0.01 * (attempt + 1))
+            continue
+        sc.reconnects += 1
+        sc.client_ids.append(client_id)
+        sel.register(sc.conn.sock, selectors.EVENT_READ, sc)
+        return
+
+
+def _conn_report(sc: _SubConn) -> dict[str, Any]:
+    flows = {str(key): [f.unique, f.dups, f.reorders, f.max_seq] for key, f in sc.flows.items()}
+    return {
+        "received": sc.received,
+        "stale": sc.stale,
+        "ended": sc.ended,
+        "disconnects": sc.disconnects,
+        "reconnects": sc.reconnects,
+        "client_ids": sc.client_ids,
+        "first_ns": sc.first_ns,
+        "last_ns": sc.last_ns,
+        "flows": flows,
+        "channels": sc.spec.get("channels", []),
+        "patterns": sc.spec.get("patterns", []),
+        "group": sc.spec.get("group", ""),
+    }
+
+
+def run_subscribers(params: ConnParams, cmd: dict[str, Any], ready: Any) -> dict[str, Any]:
+    """Open the step's connections, call ``ready()``, read until end markers or deadline."""
+    step, ctl = int(cmd["step"]), cmd["ctl"]
+    end_token = f"end:{step}".encode()
+    conns: list[_SubConn] = []
+    for spec in cmd["conns"]:
+        conn, client_id = _subscribe(params, spec, ctl)
+        conns.append(_SubConn(spec=spec, conn=conn, client_ids=[client_id]))
+    sel = selectors.DefaultSelector()
+    for sc in conns:
+        sel.register(sc.conn.sock, selectors.EVENT_READ, sc)
+    ready()
+    lat: dict[int, array] = {}
+    deadline = time.monotonic() + float(cmd["timeout_s"])
+    open_conns = len(conns)
+    while open_conns and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=0.2):
+            sc = key.data
+            try:
+                _drain(sc, step, lat, end_token)
+            except (OSError, ConnectionError):
+                _reopen(params, sc, ctl, sel)
+        open_conns = sum(1 for sc in conns if not sc.ended)
+    for sc in conns:
+        sc.conn.close()
+    sel.close()
+    latency = {
+        str(ch): hist.encode(hist.from_values(np.frombuffer(a, dtype=np.int64)))
+        for ch, a in lat.items()
+    }
+    return {
+        "conns": [_conn_report(sc) for sc in conns],
+        "latency": latency,
+        "timed_out": open_conns > 0,
+    }
+
+
+def subscriber_main(params: ConnParams, pipe: Connection) -> None:
+    """Entry point of a subscriber process: serve step commands until ``stop``."""
+    raise_nofile_limit()
+    while True:
+        cmd = pipe.recv()
+        if cmd["op"] == "stop":
+            return
+        if cmd["op"] == "ping":
+            pipe.send({"pong": os.getpid()})
+            continue
+        try:
+            report = run_subscribers(params, cmd, lambda: pipe.send({"ready": True}))
+        except Exception as exc:  # reported to the orchestrator, which raises WorkerFailed
+            pipe.send({"error": f"{type(exc).__name__}: {exc}"})
+            continue
+        pipe.send(report)
+
+
+# --------------------------------------------------------------------------- publisher
+
+
+def _frames(cmd: dict[str, Any]) -> list[tuple[bytes, bytes, bytes]]:
+    """Per channel: the RESP bytes before the payload, the padding, and the tail."""
+    sizes = cmd.get("sizes") or [int(cmd["size"])] * len(cmd["channels"])
+    verb = cmd.get("command", "PUBLISH")
+    out = []
+    for name, size in zip(cmd["channels"], sizes, strict=True):
+        key = name.encode()
+        if verb == "XADD":
+            head = b"*5\r\n$4\r\nXADD\r\n$%d\r\n%s\r\n$1\r\n*\r\n$1\r\nd\r\n$%d\r\n" % (
+                len(key),
+                key,
+                size,
+            )
+        else:
+            v = verb.encode()
+            head = b"*3\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n" % (len(v), v, len(key), key, size)
+        out.append((head, padding(int(size)), b"\r\n"))
+    return out
+
+
+def _channel_plan(cmd: dict[str, Any], pub_id: int, count: int) -> list[int] | None:
+    """Channel index of every message when weighted (seeded); None means round robin."""
+    n_chan = len(cmd["channels"])
+    weights = cmd.get("weights")
+    if not weights or n_chan == 1:
+        return None
+    rng = random.Random(int(cmd.get("seed", 0)) * 1000 + pub_id)
+    return rng.choices(range(n_chan), weights=weights, k=count)
+
+
+def run_publisher(params: ConnParams, pub_id: int, cmd: dict[str, Any]) -> dict[str, Any]:
+    """Publish one step's messages on schedule and report what was sent."""
+    conn = RawConn(params, timeout=30.0)
+    try:
+        return _publish(conn, pub_id, cmd)
+    finally:
+        conn.close()
+
+
+def _publish(conn: RawConn, pub_id: int, cmd: dict[str, Any]) -> dict[str, Any]:
+    step, count = int(cmd["step"]), int(cmd["count"])
+    rate = cmd.get("rate")
+    interval = int(1e9 / rate) if rate else 0
+    batch_max = int(cmd.get("batch_max", 64))
+    frames = _frames(cmd)
+    plan = _channel_plan(cmd, pub_id, count)
+    n_chan = len(frames)
+    seqs = [0] * n_chan
+    start = int(cmd["start_ns"])
+    stop_at = start + int(float(cmd.get("max_s", 3600)) * 1e9)
+    _sleep_until(start)
+    lags, receivers, zero, errors, sent = array("q"), 0, 0, 0, 0
+    first = CLOCK()
+    while sent < count:
+        now = CLOCK()
+        if interval:
+            due = min(count, (now - start) // interval + 1)
+            if due <= sent:
+                _sleep_until(start + sent * interval)
+                continue
+            k = min(due - sent, batch_max)
+        else:
+            if now > stop_at:
+                break
+            k = min(count - sent, batch_max)
+        parts = []
+        for j in range(sent, sent + k):
+            ch = plan[j] if plan is not None else j % n_chan
+            intended = start + j * interval if interval else now
+            head, pad, tail = frames[ch]
+            parts += (head, HEADER.pack(pub_id, ch, step, seqs[ch], intended), pad, tail)
+            seqs[ch] += 1
+        conn.send(b"".join(parts))
+        lags.append((now - (start + sent * interval if interval else now)) // 1000)
+        for _ in range(k):
+            reply = conn.read_reply()
+            if isinstance(reply, int):
+                receivers += reply
+                zero += reply == 0
+            elif isinstance(reply, ReplyError):
+                errors += 1
+        sent += k
+    last = CLOCK()
+    return {
+        "pub_id": pub_id,
+        "sent": sent,
+        "sent_per_channel": seqs,
+        "receivers": receivers,
+        "zero_receivers": zero,
+        "errors": errors,
+        "first_ns": first,
+        "last_ns": last,
+        "lag": hist.encode(hist.from_values(np.frombuffer(lags, dtype=np.int64))),
+        "batches": len(lags),
+    }
+
+
+def _sleep_until(target_ns: int) -> None:
+    """Sleep, then spin for the last few microseconds: never send before a message is due."""
+    while True:
+        remaining = target_ns - CLOCK()
+        if remaining <= 0:
+            return
+        if remaining > SPIN_NS:
+            time.sleep((remaining - SPIN_NS / 2) / 1e9)
+
+
+def publisher_main(params: ConnParams, pub_id: int, pipe: Connection) -> None:
+    """Entry point of a publisher process: serve ``run`` commands until ``stop``."""
+    while True:
+        cmd = pipe.recv()
+        if cmd["op"] == "stop":
+            return
+        if cmd["op"] == "ping":
+            pipe.send({"pong": os.getpid()})
+            continue
+        try:
+            report = run_publisher(params, pub_id, cmd)
+        except Exception as exc:
+            pipe.send({"error": f"{type(exc).__name__}: {exc}"})
+            continue
+        pipe.send(report)
