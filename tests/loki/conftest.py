@@ -218,11 +218,11 @@ def sim_day(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 @pytest.fixture(scope="session")
 def sim_quiet(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """Six simulated hours of baseline traffic, no incidents."""
+    """A simulated day of baseline traffic, no incidents."""
     from opsbook.loki.simulate import simulate
 
     path = tmp_path_factory.mktemp("loki-quiet") / "quiet.jsonl"
-    return simulate(path, SIM_START, hours=6, seed=2, incidents=False)
+    return simulate(path, "2026-11-28T00:00:00Z", hours=24, seed=2, incidents=False)
 
 
 def rules_path() -> Path:

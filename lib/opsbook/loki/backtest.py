@@ -37,7 +37,7 @@ from opsbook.loki.rules import (
     split_threshold,
     with_thresholds,
 )
-from opsbook.loki.timeutil import NS_PER_S, to_ns
+from opsbook.loki.timeutil import NS_PER_S, parse_duration, to_ns
 
 EPISODE_COLUMNS = [
     "group",
@@ -217,8 +217,17 @@ def backtest(
     end: Any,
     *,
     only: Iterable[str] | None = None,
+    warmup: str | int = "auto",
 ) -> BacktestResult:
-    """Replay every alert of ``groups`` over ``[start, end]``; one range query per rule."""
+    """Replay every alert of ``groups`` over ``[start, end]``; one range query per rule.
+
+    ``warmup`` delays the first evaluation so that range windows are not cut by the
+    start of the data: ``"auto"`` uses the rule's longest window of at most one hour
+    (an ``absent_over_time(...[2m])`` would otherwise fire at the very first
+    evaluation); windows longer than that (a ``[1d]`` budget) are evaluated on the data
+    available, which can only under-count. Pass ``"0s"`` when the data starts earlier
+    (an int is taken as nanoseconds).
+    """
     start_ns, end_ns = to_ns(start), to_ns(end)
     wanted = set(only) if only else None
     frames = []
@@ -227,12 +236,22 @@ def backtest(
         if wanted is not None and rule.name not in wanted:
             continue
         selected.append((group, rule))
-        times = evaluation_times(start_ns, end_ns, group.interval_ns)
+        times = evaluation_times(start_ns + warmup_ns(rule, warmup), end_ns, group.interval_ns)
         evaluation = evaluate(source, rule.expr, times)
         frames.append(episodes_frame(group.name, rule, evaluation, evaluation.active(), end_ns))
     episodes = pd.concat(frames, ignore_index=True) if frames else _empty_episodes()
     episodes = _as_datetimes(episodes)
     return BacktestResult(episodes=episodes, start_ns=start_ns, end_ns=end_ns, rules=selected)
+
+
+def warmup_ns(rule: Rule, warmup: str | int = "auto") -> int:
+    """Delay before a rule's first evaluation (see :func:`backtest`)."""
+    if warmup == "auto":
+        short = [w for w in range_windows_ns(rule.expr) if w <= 3600 * NS_PER_S]
+        return max(short, default=0)
+    if isinstance(warmup, int) and not isinstance(warmup, bool):
+        return warmup  # nanoseconds
+    return parse_duration(str(warmup))
 
 
 def _empty_episodes() -> pd.DataFrame:
@@ -243,8 +262,13 @@ def _empty_episodes() -> pd.DataFrame:
 
 
 def grace_ns(group: RuleGroup, rule: Rule) -> int:
-    """How long after an incident a firing can still be caused by it."""
-    return group.interval_ns + rule.for_ns + max(range_windows_ns(rule.expr) or [0])
+    """How long after an incident ends a firing can still be caused by it.
+
+    One interval, the ``for:`` and the rule's range window (capped at one hour: a
+    ``[1d]`` budget window would otherwise tie every later firing to an incident).
+    """
+    window = min(max(range_windows_ns(rule.expr), default=0), 3600 * NS_PER_S)
+    return group.interval_ns + rule.for_ns + window
 
 
 def _labels_agree(incident_labels: dict[str, str], labels: dict[str, str]) -> bool:
@@ -254,8 +278,8 @@ def _labels_agree(incident_labels: dict[str, str], labels: dict[str, str]) -> bo
 def match_incidents(result: BacktestResult, incidents: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """For each incident and each alert it should trigger: detected, first firing, delay.
 
-    Detected means the alert started firing between the incident's start and one
-    evaluation interval after its end.
+    Detected means the alert (with labels agreeing with the incident's) started firing
+    between the incident's start and one evaluation interval after its end.
     """
     intervals = {rule.name: group.interval_ns for group, rule in result.rules}
     firings = result.firings
@@ -264,17 +288,14 @@ def match_incidents(result: BacktestResult, incidents: Sequence[dict[str, Any]])
         start, end = to_ns(incident["start_ns"]), to_ns(incident["end_ns"])
         for alert in incident.get("alerts", []):
             interval = intervals.get(alert)
-            hits = firings[firings["rule"] == alert] if interval is not None else firings[:0]
-            fired = hits["fired_at"].astype("int64") if not hits.empty else pd.Series([], "int64")
-            agree = (
-                hits["labels"].map(
-                    lambda lb, inc=incident: _labels_agree(inc.get("labels", {}), lb)
-                )
-                if not hits.empty
-                else pd.Series([], dtype=bool)
-            )
-            ok = fired[(fired >= start) & (fired <= end + (interval or 0)) & agree]
-            first = int(ok.min()) if not ok.empty else None
+            first = None
+            if interval is not None:
+                mine = firings[firings["rule"] == alert]
+                for fired, labels in zip(mine["fired_at"], mine["labels"], strict=True):
+                    at = int(fired.value)
+                    ok = start <= at <= end + interval
+                    if ok and _labels_agree(incident.get("labels", {}), labels):
+                        first = at if first is None else min(first, at)
             rows.append(
                 {
                     "incident": incident.get("id", ""),
@@ -292,21 +313,32 @@ def match_incidents(result: BacktestResult, incidents: Sequence[dict[str, Any]])
 
 
 def explain_firings(result: BacktestResult, incidents: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """Firings with the incident that explains each (empty string = unexpected noise)."""
+    """Firings with the incident that explains each (empty string = unexpected noise).
+
+    A firing is explained by an incident when it starts between the incident's start and
+    :func:`grace_ns` after its end; incidents that list the alert win, then the one that
+    started last.
+    """
     graces = {rule.name: grace_ns(group, rule) for group, rule in result.rules}
     firings = result.firings.copy()
     firings["incident"] = [
-        _explaining(int(f.value), graces.get(rule, 0), incidents)
+        _explaining(int(f.value), rule, graces.get(rule, 0), incidents)
         for f, rule in zip(firings["fired_at"], firings["rule"], strict=True)
     ]
     return firings
 
 
-def _explaining(fired_ns: int, grace: int, incidents: Sequence[dict[str, Any]]) -> str:
+def _explaining(fired_ns: int, rule: str, grace: int, incidents: Sequence[dict[str, Any]]) -> str:
+    best: tuple[bool, int] | None = None
+    found = ""
     for incident in incidents:
-        if to_ns(incident["start_ns"]) <= fired_ns <= to_ns(incident["end_ns"]) + grace:
-            return str(incident.get("id", "incident"))
-    return ""
+        start, end = to_ns(incident["start_ns"]), to_ns(incident["end_ns"])
+        if not start <= fired_ns <= end + grace:
+            continue
+        rank = (rule in incident.get("alerts", []), start)
+        if best is None or rank > best:
+            best, found = rank, str(incident.get("id", "incident"))
+    return found
 
 
 # ------------------------------------------------------------- threshold sweep
@@ -346,6 +378,7 @@ def sweep(
     *,
     thresholds: Sequence[float] | None = None,
     incidents: Sequence[dict[str, Any]] | None = None,
+    warmup: str | int = "auto",
 ) -> pd.DataFrame:
     """Firings of ``rule`` for each candidate threshold (one query of the left side).
 
@@ -360,7 +393,7 @@ def sweep(
             hint="absent_over_time-style rules fire on absence; tune their window instead",
         )
     start_ns, end_ns = to_ns(start), to_ns(end)
-    times = evaluation_times(start_ns, end_ns, group.interval_ns)
+    times = evaluation_times(start_ns + warmup_ns(rule, warmup), end_ns, group.interval_ns)
     evaluation = evaluate(source, split.lhs, times)
     values = evaluation.values.to_numpy(dtype="float64")
     candidates = (
@@ -444,6 +477,7 @@ def tune(
     *,
     incidents: Sequence[dict[str, Any]] | None = None,
     max_firings_per_day: float = 1.0,
+    warmup: str | int = "auto",
 ) -> tuple[list[RuleGroup], pd.DataFrame, pd.DataFrame]:
     """Sweep every alert with a threshold; return (tuned groups, summary, all sweep rows)."""
     start_ns, end_ns = to_ns(start), to_ns(end)
@@ -455,7 +489,7 @@ def tune(
         split = split_threshold(rule.expr)
         if split is None or split.bool_modifier:
             continue
-        table = sweep(source, group, rule, start_ns, end_ns, incidents=incidents)
+        table = sweep(source, group, rule, start_ns, end_ns, incidents=incidents, warmup=warmup)
         value, reason = pick_threshold(table, budget)
         sweeps.append(table)
         tuned[rule.name] = value

@@ -33,6 +33,7 @@ from opsbook.settings import secret
 
 DEFAULT_PAGE_LIMIT = 5000  # Loki's default max_entries_limit_per_query
 DEFAULT_SPLIT = "24h"
+MAX_POINTS_PER_SERIES = 11_000  # Loki rejects range queries with more points per series
 
 
 class LokiQueryError(ConfigError):
@@ -251,7 +252,8 @@ class LokiHTTP:
     ) -> dict[str, Any]:
         merged: dict[tuple, dict[str, Any]] = {}
         kind = "matrix"
-        for lo, hi in subranges(start, end, self.split_ns, step):
+        size = min(self.split_ns, MAX_POINTS_PER_SERIES * step)
+        for lo, hi in subranges(start, end, size, step):
             data = self._range_once(query, lo, hi, step, limit, direction)
             kind = data.get("resultType", kind)
             for item in data.get("result") or []:
