@@ -1,0 +1,64 @@
+"""The notebook runs live and in rollback mode through papermill, and records its results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import papermill as pm
+import pytest
+
+import opsbook
+from opsbook.migrate.target import open_target
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "chroma_to_qdrant.ipynb"
+ROOT = NOTEBOOK.parents[1]
+
+
+def _run(tmp_path: Path, name: str, **params: object) -> dict:
+    out = tmp_path / f"{name}.ipynb"
+    pm.execute_notebook(
+        str(NOTEBOOK),
+        str(out),
+        parameters=params,
+        cwd=str(ROOT),
+        kernel_name="python3",
+        progress_bar=False,
+    )
+    return opsbook.results(out)
+
+
+@pytest.mark.notebooks
+@pytest.mark.slow
+def test_live_run_then_rollback(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    common = {"work_dir": str(work), "demo_docs": 500}
+    dry = _run(tmp_path, "dry", output_dir=str(tmp_path / "dry"), **common)
+    assert dry["mode"] == "dry_run" and dry["integrity_ok"] is True
+    assert dry["total_records"] == 500 and not dry["cutover_done"]
+    assert not (work / "qdrant").exists()
+    live = _run(tmp_path, "live", dry_run=False, output_dir=str(tmp_path / "live"), **common)
+    assert live["integrity_ok"] is True and live["cutover_done"] is True
+    assert all(v == 0 for m in live["mismatches"].values() for v in m.values())
+    assert all(c["source"] == c["target"] for c in live["counts"].values())
+    assert min(live["recall_at_10"].values()) >= 0.99 and live["records_per_s"] > 0
+    assert (tmp_path / "live" / "summary.json").exists()
+    back = _run(tmp_path, "rollback", rollback=True, output_dir=str(tmp_path / "rb"), **common)
+    assert {r["alias"] for r in back["rolled_back"]} == set(live["staging"])
+    with open_target("local", work / "qdrant") as target:
+        assert target.aliases() == {}
+        assert set(live["staging"].values()) <= set(target.collections())
+
+
+@pytest.mark.notebooks
+def test_failure_is_recorded_then_raised(tmp_path: Path) -> None:
+    out = tmp_path / "bad.ipynb"
+    with pytest.raises(pm.PapermillExecutionError, match="SourceNotFound"):
+        pm.execute_notebook(
+            str(NOTEBOOK),
+            str(out),
+            cwd=str(ROOT),
+            kernel_name="python3",
+            parameters={"chroma_path": str(tmp_path / "missing")},
+            progress_bar=False,
+        )
+    assert out.exists()
