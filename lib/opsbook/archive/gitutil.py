@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 from opsbook.archive.errors import DetachedHead, DirtyWorkingTree, NotAGitRepo
 
@@ -39,6 +41,29 @@ def git(
     if check and proc.returncode != 0:
         raise subprocess.CalledProcessError(proc.returncode, proc.args, proc.stdout, proc.stderr)
     return proc
+
+
+def git_background(repo: Path, args: Sequence[str]) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
+    """Start ``git -C repo args`` writing to a temp file, so it runs while we do other work.
+
+    A pipe would stall git once its 64 KiB buffer fills; a file lets it finish. Call
+    :func:`collect` for the output.
+    """
+    out = tempfile.TemporaryFile()  # noqa: SIM115 - closed by collect()
+    proc = subprocess.Popen(
+        ["git", "-C", str(repo), *args], stdout=out, stderr=subprocess.DEVNULL, env=_env()
+    )
+    return proc, out
+
+
+def collect(started: tuple[subprocess.Popen[bytes], IO[bytes]]) -> bytes | None:
+    """Wait for a :func:`git_background` command; its stdout, or None if it failed."""
+    proc, out = started
+    with out:
+        if proc.wait() != 0:
+            return None
+        out.seek(0)
+        return out.read()
 
 
 def git_text(repo: Path, args: Sequence[str], **kwargs: object) -> str:
