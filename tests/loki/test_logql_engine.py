@@ -506,3 +506,12 @@ def test_duplicate_timestamps() -> None:
 def test_parsed_labels_split_streams(logs: LocalLogs) -> None:
     data = logs.query_range('{app="api"} | json | keep route', ns(0), ns(100), limit=10)
     assert sorted(s["stream"]["route"] for s in data["result"]) == ["/a", "/b"]
+
+
+def test_sum_by_pushdown_keeps_semantics(logs: LocalLogs) -> None:
+    query = 'sum by (route) (count_over_time({app="api"} | json | status >= 500 [1m]))'
+    assert vec(logs, query, 60) == {(("route", "/a"),): 1, (("route", "/b"),): 1}
+    query = 'sum by (route) (sum_over_time({app="api"} | json | unwrap latency_ms [1m]))'
+    assert vec(logs, query, 60) == {(("route", "/a"),): 80, (("route", "/b"),): 70.5}
+    with pytest.raises(LogQLEvalError, match="JSONParserErr"):
+        logs.query('sum by (app) (count_over_time({app="redis"} | json [1m]))', time=ns(60))

@@ -15,6 +15,7 @@ ingester does. Queries answer exactly like Loki's HTTP ``data`` object.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -73,9 +74,15 @@ class LocalLogs:
         self._pending: dict[
             LabelsKey, tuple[dict[str, str], list[np.ndarray], list[list[str]]]
         ] = {}
-        for path in paths:
-            self._load(Path(path))
-        self._finalize()
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # millions of small dicts: generational GC passes would dominate loading
+        try:
+            for path in paths:
+                self._load(Path(path))
+            self._finalize()
+        finally:
+            if gc_was_enabled:
+                gc.enable()
 
     # ------------------------------------------------------------------ loading
     def _load(self, path: Path) -> None:
@@ -121,46 +128,50 @@ class LocalLogs:
             self._append(_clean_labels(labels, path), ts, [str(v[1]) for v in values])
 
     def _load_jsonl(self, data: bytes, path: Path) -> None:
-        raw_lines = [line for line in data.split(b"\n") if line.strip()]
+        raw_lines = data.split(b"\n")
+        if raw_lines and not raw_lines[-1].strip():
+            raw_lines.pop()
         try:
-            records = orjson.loads(b"[" + b",".join(raw_lines) + b"]")
-        except orjson.JSONDecodeError:
-            records = None
-        if records is None or len(records) != len(raw_lines):
+            records = list(map(orjson.loads, raw_lines))
+            labels_list = [r["labels"] for r in records]
+            lines = [r["line"] for r in records]
+            stamps = [r["timestamp"] if "timestamp" in r else r["ts"] for r in records]
+            keys = [tuple(labels.items()) for labels in labels_list]
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
             records = [self._parse_line(line, number, path) for number, line in _numbered(data)]
-        groups: dict[tuple[Any, ...], int] = {}
-        label_sets: list[dict[str, str]] = []
-        stream_of = np.empty(len(records), dtype=np.int64)
-        stamps: list[Any] = []
-        lines: list[str] = []
+            labels_list, lines, stamps = self._fields(records, path)
+            keys = [tuple(labels.items()) for labels in labels_list]
+        if not all(type(line) is str for line in lines):
+            lines = [line if isinstance(line, str) else str(line) for line in lines]
+        slots = {key: index for index, key in enumerate(dict.fromkeys(keys))}
+        label_sets = [_clean_labels(dict(key), path) for key in slots]
+        stream_of = np.fromiter((slots[key] for key in keys), dtype=np.int64, count=len(keys))
+        ts_all = _timestamps(stamps, path)
+        order = np.argsort(stream_of, kind="stable")
+        bounds = np.searchsorted(stream_of[order], np.arange(len(label_sets) + 1))
+        if len(label_sets) == 1:
+            self._append(label_sets[0], ts_all, lines)
+            return
+        line_arr = np.array(lines, dtype=object)
+        for slot, labels in enumerate(label_sets):
+            idx = order[bounds[slot] : bounds[slot + 1]]
+            self._append(labels, ts_all[idx], line_arr[idx].tolist())
+
+    @staticmethod
+    def _fields(records: list[Any], path: Path) -> tuple[list[Any], list[Any], list[Any]]:
+        labels_list, lines, stamps = [], [], []
         for index, record in enumerate(records):
-            if not isinstance(record, dict):
-                raise ConfigError(f"{path}: record {index + 1} is not a JSON object")
             try:
-                labels = record["labels"]
-                line = record["line"]
-                stamp = record["timestamp"] if "timestamp" in record else record["ts"]
-                raw_key = tuple(labels.items())
-            except (KeyError, AttributeError, TypeError):
+                labels_list.append(dict(record["labels"]))
+                lines.append(record["line"])
+                stamps.append(record["timestamp"] if "timestamp" in record else record["ts"])
+            except (KeyError, TypeError, ValueError):
                 raise ConfigError(
                     f"{path}: record {index + 1} lacks labels/line/timestamp",
                     hint='each line must look like {"labels": {...}, "line": "...", '
                     '"timestamp": "RFC3339"} or {"ts": <ns>, ...}',
                 ) from None
-            slot = groups.get(raw_key)
-            if slot is None:
-                slot = groups[raw_key] = len(label_sets)
-                label_sets.append(_clean_labels(labels, path))
-            stream_of[index] = slot
-            stamps.append(stamp)
-            lines.append(line if isinstance(line, str) else str(line))
-        ts_all = _timestamps(stamps, path)
-        order = np.argsort(stream_of, kind="stable")
-        bounds = np.searchsorted(stream_of[order], np.arange(len(label_sets) + 1))
-        line_arr = np.array(lines, dtype=object)
-        for slot, labels in enumerate(label_sets):
-            idx = order[bounds[slot] : bounds[slot + 1]]
-            self._append(labels, ts_all[idx], line_arr[idx].tolist())
+        return labels_list, lines, stamps
 
     @staticmethod
     def _parse_line(line: bytes, number: int, path: Path) -> Any:

@@ -24,8 +24,10 @@ from opsbook.loki.logql.pipeline import (
     ERROR,
     SAMPLE_ERR,
     Entry,
+    Hints,
     compile_label_filter,
     compile_pipeline,
+    label_filter_names,
     run_entry,
 )
 from opsbook.loki.logql.units import go_duration_ns, parse_bytes, parse_float
@@ -234,12 +236,20 @@ class Evaluator:
         raise UnsupportedLogQL(type(node).__name__)
 
     # ------------------------------------------------------------------ extraction
-    def extract(self, node: ast.RangeAgg) -> dict[LabelsKey, Samples]:
-        """Run the log range's pipeline and group samples into series."""
+    def extract(
+        self, node: ast.RangeAgg, group_by: tuple[str, ...] | None = None
+    ) -> dict[LabelsKey, Samples]:
+        """Run the log range's pipeline and group samples into series.
+
+        ``group_by`` keeps only those labels on samples without ``__error__`` (pushed
+        down from ``sum by`` or an unwrapped range's ``by``), which lets ``| json`` skip
+        the fields nobody reads.
+        """
         rng = node.range
         lo = int(self.steps[0]) - rng.offset_ns - rng.range_ns
         hi = int(self.steps[-1]) - rng.offset_ns
-        pipeline = compile_pipeline(rng.selector.stages)
+        hints = _hints(node, group_by) if group_by is not None else None
+        pipeline = compile_pipeline(rng.selector.stages, hints)
         unwrap = rng.unwrap
         op = node.op
         by_bytes = op in ("bytes_over_time", "bytes_rate")
@@ -267,10 +277,13 @@ class Evaluator:
                     values = np.array([_utf8_len(line) for line in lines], dtype=np.float64)
                 else:
                     values = np.ones(len(ts), dtype=np.float64)
-                add(labels_key(stream.labels), ts, values)
+                labels = stream.labels
+                if group_by is not None:
+                    labels = {k: labels[k] for k in group_by if k in labels}
+                add(labels_key(labels), ts, values)
         else:
             for stream in streams:
-                for key, ts, values in self._extract_stream(stream, pipeline.fns, node):
+                for key, ts, values in self._extract_stream(stream, pipeline.fns, node, group_by):
                     add(key, ts, values)
         out: dict[LabelsKey, Samples] = {}
         for key, (ts_parts, value_parts) in grouped.items():
@@ -283,7 +296,11 @@ class Evaluator:
         return out
 
     def _extract_stream(
-        self, stream: StreamData, fns: list[Callable[[Entry], bool]], node: ast.RangeAgg
+        self,
+        stream: StreamData,
+        fns: list[Callable[[Entry], bool]],
+        node: ast.RangeAgg,
+        group_by: tuple[str, ...] | None,
     ) -> Iterator[tuple[LabelsKey, np.ndarray, np.ndarray]]:
         unwrap = node.range.unwrap
         by_bytes = node.op in ("bytes_over_time", "bytes_rate")
@@ -292,6 +309,7 @@ class Evaluator:
         convert = _converter(unwrap.conv) if unwrap else None
         post = [compile_label_filter(f) for f in unwrap.post_filters] if unwrap else []
         grouping = node.grouping
+        sorted_group = sorted(set(group_by)) if group_by is not None else []
         ts_list = stream.ts.tolist()
         for ts, line in zip(ts_list, stream.lines, strict=True):
             entry = Entry(ts, line, dict(base), base)
@@ -313,8 +331,12 @@ class Evaluator:
                     value = converted
                 if post and not all(f(entry) for f in post):
                     continue
-                labels = _unwrap_labels(labels, unwrap.label, grouping)
-            key = labels_key(labels)
+                if group_by is None:
+                    labels = _unwrap_labels(labels, unwrap.label, grouping)
+            if group_by is not None and not labels.get(ERROR):
+                key = tuple((k, labels[k]) for k in sorted_group if labels.get(k))
+            else:
+                key = labels_key(labels)
             slot = per_key.get(key)
             if slot is None:
                 slot = per_key[key] = ([], [])
@@ -324,8 +346,11 @@ class Evaluator:
             yield key, np.array(ts_values, dtype=np.int64), np.array(values, dtype=np.float64)
 
     # ------------------------------------------------------------------ range aggregation
-    def range_agg(self, node: ast.RangeAgg) -> Series:
-        series = self.extract(node)
+    def range_agg(self, node: ast.RangeAgg, group_by: tuple[str, ...] | None = None) -> Series:
+        grouping = node.grouping
+        if group_by is None and grouping is not None and not grouping.without:
+            group_by = grouping.labels
+        series = self.extract(node, group_by)
         rng = node.range
         ends = self.steps - rng.offset_ns
         starts = ends - rng.range_ns
@@ -420,7 +445,21 @@ class Evaluator:
 
     # ------------------------------------------------------------------ vector aggregation
     def vector_agg(self, node: ast.VectorAgg) -> Series:
-        inner = self.eval(node.expr)
+        inner_node = node.expr
+        grouping = node.grouping
+        if (
+            node.op == "sum"
+            and grouping is not None
+            and not grouping.without
+            and isinstance(inner_node, ast.RangeAgg)
+            and inner_node.op in _SUM_PUSHABLE
+            and inner_node.grouping is None
+        ):
+            # sum by (g) of per-series counts/sums equals the count/sum of samples grouped
+            # by g: evaluate the range aggregation on g directly (errors keep all labels).
+            inner = self.range_agg(inner_node, group_by=grouping.labels)
+        else:
+            inner = self.eval(inner_node)
         if node.op in ("topk", "bottomk"):
             return self._topk(node, inner)
         if node.op in ("sort", "sort_desc"):
@@ -620,6 +659,36 @@ class Evaluator:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+_SUM_PUSHABLE = frozenset(
+    {"count_over_time", "rate", "bytes_over_time", "bytes_rate", "sum_over_time"}
+)
+
+
+def _hints(node: ast.RangeAgg, group_by: tuple[str, ...]) -> Hints | None:
+    """Labels ``| json`` must extract when only ``group_by`` survives (None: all)."""
+    stages = node.range.selector.stages
+    json_seen = False
+    numeric: set[str] = set()
+    other: set[str] = set(group_by)
+    for stage in stages:
+        if isinstance(stage, ast.JsonStage) and not stage.exprs:
+            if json_seen:
+                return None
+            json_seen = True
+        elif isinstance(stage, ast.LabelFilterStage):
+            label_filter_names(stage.filter, numeric, other)
+        elif not isinstance(stage, ast.LineFilterStage):
+            return None
+    if not json_seen:
+        return None
+    unwrap = node.range.unwrap
+    if unwrap is not None:
+        numeric.add(unwrap.label)
+        for flt in unwrap.post_filters:
+            label_filter_names(flt, numeric, other)
+    names = numeric | other
+    return Hints(frozenset(names), frozenset(numeric - other))
 
 
 def _utf8_len(line: str) -> int:

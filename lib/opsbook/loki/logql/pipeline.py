@@ -227,9 +227,11 @@ def _has_float(obj: dict[str, Any]) -> bool:
     return False
 
 
-def _json_stage(stage: ast.JsonStage) -> StageFn:
+def _json_stage(stage: ast.JsonStage, hints: Hints | None = None) -> StageFn:
     if stage.exprs:
         return _json_expr_stage(stage.exprs)
+    if hints is not None:
+        return _hinted_json_stage(hints)
 
     def run(entry: Entry) -> bool:
         result = json_labels(entry.line)
@@ -243,6 +245,74 @@ def _json_stage(stage: ast.JsonStage) -> StageFn:
         return True
 
     return run
+
+
+@dataclass(frozen=True)
+class Hints:
+    """Labels a metric query needs from ``| json`` (Loki's parser hints).
+
+    ``numeric`` names are only compared as numbers or unwrapped, so their text form does
+    not matter; every other needed name keeps the exact text of the line.
+    """
+
+    names: frozenset[str]
+    numeric: frozenset[str]
+
+
+def _hinted_json_stage(hints: Hints) -> StageFn:
+    names = hints.names
+    exact = names - hints.numeric
+    prefixes = tuple(n + "_" for n in names)
+
+    def run(entry: Entry) -> bool:
+        obj = parse_json_object(entry.line)
+        if isinstance(obj, str):
+            entry.set_error(JSON_ERR, obj)
+            return True
+        labels = entry.labels
+        base = entry.base
+        exact_doc: Any = None
+        for key, value in obj.items():
+            name = key if key.isascii() and key.isidentifier() else sanitize_key(key)
+            if isinstance(value, dict):
+                if any(p.startswith(name + "_") for p in prefixes):
+                    found: list[tuple[str, str]] = []
+                    _flatten(_loads_exact(entry.line)[key], name, found)
+                    for flat, text in found:
+                        target = flat + "_extracted" if flat in base else flat
+                        if target in names:
+                            labels[target] = text
+                continue
+            target = name + "_extracted" if name in base else name
+            if target not in names:
+                continue
+            if isinstance(value, float):
+                if target in exact:
+                    if exact_doc is None:
+                        exact_doc = _loads_exact(entry.line)
+                    text = _json_value(exact_doc[key])
+                else:
+                    text = repr(value)
+            else:
+                text = _json_value(value)
+            if text is not None:
+                labels[target] = text
+        return True
+
+    return run
+
+
+def label_filter_names(flt: ast.LabelFilter, numeric: set[str], other: set[str]) -> None:
+    """Collect label names a filter reads, split into numeric-only and textual uses."""
+    if isinstance(flt, ast.LFAnd | ast.LFOr):
+        label_filter_names(flt.left, numeric, other)
+        label_filter_names(flt.right, numeric, other)
+    elif isinstance(flt, ast.LFString):
+        other.add(flt.matcher.name)
+    elif isinstance(flt, ast.LFIp):
+        other.add(flt.name)
+    else:
+        numeric.add(flt.name)
 
 
 _JSON_PATH_TOKEN = re.compile(r'\.?([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]')
@@ -751,9 +821,14 @@ class CompiledPipeline:
         return [line_filter_predicate(s) for s in self.stages if isinstance(s, ast.LineFilterStage)]
 
 
-def compile_pipeline(stages: tuple[ast.Stage, ...]) -> CompiledPipeline:
-    """Compile AST stages into a :class:`CompiledPipeline`."""
-    fns = [_BUILDERS[type(stage)](stage) for stage in stages]
+def compile_pipeline(stages: tuple[ast.Stage, ...], hints: Hints | None = None) -> CompiledPipeline:
+    """Compile AST stages into a :class:`CompiledPipeline` (``hints``: see :class:`Hints`)."""
+    fns = [
+        _json_stage(stage, hints)
+        if isinstance(stage, ast.JsonStage)
+        else _BUILDERS[type(stage)](stage)
+        for stage in stages
+    ]
     line_only = all(isinstance(s, ast.LineFilterStage) for s in stages)
     return CompiledPipeline(stages, fns, line_only)
 

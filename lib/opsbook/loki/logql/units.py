@@ -126,8 +126,16 @@ def parse_bytes(text: str) -> int | None:
     return int(value)
 
 
+_PLAIN_START = frozenset("0123456789-+.")
+
+
 def parse_float(text: str) -> float | None:
     """Parse like Go's ``strconv.ParseFloat(s, 64)`` (no surrounding spaces allowed)."""
+    if text and text[-1].isdigit() and text[0] in _PLAIN_START and "_" not in text:
+        try:
+            return float(text)
+        except ValueError:
+            return None
     if not _GO_FLOAT.fullmatch(text) or "__" in text or text.endswith("_"):
         return None
     if "_" in text:  # Go only accepts underscores with a base prefix
