@@ -306,3 +306,34 @@ def test_nothing_to_archive_is_a_no_op(make_repo: MakeRepo) -> None:
     assert result.archived == [] and result.commit_sha is None
     assert git_out(repo, "rev-parse", "HEAD") == head
     assert not (repo / "archive").exists()
+
+
+def test_turbo_pipeline_lerna_and_nx_entries_are_removed_and_restored(make_repo: MakeRepo) -> None:
+    turbo = '{\n  "pipeline": {\n    "build": {},\n    "old#deploy": {"cache": false},\n    "keep#deploy": {}\n  }\n}\n'
+    lerna = '{\n  "version": "independent",\n  "packages": ["apps/keep", "apps/old"]\n}\n'
+    nx = '{\n  "version": 2,\n  "projects": {\n    "keep": "apps/keep",\n    "old": {"root": "apps/old"}\n  }\n}\n'
+    repo = make_repo(
+        {
+            "turbo.json": turbo,
+            "lerna.json": lerna,
+            "workspace.json": nx,
+            "apps/keep/package.json": '{"name": "keep"}',
+            "apps/old/package.json": '{"name": "old"}',
+        },
+        ages={"apps/old/package.json": 500},
+    )
+    result = apply_archive(_plan(repo))
+    assert result.edited_files == ["lerna.json", "turbo.json", "workspace.json"]
+    assert json.loads((repo / "turbo.json").read_text())["pipeline"] == {
+        "build": {},
+        "keep#deploy": {},
+    }
+    assert (repo / "lerna.json").read_text() == lerna.replace(', "apps/old"', "")
+    assert json.loads((repo / "workspace.json").read_text())["projects"] == {"keep": "apps/keep"}
+    assert verify_archive(repo, result.archive_path).ok
+    restore(repo, "old")
+    assert [(repo / f).read_text() for f in ("turbo.json", "lerna.json", "workspace.json")] == [
+        turbo,
+        lerna,
+        nx,
+    ]

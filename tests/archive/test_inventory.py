@@ -129,3 +129,25 @@ def test_missing_apps_dir_lists_what_exists(demo: Path) -> None:
     with pytest.raises(MissingAppsDir, match="services") as err:
         inventory(demo, apps_dirs=["services"])
     assert "apps" in (err.value.hint or "")
+
+
+def test_grouping_folder_holding_workspaces_yields_the_workspaces(make_repo: MakeRepo) -> None:
+    repo = make_repo(
+        {
+            "package.json": '{"workspaces": ["apps/*", "apps/tools/*", "libs/*"]}',
+            "apps/web/package.json": '{"name": "web"}',
+            "apps/tools/cli/package.json": '{"name": "cli"}',
+            "apps/tools/lint/package.json": '{"name": "lint"}',
+            "apps/plain/README.md": "no manifest, still an app folder\n",
+            "libs/core/package.json": '{"name": "core"}',
+        }
+    )
+    inv = inventory(repo, now=DEMO_NOW)
+    assert sorted(a.path for a in inv.apps) == [
+        "apps/plain",
+        "apps/tools/cli",
+        "apps/tools/lint",
+        "apps/web",
+    ]
+    assert [p.path for p in inv.packages] == ["libs/core"]
+    assert inv.app("cli").commits_total == 1

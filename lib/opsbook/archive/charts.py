@@ -92,6 +92,29 @@ def _layers(names: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
     return layer
 
 
+def _centre(
+    n: str, members: list[str], neighbours: dict[str, list[str]], rank: dict[str, float]
+) -> float:
+    near = [rank[x] for x in neighbours.get(n, []) if x in rank and x not in members]
+    return sum(near) / len(near) if near else rank[n]
+
+
+def _untangle(columns: dict[int, list[str]], edges: list[tuple[str, str]]) -> None:
+    """Barycentre sweeps: order each column by where its neighbours sit (fewer crossings)."""
+    neighbours: dict[str, list[str]] = {}
+    for a, b in edges:
+        neighbours.setdefault(a, []).append(b)
+        neighbours.setdefault(b, []).append(a)
+    order = sorted(columns)
+    rank = {n: i - (len(m) - 1) / 2 for m in columns.values() for i, n in enumerate(m)}
+    for sweep in range(4):
+        for col in order if sweep % 2 == 0 else reversed(order):
+            members = columns[col]
+            keys = {n: _centre(n, members, neighbours, rank) for n in members}
+            members.sort(key=keys.__getitem__)
+            rank.update({n: i - (len(members) - 1) / 2 for i, n in enumerate(members)})
+
+
 def dependency_chart(cls: Classification) -> Figure:
     """Who depends on whom: shared packages left, dependants to the right, candidates red."""
     nodes = cls.inventory.nodes()
@@ -101,11 +124,12 @@ def dependency_chart(cls: Classification) -> Figure:
     columns: dict[int, list[str]] = {}
     for n in sorted(names, key=lambda x: (_decision(cls, x), x)):
         columns.setdefault(layer[n], []).append(n)
+    _untangle(columns, edges)
     pos: dict[str, tuple[float, float]] = {}
     tallest = max(len(c) for c in columns.values()) if columns else 1
     for col, members in columns.items():
         for i, n in enumerate(members):
-            pos[n] = (col * 3.0, (tallest - 1) / 2 - i + (len(members) - 1) / 2 - (tallest - 1) / 2)
+            pos[n] = (col * 3.0, (len(members) - 1) / 2 - i)
     fig = Figure(figsize=(3 + 2.6 * len(columns), 0.55 * tallest + 2))
     ax = fig.subplots()
     for src, dst in edges:

@@ -277,22 +277,35 @@ def _history(started: tuple[Any, Any], nodes: list[App], since: int) -> None:
 def _discover(
     repo: Path, apps_dirs: list[str], sources: list[ws.WorkspaceSource]
 ) -> tuple[list[str], list[str]]:
-    """(app paths, shared package paths) relative to the repo."""
+    """(app paths, shared package paths) relative to the repo.
+
+    Every folder directly under an apps dir is an app, except a grouping folder that is
+    not itself a workspace but holds workspaces (``apps/tools/cli``): those are the apps.
+    """
     members = ws.expand(repo, [p for s in sources for p in s.patterns])
+    inside = [m for m in members if any(m.startswith(d + "/") for d in apps_dirs)]
     apps: set[str] = set()
     for d in apps_dirs:
         for entry in os.scandir(repo / d):
             name = entry.name
             hidden = name.startswith(".") or name in ws.DEP_DIRS
             if entry.is_dir(follow_symlinks=False) and not hidden:
-                apps.add(f"{d}/{name}")
-    for m in members:
-        if any(m.startswith(d + "/") for d in apps_dirs) and not any(
-            m.startswith(a + "/") for a in apps
-        ):
-            apps.add(m)
+                child = f"{d}/{name}"
+                nested = [m for m in inside if m.startswith(child + "/")]
+                if nested and child not in members:
+                    apps.update(
+                        m
+                        for m in nested
+                        if not any(m.startswith(o + "/") for o in nested if o != m)
+                    )
+                else:
+                    apps.add(child)
     packages = [
-        m for m in members if m not in apps and not any(m.startswith(a + "/") for a in apps)
+        m
+        for m in members
+        if m not in apps
+        and not any(m.startswith(a + "/") for a in apps)
+        and not any(m.startswith(d + "/") for d in apps_dirs)
     ]
     return sorted(apps), sorted(packages)
 
