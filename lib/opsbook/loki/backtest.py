@@ -365,8 +365,8 @@ def candidate_thresholds(values: np.ndarray, current: float, count: int = 16) ->
 def _round_nice(value: float) -> float:
     if value == 0 or not np.isfinite(value):
         return float(value)
-    digits = 2 - int(np.floor(np.log10(abs(value)))) - 1
-    return float(round(value, max(digits, 0) if abs(value) >= 1 else digits))
+    digits = 2 - int(np.floor(np.log10(abs(value)))) - 1  # two significant digits
+    return float(round(value, digits))
 
 
 def sweep(

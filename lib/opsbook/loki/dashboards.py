@@ -140,6 +140,31 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def fill_zeros(frame: pd.DataFrame, start: Any, end: Any, step: str) -> pd.DataFrame:
+    """Add zero samples where a count/rate series had no sample (Loki omits empty steps).
+
+    The grid is anchored on the samples' own timestamps (both backends return steps at
+    ``anchor + k*step``) and spans ``[start, end]``.
+    """
+    if frame.empty:
+        return frame
+    step_ns = int(step_seconds(step) * NS_PER_S)
+    anchor = int(frame["timestamp"].iloc[0].value)
+    start_ns, end_ns = to_ns(start), to_ns(end)
+    first = anchor - (anchor - start_ns) // step_ns * step_ns
+    grid = pd.to_datetime(np.arange(first, end_ns + 1, step_ns, dtype="int64"), unit="ns", utc=True)
+    parts = []
+    for key, part in frame.groupby("series", sort=True):
+        filled = part.set_index("timestamp").reindex(grid.union(part["timestamp"]))
+        filled["value"] = filled["value"].fillna(0.0)
+        filled["series"] = key
+        constant = [c for c in part.columns if c not in ("timestamp", "value", "series")]
+        for column in constant:
+            filled[column] = [part[column].iloc[0]] * len(filled)
+        parts.append(filled.rename_axis("timestamp").reset_index())
+    return pd.concat(parts, ignore_index=True)[list(frame.columns)]
+
+
 def http_services(services: Sequence[str], parsers: Mapping[str, str] = DEFAULT_PARSERS) -> list:
     return [s for s in services if s in parsers]
 
@@ -147,12 +172,11 @@ def http_services(services: Sequence[str], parsers: Mapping[str, str] = DEFAULT_
 def traffic_frame(source: Any, services: Sequence[str], start: Any, end: Any, step: str) -> Any:
     """Requests/s of every HTTP service over time."""
     window = window_text(int(step_seconds(step) * NS_PER_S))
-    return _concat(
-        [
-            metric_frame(source, requests_query(s, window), start, end, step)
-            for s in http_services(services)
-        ]
-    )
+    frames = [
+        metric_frame(source, requests_query(s, window), start, end, step)
+        for s in http_services(services)
+    ]
+    return fill_zeros(_concat(frames), start, end, step)
 
 
 def errors_frame(source: Any, services: Sequence[str], start: Any, end: Any, step: str) -> Any:
@@ -160,7 +184,7 @@ def errors_frame(source: Any, services: Sequence[str], start: Any, end: Any, ste
     window = window_text(int(step_seconds(step) * NS_PER_S))
     frame = metric_frame(source, error_lines_query(services, window), start, end, step)
     frame["value"] = frame["value"] * 60.0 / step_seconds(step)
-    return frame
+    return fill_zeros(frame, start, end, step)
 
 
 def latency_frame(source: Any, services: Sequence[str], start: Any, end: Any, step: str) -> Any:
@@ -235,7 +259,9 @@ def route_latency_table(
 def ai_cost_frame(source: Any, start: Any, end: Any, step: str) -> pd.DataFrame:
     """USD per model per step (windows tile the range exactly)."""
     window = window_text(int(step_seconds(step) * NS_PER_S))
-    return metric_frame(source, ai_cost_query(window), start, end, step)
+    return fill_zeros(
+        metric_frame(source, ai_cost_query(window), start, end, step), start, end, step
+    )
 
 
 def ai_cost_per_day(cost: pd.DataFrame) -> pd.DataFrame:
@@ -274,8 +300,12 @@ def ai_latency_frame(source: Any, start: Any, end: Any, step: str) -> pd.DataFra
 def infra_errors_frame(source: Any, start: Any, end: Any, step: str) -> pd.DataFrame:
     """Vector DB errors and Redis warnings/errors per step; column ``panel``."""
     window = window_text(int(step_seconds(step) * NS_PER_S))
-    vec = metric_frame(source, vector_db_errors_query(window), start, end, step)
-    red = metric_frame(source, redis_problems_query(window), start, end, step)
+    vec = fill_zeros(
+        metric_frame(source, vector_db_errors_query(window), start, end, step), start, end, step
+    )
+    red = fill_zeros(
+        metric_frame(source, redis_problems_query(window), start, end, step), start, end, step
+    )
     return _concat([vec.assign(panel="vector DB errors"), red.assign(panel="redis")])
 
 

@@ -112,8 +112,13 @@ class RuleGroup:
 
 
 def load_rules(path: str | Path, *, check_exprs: bool = True) -> list[RuleGroup]:
-    """Load and validate a ruler YAML file; raise :class:`RuleFileError` listing problems."""
-    path = Path(path)
+    """Load and validate a ruler YAML file; raise :class:`RuleFileError` listing problems.
+
+    A relative path is looked up from the working directory, then the project root.
+    """
+    from opsbook.paths import resolve
+
+    path = resolve(path)
     if not path.exists():
         raise ConfigError(f"rule file {path} does not exist", hint="check rules_path")
     try:

@@ -13,7 +13,9 @@ answered.
 from __future__ import annotations
 
 import glob
+import tempfile
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,7 +24,8 @@ import pandas as pd
 from opsbook.errors import ConfigError
 from opsbook.loki.frames import to_frame
 from opsbook.loki.http import LokiHTTP
-from opsbook.loki.timeutil import NS_PER_S, parse_duration, to_ns
+from opsbook.loki.timeutil import NS_PER_S, ns_to_rfc3339, parse_duration, to_ns
+from opsbook.paths import resolve
 
 LOG_SUFFIXES = (".jsonl", ".json", ".ndjson", ".jsonl.gz", ".json.gz")
 
@@ -65,7 +68,7 @@ def expand_paths(log_paths: str | Path | Iterable[str | Path]) -> list[Path]:
                 raise ConfigError(f"no file matches {text!r}", hint="check the log_paths glob")
             found.extend(matches)
             continue
-        path = Path(text)
+        path = resolve(text)
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if p.name.endswith(LOG_SUFFIXES))
             if not files:
@@ -166,3 +169,89 @@ def step_seconds(step: Any) -> float:
     if isinstance(step, int | float) and not isinstance(step, bool):
         return float(step)
     return parse_duration(str(step)) / NS_PER_S
+
+
+DEMO_START = "2026-11-28T06:00:00Z"
+
+
+@dataclass
+class Analysis:
+    """What a notebook analyses: a source, a window and the incidents known in it."""
+
+    source: Any
+    start_ns: int
+    end_ns: int
+    description: str
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+    log_paths: list[str] = field(default_factory=list)
+
+    @property
+    def window(self) -> tuple[str, str]:
+        return ns_to_rfc3339(self.start_ns), ns_to_rfc3339(self.end_ns)
+
+
+def data_bounds(source: LogSource) -> tuple[int, int]:
+    """First and last entry timestamps of all logs in ``source`` (two limit-1 queries)."""
+    names = [n for n in source.labels() if not n.startswith("__")]
+    if not names:
+        raise ConfigError("the log source holds no entries", hint="check log_paths")
+    selector = f'{{{names[0]}=~".+"}}'
+    lo, hi = 0, to_ns("2200-01-01T00:00:00Z")
+    first = to_frame(source.query_range(selector, lo, hi, limit=1, direction="forward"))
+    last = to_frame(source.query_range(selector, lo, hi, limit=1, direction="backward"))
+    return int(first["ts_ns"].min()), int(last["ts_ns"].max())
+
+
+def open_analysis(
+    *,
+    loki_url: str = "",
+    log_paths: str | Sequence[str] = (),
+    start: Any = "",
+    end: Any = "",
+    tenant: str = "",
+    auth_env: str = "",
+    incidents_path: str = "",
+    work_dir: str | Path | None = None,
+    demo_hours: float = 4.0,
+    demo_seed: int = 0,
+) -> Analysis:
+    """Open the notebook's source and settle its window.
+
+    * ``loki_url``: a live Loki; the window defaults to the last 6 hours;
+    * ``log_paths``: exported files; the window defaults to the span of the data;
+    * neither: simulate ``demo_hours`` of logs with incidents into ``work_dir`` (a temp
+      dir by default) and use its ground truth as the known incidents.
+
+    ``incidents_path`` names a ground-truth JSON (as :func:`simulate` writes) to shade
+    and score; the demo uses its own.
+    """
+    from opsbook.loki.simulate import load_ground_truth, simulate
+
+    paths = [log_paths] if isinstance(log_paths, str) else list(log_paths)
+    paths = [p for p in paths if str(p).strip()]
+    incidents: list[dict[str, Any]] = []
+    if not loki_url and not paths:
+        folder = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="opsbook-loki-"))
+        sim_start = start if start not in (None, "") else DEMO_START
+        sim = simulate(folder / "demo-logs.jsonl", sim_start, hours=demo_hours, seed=demo_seed)
+        paths = [str(sim.path)]
+        incidents = load_ground_truth(sim.ground_truth_path)["incidents"]
+        start, end = sim.start_ns, sim.end_ns
+        description = (
+            f"simulated demo: {sim.lines} lines over {demo_hours:g}h with "
+            f"{len(incidents)} injected incidents, in {sim.path} (no loki_url or log_paths given)"
+        )
+    else:
+        description = f"Loki at {loki_url}" if loki_url else f"exported logs: {', '.join(paths)}"
+    source = open_source(loki_url=loki_url, log_paths=paths, tenant=tenant, auth_env=auth_env)
+    if loki_url or (start not in (None, "") and end not in (None, "")):
+        start_ns, end_ns = resolve_window(start, end)
+    else:
+        first, last = data_bounds(source)
+        start_ns = to_ns(start) if start not in (None, "") else first
+        end_ns = to_ns(end) if end not in (None, "") else last + 1
+        if end_ns <= start_ns:
+            raise ConfigError(f"the window is empty: start {start!r}, end {end!r}")
+    if incidents_path:
+        incidents = load_ground_truth(resolve(incidents_path))["incidents"]
+    return Analysis(source, start_ns, end_ns, description, incidents, [str(p) for p in paths])
