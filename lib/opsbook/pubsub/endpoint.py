@@ -135,29 +135,22 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_redis_server(extra_args: list[str] | None = None) -> Endpoint:
-    """Start a throwaway ``redis-server`` on a free loopback port (no persistence)."""
+def start_redis_server(
+    extra_args: list[str] | None = None, *, password: str | None = None
+) -> Endpoint:
+    """Start a throwaway ``redis-server`` on a free loopback port (no persistence);
+    ``password`` sets ``requirepass``."""
     exe = shutil.which("redis-server")
     if exe is None:
         raise RedisUnreachable("redis-server is not on PATH", hint="install redis-server")
     tmp = tempfile.TemporaryDirectory(prefix="opsbook-redis-")
     port = _free_port()
-    cmd = [
-        exe,
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        tmp.name,
-        *(extra_args or []),
-    ]
+    cmd = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    cmd += ["--appendonly", "no", "--dir", tmp.name, *(extra_args or [])]
+    if password:
+        cmd += ["--requirepass", password]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    params = ConnParams(host="127.0.0.1", port=port)
+    params = ConnParams(host="127.0.0.1", port=port, password=password)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:

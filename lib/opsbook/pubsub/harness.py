@@ -202,6 +202,7 @@ class Bench:
             "redis_py": redis_py.__version__,
             "harness_client": "raw RESP2 sockets (hiredis parser)" if HIREDIS else "raw RESP2",
             "sharded_pubsub": self.cluster,
+            "host_load_1m": round(os.getloadavg()[0], 2),
         }
 
     def channel(self, name: str) -> str:
@@ -384,6 +385,7 @@ class Bench:
             **cpu,
             "client_cpu_pct": 100 * cpu["client_cpu_s"] / max(1e-9, window / 1e9),
             "redis_cpu_pct": 100 * cpu["redis_cpu_s"] / max(1e-9, window / 1e9),
+            "host_load_1m": round(os.getloadavg()[0], 2),
         }
         return StepResult(
             label=label or scenario,

@@ -35,6 +35,7 @@ LATENCY_COLUMNS = [
     "publisher_lag_p99_ms",
     "client_cpu_pct",
     "redis_cpu_pct",
+    "host_load_1m",
 ]
 THROUGHPUT_COLUMNS = [
     "label",
@@ -52,6 +53,7 @@ THROUGHPUT_COLUMNS = [
     "p99_ms",
     "client_cpu_pct",
     "redis_cpu_pct",
+    "host_load_1m",
 ]
 FANOUT_RECORD = [
     "subscribers",
@@ -217,30 +219,56 @@ def saturated(res: StepResult) -> bool:
     return bool(s["lost"] or s["publish_rate"] < 0.9 * offered or s["p99_ms"] > 1000)
 
 
-def rate_sweep(
-    bench: Bench, rates: list[int], duration_s: float, *, size: int = 1024
+def over_target(res: StepResult, target_ms: float = TARGET_MS) -> bool:
+    return bool(res.summary["p99_ms"] > target_ms or saturated(res))
+
+
+def confirmed_step(
+    bench: Bench, rate: float, duration_s: float, *, size: int = 1024, confirm: bool = True
 ) -> list[StepResult]:
-    """Latency vs offered rate, one subscriber; stops after the first saturated step."""
-    out = []
+    """One step at ``rate``; when it crosses the target, run it once more.
+
+    On a shared host a single stall can push one step's p99 over 10 ms: a crossing counts
+    only when it reproduces (:func:`knee` looks at the best run per rate). Both runs are
+    kept and shown.
+    """
+    first = open_loop(bench, rate, duration_s, size=size, scenario="rate_sweep")
+    if not (confirm and over_target(first)):
+        return [first]
+    again = open_loop(
+        bench,
+        rate,
+        duration_s,
+        size=size,
+        scenario="rate_sweep",
+        label=f"{int(rate)} msg/s (repeat)",
+    )
+    return [first, again]
+
+
+def rate_sweep(
+    bench: Bench, rates: list[int], duration_s: float, *, size: int = 1024, confirm: bool = True
+) -> list[StepResult]:
+    """Latency vs offered rate, one subscriber; stops after the first saturated rate."""
+    out: list[StepResult] = []
     for rate in sorted(rates):
-        res = open_loop(bench, rate, duration_s, size=size, scenario="rate_sweep")
-        out.append(res)
-        if saturated(res):
+        runs = confirmed_step(bench, rate, duration_s, size=size, confirm=confirm)
+        out += runs
+        if all(saturated(r) for r in runs):
             break
     return out
 
 
 def knee(results: list[StepResult], target_ms: float = TARGET_MS) -> dict[str, Any]:
-    """Where p99 first crosses ``target_ms``: last rate under it and first rate over it."""
-    ok = [r for r in results if r.summary["p99_ms"] <= target_ms and not saturated(r)]
-    over = [r for r in results if r.summary["p99_ms"] > target_ms or saturated(r)]
-    last_ok = max((r.config["offered_rate"] for r in ok), default=None)
+    """Where p99 crosses ``target_ms``: the highest rate with a run under it, and the first
+    higher rate whose every run is over it (so one stalled run does not make a knee)."""
+    by_rate: dict[float, bool] = {}
+    for r in results:
+        rate = r.config["offered_rate"]
+        by_rate[rate] = by_rate.get(rate, False) or not over_target(r, target_ms)
+    last_ok = max((rate for rate, ok in by_rate.items() if ok), default=None)
     first_over = min(
-        (
-            r.config["offered_rate"]
-            for r in over
-            if last_ok is None or r.config["offered_rate"] > last_ok
-        ),
+        (rate for rate, ok in by_rate.items() if not ok and (last_ok is None or rate > last_ok)),
         default=None,
     )
     return {
@@ -265,13 +293,13 @@ def find_knee(
     k = knee(sweep)
     while not k["crossed"] and (k["last_ok_rate"] or 0) < max_rate:
         rate = int((k["last_ok_rate"] or 1000) * 2)
-        extra.append(open_loop(bench, rate, duration_s, size=size, scenario="rate_sweep"))
+        extra += confirmed_step(bench, rate, duration_s, size=size)
         k = knee(sweep + extra)
     for _ in range(refine):
         if not (k["crossed"] and k["last_ok_rate"]):
             break
         mid = int((k["knee_rate"] + k["last_ok_rate"]) / 2)
-        extra.append(open_loop(bench, mid, duration_s, size=size, scenario="rate_sweep"))
+        extra += confirmed_step(bench, mid, duration_s, size=size)
         k = knee(sweep + extra)
     return k, extra
 
@@ -306,18 +334,30 @@ def max_throughput(
     steps: list[StepResult] = []
     good, bad, rate = 0, 0, start_rate
     while rate <= ceiling:
-        res = _throughput_step(bench, pubs, rate, duration_s, size)
-        steps.append(res)
-        if not sustained(res):
+        ok, runs = _sustained_at(bench, pubs, rate, duration_s, size)
+        steps += runs
+        if not ok:
             bad = rate
             break
         good, rate = rate, int(rate * 2)
     for _ in range(refine if bad else 0):
         mid = int((good + bad) / 2)
-        res = _throughput_step(bench, pubs, mid, duration_s, size)
-        steps.append(res)
-        good, bad = (mid, bad) if sustained(res) else (good, mid)
+        ok, runs = _sustained_at(bench, pubs, mid, duration_s, size)
+        steps += runs
+        good, bad = (mid, bad) if ok else (good, mid)
     return good, steps
+
+
+def _sustained_at(
+    bench: Bench, pubs: int, rate: int, duration_s: float, size: int
+) -> tuple[bool, list[StepResult]]:
+    """A step that failed on latency alone (no loss) gets one more run: stalls of a shared
+    host should not set the ceiling; loss is never retried away."""
+    first = _throughput_step(bench, pubs, rate, duration_s, size)
+    if sustained(first) or first.summary["lost"] or first.summary["disconnects"]:
+        return sustained(first), [first]
+    again = _throughput_step(bench, pubs, rate, duration_s, size)
+    return sustained(again), [first, again]
 
 
 def _throughput_step(

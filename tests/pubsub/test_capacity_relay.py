@@ -1,0 +1,60 @@
+"""Connection capacity, the WebSocket hop, redis-benchmark cross-check and the charts."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from matplotlib.figure import Figure
+
+from opsbook.pubsub import capacity, charts, crosscheck, relay
+from opsbook.pubsub import scenarios as sc
+from opsbook.pubsub.endpoint import parse_info
+from opsbook.pubsub.harness import Bench
+
+pytestmark = pytest.mark.services
+
+
+def test_capacity_opens_idle_subscribers_and_measures_memory(bench: Bench) -> None:
+    before = int(parse_info(bench.admin.call("INFO", "clients"))["connected_clients"])
+    cap = capacity.connection_capacity(
+        bench, 200, procs=2, checkpoints=2, settle_s=0.2, latency_s=0.2
+    )
+    assert cap["reached"] == 200 and cap["limit"] is None
+    samples = cap["samples"]
+    assert list(samples["connections"]) == [100, 200, 200]
+    assert (samples["tot_mem_per_conn"] > 0).all()
+    assert samples["connected_clients"].iloc[1] >= before + 200
+    assert cap["latency"].summary["lost"] == 0
+    after = int(parse_info(bench.admin.call("INFO", "clients"))["connected_clients"])
+    assert after < before + 200  # the holders closed their connections
+
+
+def test_websocket_hop_delivers_to_every_client(bench: Bench) -> None:
+    res = relay.measure(bench, clients=4, rate=400, duration_s=0.5)
+    assert res["sent"] == 200
+    assert res["deliveries"] == 4 * 200 and res["lost"] == 0
+    assert res["count"] == res["deliveries"]
+    assert res["p50_ms"] <= res["p99_ms"]
+
+
+@pytest.mark.skipif(shutil.which("redis-benchmark") is None, reason="redis-benchmark missing")
+def test_redis_benchmark_crosscheck_parses_rps(bench: Bench) -> None:
+    rb = crosscheck.redis_benchmark_publish(bench.params, size=256, requests=2000, clients=4)
+    assert rb["available"] and rb["rps"] > 0
+    assert rb["p50_ms"] <= rb["p99_ms"]
+
+
+def test_charts_render_from_real_results(bench: Bench) -> None:
+    steps = [sc.open_loop(bench, r, 0.2, scenario="rate_sweep") for r in (500, 2000)]
+    fan = sc.fanout(bench, [1, 3], rate=500, duration_s=0.2)
+    frame = sc.table(steps + fan)
+    cap = capacity.connection_capacity(bench, 20, checkpoints=2, settle_s=0.0, latency_s=0.1)
+    figs = [
+        charts.latency_cdf_and_histogram({s.label: s.latency for s in steps}),
+        charts.percentiles_vs_rate(sc.table(steps)),
+        charts.throughput_vs_fanout(sc.table(fan)),
+        charts.memory_per_connection(cap["samples"]),
+        charts.loss_vs_rate(frame),
+    ]
+    assert all(isinstance(f, Figure) and f.axes for f in figs)

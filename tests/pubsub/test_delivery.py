@@ -1,0 +1,99 @@
+"""Short real-Redis runs: invariants of a clean run, loss from a slow subscriber, cleanup."""
+
+from __future__ import annotations
+
+import pytest
+
+from opsbook.pubsub import scenarios as sc
+from opsbook.pubsub.harness import Bench
+
+pytestmark = pytest.mark.services
+
+
+def test_clean_run_delivers_every_message_exactly_once(bench: Bench) -> None:
+    res = bench.step(
+        channels=[bench.channel("inv")],
+        subs=[{}, {}],
+        rate=2000,
+        count=1000,
+        size=256,
+        pubs=2,
+        scenario="test",
+    )
+    s = res.summary
+    assert s["sent"] == 2000
+    assert s["received"] == 2 * 2000  # two subscribers, every message once each
+    assert (s["lost"], s["duplicates"], s["reordered"], s["disconnects"]) == (0, 0, 0, 0)
+    assert res.latency.get_total_count() == s["received"]
+    assert s["p50_ms"] <= s["p90_ms"] <= s["p99_ms"] <= s["p999_ms"] <= s["max_ms"]
+    assert s["p50_ms"] > 0
+
+
+def test_patterns_and_per_user_channels_count_what_each_connection_should_get(
+    bench: Bench,
+) -> None:
+    names = [bench.channel(f"user:notifications:{i}") for i in range(3)]
+    subs = [
+        {"channels": [names[0]]},
+        {"channels": names[1:]},
+        {"patterns": [bench.channel("user:notifications:*")]},
+    ]
+    res = bench.step(
+        channels=names, subs=subs, rate=900, count=300, size=128, weights=[1, 1, 1], scenario="test"
+    )
+    per_conn = sorted((c["expected"], c["received"], c["lost"]) for c in res.conns)
+    sent = res.summary["sent"]
+    assert sent == 300
+    assert per_conn[-1] == (sent, sent, 0)  # the pattern subscriber sees every user
+    assert sum(e for e, _, _ in per_conn[:2]) == sent
+    assert all(lost == 0 for _, _, lost in per_conn)
+    assert res.latency.get_total_count() == 2 * sent
+
+
+def test_slow_subscriber_is_cut_off_and_its_loss_counted(bench: Bench) -> None:
+    before = bench.admin.call("CONFIG", "GET", "client-output-buffer-limit")[1]
+    res = sc.slow_subscriber(
+        bench,
+        rate=2000,
+        duration_s=0.5,
+        size=8192,
+        delay_us=5000,
+        limit="512kb 256kb 1",
+        rcvbuf=16384,
+    )
+    after = bench.admin.call("CONFIG", "GET", "client-output-buffer-limit")[1]
+    assert after == before  # the temporary limit was restored
+    table = sc.slow_table(res).set_index("subscriber")
+    assert table.loc["fast", "lost"] == 0
+    assert table.loc["fast", "received"] == res.summary["sent"]
+    assert table.loc["slow", "lost"] > 0
+    assert table.loc["slow", "disconnects"] >= 1
+    assert len(table.loc["slow", "client_ids"]) >= 2  # reconnected as a new client
+    assert table.loc["slow", "received"] + table.loc["slow", "lost"] == res.summary["sent"]
+    assert res.summary["lost"] == table.loc["slow", "lost"]
+
+
+def test_closed_loop_is_labelled_and_accounts_for_everything(bench: Bench) -> None:
+    res = sc.saturation(bench, 1, 0.3, size=512)
+    s = res.summary
+    assert res.config["loop"] == "closed" and res.config["offered_rate"] is None
+    assert s["sent"] > 0
+    assert s["received"] + s["lost"] == s["sent"]
+
+
+def test_run_leaves_no_keys_and_no_config_change(endpoint: object) -> None:
+    from opsbook.pubsub import streams
+
+    with Bench(endpoint, sub_procs=1, pub_procs=1) as b:  # type: ignore[arg-type]
+        config = b.admin.call("CONFIG", "GET", "client-output-buffer-limit")
+        df = streams.compare(b, jobs=120, rate=400)
+        prefix = b.prefix
+        admin = b.admin
+        assert admin.call("KEYS", f"{prefix}:*") == []
+        assert admin.call("CONFIG", "GET", "client-output-buffer-limit") == config
+    rows = df.set_index("transport")
+    assert rows.loc["pub/sub", "lost"] > 0
+    assert rows.loc["pub/sub", "lost_worker_absent"] > 0
+    assert rows.loc["pub/sub", "publish_to_nobody"] > 0
+    streams_row = rows.loc["Redis Streams + consumer group"]
+    assert streams_row["lost"] == 0 and streams_row["processed_unique"] == 120

@@ -1,0 +1,81 @@
+"""Endpoint resolution and its errors: bad URL, nothing listening, wrong or missing password."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from opsbook.pubsub import endpoint as ep_mod
+from opsbook.pubsub.endpoint import Endpoint, resolve, start_redis_server
+from opsbook.pubsub.errors import BadRedisURL, RedisAuthFailed, RedisUnreachable
+
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture(scope="module")
+def locked() -> Iterator[Endpoint]:
+    """A throwaway redis-server that needs a password."""
+    ep = start_redis_server(password="letmein-7")
+    yield ep
+    ep.close()
+
+
+def test_unset_variable_uses_default_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPSBOOK_TEST_REDIS", raising=False)
+    with resolve("OPSBOOK_TEST_REDIS") as ep:
+        assert ep.kind.startswith(("default", "redis-server"))
+        assert ep.info["redis_version"]
+
+
+def test_unreachable_default_starts_a_redis_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    port = ep_mod._free_port()
+    monkeypatch.setattr(ep_mod, "DEFAULT_URL", f"redis://127.0.0.1:{port}/0")
+    with resolve(None) as ep:
+        assert ep.kind == "redis-server (started)"
+        assert ep.params.port != port
+        assert ep.info["redis_version"]
+
+
+def test_bad_url_in_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPSBOOK_TEST_REDIS", "http://127.0.0.1:6379")
+    with pytest.raises(BadRedisURL, match="scheme"):
+        resolve("OPSBOOK_TEST_REDIS")
+
+
+def test_nothing_listening_is_a_clear_unreachable_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPSBOOK_TEST_REDIS", f"redis://127.0.0.1:{ep_mod._free_port()}/0")
+    with pytest.raises(RedisUnreachable, match="cannot connect") as info:
+        resolve("OPSBOOK_TEST_REDIS")
+    assert info.value.hint
+
+
+def test_wrong_password_is_an_auth_error_without_the_password(
+    locked: Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPSBOOK_TEST_REDIS", f"redis://:wrong-pw-1@127.0.0.1:{locked.params.port}")
+    with pytest.raises(RedisAuthFailed) as info:
+        resolve("OPSBOOK_TEST_REDIS")
+    assert "wrong-pw-1" not in str(info.value)
+
+
+def test_missing_password_is_an_auth_error(
+    locked: Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPSBOOK_TEST_REDIS", f"redis://127.0.0.1:{locked.params.port}")
+    with pytest.raises(RedisAuthFailed, match="needs a password"):
+        resolve("OPSBOOK_TEST_REDIS")
+
+
+def test_right_password_works_and_is_never_in_the_label(
+    locked: Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opsbook.pubsub.harness import Bench
+
+    monkeypatch.setenv("OPSBOOK_TEST_REDIS", f"redis://:letmein-7@127.0.0.1:{locked.params.port}")
+    with resolve("OPSBOOK_TEST_REDIS") as ep, Bench(ep, sub_procs=1, pub_procs=1) as bench:
+        assert "letmein-7" not in ep.label and "letmein-7" not in str(bench.environment())
+        res = bench.step(
+            channels=[bench.channel("auth")], subs=[{}], rate=1000, count=200, size=128
+        )
+        assert res.summary["received"] == 200 and res.summary["lost"] == 0

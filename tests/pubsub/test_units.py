@@ -1,0 +1,172 @@
+"""Pure units: wire format, RESP, URLs, histograms, profiles, knee and verdict logic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from opsbook.errors import ConfigError
+from opsbook.pubsub import hist, message, scenarios, verdict
+from opsbook.pubsub.errors import BadRedisURL
+from opsbook.pubsub.harness import StepResult
+from opsbook.pubsub.resp import PyReader, ReplyError, pack, parse_url
+
+
+def test_message_round_trip_and_exact_size() -> None:
+    pad = message.padding(1024)
+    data = message.encode(3, 7, 11, 123456, 987654321, pad)
+    assert len(data) == 1024
+    assert message.decode(data) == message.Header(3, 7, 11, 123456, 987654321)
+
+
+def test_message_smaller_than_header_is_refused() -> None:
+    with pytest.raises(ValueError, match="header"):
+        message.padding(message.HEADER_SIZE - 1)
+
+
+def test_pack_is_resp_array_of_bulk_strings() -> None:
+    assert pack("PUBLISH", "ch", b"\x00x") == b"*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$2\r\n\x00x\r\n"
+
+
+@pytest.mark.parametrize(
+    ("chunks", "expected"),
+    [
+        ([b"+OK\r\n"], b"OK"),
+        ([b":42\r\n"], 42),
+        ([b"$3\r\nabc\r\n"], b"abc"),
+        ([b"$-1\r\n"], None),
+        ([b"*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$2\r\nhi\r\n"], [b"message", b"c", b"hi"]),
+        ([b"*2\r\n$1\r\na", b"\r\n:5", b"\r\n"], [b"a", 5]),
+    ],
+)
+def test_python_reader_parses_split_replies(chunks: list[bytes], expected: object) -> None:
+    reader = PyReader()
+    got: object = False
+    for chunk in chunks:
+        reader.feed(chunk)
+        got = reader.gets()
+    assert got == expected
+    assert reader.gets() is False
+
+
+def test_python_reader_returns_error_replies() -> None:
+    reader = PyReader()
+    reader.feed(b"-WRONGPASS invalid\r\n")
+    reply = reader.gets()
+    assert isinstance(reply, ReplyError) and "WRONGPASS" in str(reply)
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "port", "db", "password", "tls"),
+    [
+        ("redis://127.0.0.1:6379/0", "127.0.0.1", 6379, 0, None, False),
+        ("redis://:s3cret@cache.internal:6380/2", "cache.internal", 6380, 2, "s3cret", False),
+        ("rediss://user:p%40ss@host", "host", 6379, 0, "p@ss", True),
+    ],
+)
+def test_parse_url(
+    url: str, host: str, port: int, db: int, password: str | None, tls: bool
+) -> None:
+    p = parse_url(url)
+    assert (p.host, p.port, p.db, p.password, p.tls) == (host, port, db, password, tls)
+    if password:
+        assert password not in p.redacted() and "***" in p.redacted()
+
+
+@pytest.mark.parametrize(
+    "url", ["localhost:6379", "http://x:6379", "redis://h:notaport", "redis://h/abc", "unix://"]
+)
+def test_bad_urls_say_what_to_use(url: str) -> None:
+    with pytest.raises(BadRedisURL) as info:
+        parse_url(url)
+    assert info.value.hint or "use" in info.value.message
+
+
+def test_histogram_counts_merge_and_monotone_percentiles(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    a = hist.from_values(rng.integers(50, 5000, 1000))
+    b = hist.from_values(rng.integers(100, 90000, 500))
+    merged = hist.merge([hist.encode(a), hist.encode(b)])
+    assert merged.get_total_count() == 1500
+    s = hist.summary(merged)
+    assert s["p50_ms"] <= s["p90_ms"] <= s["p99_ms"] <= s["p999_ms"] <= s["max_ms"]
+    path = hist.save(merged, tmp_path / "x.hdr")
+    assert hist.load(path).get_total_count() == 1500
+    assert path.with_suffix(".hgrm").read_text().strip()
+
+
+def test_histogram_clamps_out_of_range_values() -> None:
+    h = hist.from_values([0, -5, hist.HIGHEST_US * 10])
+    assert h.get_total_count() == 3
+
+
+def test_profile_overrides_and_bad_values() -> None:
+    p = scenarios.profile("quick", duration_s=2.0, rates=[], connections=0)
+    assert p.duration_s == 2.0 and p.rates == scenarios.PROFILES["quick"].rates
+    with pytest.raises(ConfigError, match="unknown profile"):
+        scenarios.profile("huge")
+    with pytest.raises(ConfigError, match="rates"):
+        scenarios.profile("quick", rates=[1000, -1])
+    with pytest.raises(ConfigError, match="channels"):
+        scenarios.profile("quick", channels=["ai:jobz"])
+
+
+def _step(rate: float, p99: float, lost: int = 0) -> StepResult:
+    summary = {
+        "p50_ms": p99 / 4,
+        "p99_ms": p99,
+        "p999_ms": p99,
+        "lost": lost,
+        "publish_rate": rate,
+        "disconnects": 0,
+        "received": 100,
+        "sent": 100,
+    }
+    return StepResult(
+        label=str(rate),
+        scenario="rate_sweep",
+        config={"offered_rate": rate, "size": 1024, "pubs": 1},
+        summary=summary,
+        latency=hist.new(),
+    )
+
+
+def test_knee_is_first_rate_over_target_after_last_good() -> None:
+    k = scenarios.knee([_step(1000, 1.0), _step(10000, 4.0), _step(40000, 12.0)])
+    assert (k["last_ok_rate"], k["knee_rate"], k["crossed"]) == (10000, 40000, True)
+    k = scenarios.knee([_step(1000, 1.0), _step(10000, 4.0)])
+    assert k["crossed"] is False and k["last_ok_rate"] == 10000
+
+
+def test_a_crossing_that_does_not_reproduce_is_not_the_knee() -> None:
+    runs = [
+        _step(1000, 1.0),
+        _step(10000, 30.0),
+        _step(10000, 3.0),
+        _step(40000, 12.0),
+        _step(40000, 14.0),
+    ]
+    k = scenarios.knee(runs)
+    assert (k["last_ok_rate"], k["knee_rate"]) == (10000, 40000)
+
+
+def test_loss_makes_a_step_unsustained() -> None:
+    assert scenarios.sustained(_step(1000, 2.0))
+    assert not scenarios.sustained(_step(1000, 2.0, lost=1))
+    assert not scenarios.sustained(_step(1000, 500.0))
+
+
+def test_verdicts_pass_and_fail_on_measured_figures() -> None:
+    knee = {"knee_rate": 40000, "last_ok_rate": 10000}
+    assert verdict.latency_claim(4.0, knee)["pass"] is True
+    assert verdict.latency_claim(12.0, knee)["pass"] is False
+    assert verdict.throughput_claim(9_999, "x")["pass"] is False
+    assert (
+        verdict.connections_claim(9_990, 10_000, "max number of clients reached", 10_000)["pass"]
+        is False
+    )
+    assert verdict.memory_claim(17_000, 900, 30)["pass"] is True
+    assert verdict.memory_claim(17_000, 2_000, 30)["pass"] is False
+    assert verdict.delivery_claim(0, 3)["pass"] is False
