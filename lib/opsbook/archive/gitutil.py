@@ -102,7 +102,14 @@ def repo_root(path: str | Path) -> Path:
 def head_sha(repo: Path) -> str | None:
     """The commit HEAD points at, or None in a repository without commits."""
     proc = git(repo, ["rev-parse", "--verify", "-q", "HEAD"], check=False)
-    return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
+    if proc.returncode != 0:
+        return None
+    return proc.stdout.decode().strip() or None
+
+
+def git_dir(repo: Path) -> Path:
+    """The repository's git directory (``.git`` may be a file in worktrees)."""
+    return Path(git_text(repo, ["rev-parse", "--absolute-git-dir"]))
 
 
 def current_branch(repo: Path) -> str | None:

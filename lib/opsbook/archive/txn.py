@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 from opsbook.archive.errors import ApplyFailed
-from opsbook.archive.gitutil import git, head_sha, require_writable
+from opsbook.archive.gitutil import git, git_dir, head_sha, require_writable
 
 
 class Transaction:
@@ -28,7 +28,7 @@ class Transaction:
         self.renames: list[tuple[Path, Path]] = []
         self.created: list[Path] = []
         self.created_dirs: list[Path] = []
-        self.trash = repo / ".git" / f"opsbook-trash-{os.getpid()}-{time.time_ns()}"
+        self.trash = git_dir(repo) / f"opsbook-trash-{os.getpid()}-{time.time_ns()}"
         self.pruned: list[tuple[Path, Path]] = []
 
     def _inside(self, path: Path) -> Path:
@@ -106,13 +106,11 @@ class Transaction:
             shutil.rmtree(self.trash, ignore_errors=True)
             return False
         self.rollback()
-        if isinstance(exc, ApplyFailed):
-            return False
-        detail = (
-            exc.stderr.decode(errors="replace").strip()
-            if hasattr(exc, "stderr") and isinstance(getattr(exc, "stderr", None), bytes)
-            else str(exc)
-        )
+        if isinstance(exc, ApplyFailed) or not isinstance(exc, Exception):
+            return False  # ours already, or Ctrl-C / SystemExit: re-raise as is
+        stderr = getattr(exc, "stderr", None)
+        detail = stderr.decode(errors="replace").strip() if isinstance(stderr, bytes) else ""
+        detail = detail or str(exc)
         raise ApplyFailed(
             f"{self.what} failed and was rolled back, the tree is as before: {detail}",
             hint="fix the cause above (e.g. a failing git hook or missing git identity) and run "
