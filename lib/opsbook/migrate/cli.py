@@ -1,0 +1,178 @@
+"""``opsbook migrate ...``: demo store, dry run, live run, rollback, cleanup, restore."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from opsbook.errors import OpsbookError
+
+
+class _Group(click.Group):
+    """Turns OpsbookError into a message and its exit code (also when run standalone)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OpsbookError as exc:
+            click.secho(f"error: {exc.message}", fg="red", err=True)
+            if exc.hint:
+                click.echo(f"  hint: {exc.hint}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+cli = _Group(
+    name="migrate",
+    help="Chroma → Qdrant migration with backup, verification and an atomic alias cutover.",
+)
+
+
+def _target_options(f: Any) -> Any:
+    for opt in reversed(
+        [
+            click.option(
+                "--target",
+                default="",
+                help="local | edge | server (default: server if --qdrant-url, else local)",
+            ),
+            click.option(
+                "--qdrant-path", default="", help="embedded target folder (default WORK_DIR/qdrant)"
+            ),
+            click.option("--qdrant-url", default="", help="Qdrant server URL"),
+            click.option(
+                "--api-key-env",
+                "qdrant_api_key_env",
+                default="QDRANT_API_KEY",
+                show_default=True,
+                help="NAME of the env var holding the API key",
+            ),
+            click.option("--work-dir", required=True, help="scratch folder (checkpoints, journal)"),
+        ]
+    ):
+        f = opt(f)
+    return f
+
+
+def _source_options(f: Any) -> Any:
+    for opt in reversed(
+        [
+            click.option(
+                "--chroma-path", default="", help="Chroma directory (opened through a copy)"
+            ),
+            click.option("--chroma-url", default="", help="Chroma server URL"),
+            click.option("--collection", "collections", multiple=True, help="repeat; default all"),
+            click.option("--batch-size", default=100, show_default=True),
+        ]
+    ):
+        f = opt(f)
+    return f
+
+
+def _config(**kw: Any) -> dict:
+    kw["collections"] = list(kw.get("collections") or []) or None
+    return kw
+
+
+@cli.command("fixture")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--docs", default=14365, show_default=True, help="documents over 3 collections")
+@click.option("--dim", default=384, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+def fixture_cmd(path: Path, docs: int, dim: int, seed: int) -> None:
+    """Generate the demo Chroma store at PATH (a new or empty folder).
+
+    Example: opsbook migrate fixture /tmp/chroma --docs 1500
+    """
+    from opsbook.migrate import make_demo_chroma
+
+    click.echo(str(make_demo_chroma(path, n_docs=docs, dim=dim, seed=seed)))
+
+
+@cli.command("plan")
+@_source_options
+@_target_options
+def plan_cmd(**kw: Any) -> None:
+    """Dry run: read and validate everything, write nothing to Qdrant.
+
+    Example: opsbook migrate plan --chroma-path /tmp/chroma --work-dir /tmp/work
+    """
+    from opsbook.migrate import plan
+
+    p = plan(**_config(**kw))
+    click.echo(p.table().drop(columns=["findings"]).to_string(index=False))
+    click.echo(
+        f"{p.total_records} records, estimated {p.estimated_s:.0f}s, "
+        f"{'valid' if p.ok else 'INVALID: see the findings'}"
+    )
+    raise SystemExit(0 if p.ok else 1)
+
+
+@cli.command("run")
+@_source_options
+@_target_options
+@click.option("--resume", is_flag=True, help="continue from the checkpoints in WORK_DIR")
+@click.option("--no-cutover", is_flag=True, help="verify but leave the aliases alone")
+@click.option("--no-backup", is_flag=True, help="skip the source backup")
+@click.option("--recall-threshold", default=0.99, show_default=True)
+def run_cmd(resume: bool, no_cutover: bool, no_backup: bool, **kw: Any) -> None:
+    """Back up, migrate into staging collections, verify every record, switch aliases.
+
+    Example: opsbook migrate run --chroma-path /tmp/chroma --work-dir /tmp/work
+    """
+    from opsbook.migrate import migrate
+
+    r = migrate(
+        dry_run=False,
+        resume=resume,
+        cutover=not no_cutover,
+        backup=not no_backup,
+        progress=True,
+        **_config(**kw),
+    )
+    click.echo(r.table().to_string(index=False))
+    click.echo(
+        f"{r.total_records} records in {r.duration_s:.1f}s ({r.records_per_s:,.0f} rec/s "
+        f"written); integrity {'OK' if r.integrity_ok else 'FAILED'}; "
+        f"cutover {'done' if r.cutover_done else 'not done'}"
+    )
+    raise SystemExit(0 if r.integrity_ok else 1)
+
+
+@cli.command("rollback")
+@_target_options
+def rollback_cmd(**kw: Any) -> None:
+    """Switch the aliases of the last cutover back (collections are kept).
+
+    Example: opsbook migrate rollback --work-dir /tmp/work
+    """
+    from opsbook.migrate import rollback
+
+    click.echo(json.dumps(rollback(**kw), indent=1))
+
+
+@cli.command("cleanup")
+@_target_options
+def cleanup_cmd(**kw: Any) -> None:
+    """Delete the collections a cutover replaced and no alias uses any more.
+
+    Example: opsbook migrate cleanup --work-dir /tmp/work
+    """
+    from opsbook.migrate import cleanup
+
+    click.echo(json.dumps(cleanup(**kw), indent=1))
+
+
+@cli.command("restore")
+@click.argument("backup", type=click.Path(path_type=Path))
+@click.argument("dest", type=click.Path(path_type=Path))
+def restore_cmd(backup: Path, dest: Path) -> None:
+    """Restore a backup folder (directory copy or Parquet export) into a new Chroma folder.
+
+    Example: opsbook migrate restore /tmp/work/backup/chroma-dir-20261128T120000 /tmp/restored
+    """
+    from opsbook.migrate import restore
+
+    click.echo(str(restore(backup, dest)))
