@@ -90,6 +90,7 @@ class LokiTestServer:
         self.requests: list[dict[str, Any]] = []
         self.faults: list[tuple[int, str, dict[str, str]]] = []
         self.always_fail: tuple[int, str] | None = None
+        self.fail_from: tuple[int, int, str] | None = None  # (nth request, status, body)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -121,6 +122,9 @@ class LokiTestServer:
                 server.requests.append(
                     {"path": parsed.path, "params": params, "headers": dict(self.headers)}
                 )
+                if server.fail_from and len(server.requests) >= server.fail_from[0]:
+                    self._send(server.fail_from[1], server.fail_from[2], "text/plain")
+                    return
                 if server.always_fail is not None:
                     self._send(server.always_fail[0], server.always_fail[1], "text/plain")
                     return

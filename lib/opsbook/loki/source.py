@@ -223,7 +223,8 @@ def open_analysis(
       dir by default) and use its ground truth as the known incidents.
 
     ``incidents_path`` names a ground-truth JSON (as :func:`simulate` writes) to shade
-    and score; the demo uses its own.
+    and score; without it a single log file's ``<name>.truth.json`` sibling is used
+    when present, and the demo uses its own.
     """
     from opsbook.loki.simulate import load_ground_truth, simulate
 
@@ -248,10 +249,24 @@ def open_analysis(
         start_ns, end_ns = resolve_window(start, end)
     else:
         first, last = data_bounds(source)
-        start_ns = to_ns(start) if start not in (None, "") else first
-        end_ns = to_ns(end) if end not in (None, "") else last + 1
+        minute = 60 * NS_PER_S  # the data's span, widened to whole minutes
+        start_ns = to_ns(start) if start not in (None, "") else first // minute * minute
+        end_ns = to_ns(end) if end not in (None, "") else align(last + 1, minute)
         if end_ns <= start_ns:
             raise ConfigError(f"the window is empty: start {start!r}, end {end!r}")
-    if incidents_path:
-        incidents = load_ground_truth(resolve(incidents_path))["incidents"]
+    truth = Path(incidents_path) if incidents_path else _sibling_truth(paths)
+    if truth is not None:
+        incidents = load_ground_truth(resolve(truth))["incidents"]
+        if not incidents_path:
+            description += f"; known incidents from {truth}"
     return Analysis(source, start_ns, end_ns, description, incidents, [str(p) for p in paths])
+
+
+def _sibling_truth(paths: Sequence[str]) -> Path | None:
+    """The ground truth :func:`simulate` wrote next to a single log file, if any."""
+    from opsbook.loki.simulate import ground_truth_path_for
+
+    if len(paths) != 1 or any(ch in str(paths[0]) for ch in "*?["):
+        return None
+    candidate = ground_truth_path_for(resolve(paths[0]))
+    return candidate if candidate.is_file() else None

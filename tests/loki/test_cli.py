@@ -1,0 +1,110 @@
+"""`opsbook loki export` and `opsbook loki simulate`."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+from click.testing import CliRunner
+
+from opsbook.loki.cli import cli
+from opsbook.loki.local import LocalLogs
+from opsbook.loki.timeutil import to_ns
+
+
+def test_simulate_command_writes_logs_and_truth(tmp_path):
+    out = tmp_path / "demo.jsonl"
+    result = CliRunner().invoke(cli, ["simulate", "-o", str(out), "--hours", "3", "--seed", "4"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["lines"] == sum(1 for _ in out.open())
+    assert len(info["incidents"]) == 5 and (tmp_path / "demo.truth.json").exists()
+
+
+def test_simulate_command_bad_input_exits_2(tmp_path):
+    result = CliRunner().invoke(cli, ["simulate", "-o", str(tmp_path / "x.jsonl"), "--hours", "1"])
+    assert result.exit_code == 2
+    assert "too short" in result.output
+
+
+def test_export_pages_a_live_range_into_jsonl_readable_by_locallogs(serve, sim_day, tmp_path):
+    local = LocalLogs([sim_day.path])
+    server = serve(local, max_entries=1000)
+    out = tmp_path / "export.jsonl"
+    start, end = "2026-11-28T07:00:00Z", "2026-11-28T09:00:00Z"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "export",
+            "--url",
+            server.url,
+            "-q",
+            '{env="prod"}',
+            "--start",
+            start,
+            "--end",
+            end,
+            "-o",
+            str(out),
+            "--page-limit",
+            "1000",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = [orjson.loads(line) for line in out.open("rb")]
+    with open(sim_day.path, "rb") as f:
+        source = [orjson.loads(line) for line in f]
+    lo, hi = to_ns(start), to_ns(end)
+    expected = sorted((r["ts"], r["line"]) for r in source if lo <= r["ts"] < hi)
+    assert sorted((to_ns(r["timestamp"]), r["line"]) for r in rows) == expected
+    assert len(rows) > 3 * 1000  # several pages
+    assert [to_ns(r["timestamp"]) for r in rows] == sorted(to_ns(r["timestamp"]) for r in rows)
+    again = LocalLogs([out])
+    assert again.entry_count == len(expected)
+    assert f"wrote {len(rows)} entries" in result.output
+
+
+def test_export_refuses_metric_queries_and_leaves_no_file(serve, tmp_path):
+    out = tmp_path / "x.jsonl"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "export",
+            "--url",
+            "http://127.0.0.1:9",
+            "-q",
+            'rate({a="b"}[1m])',
+            "-o",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 2 and "not a log query" in result.output
+    assert not list(tmp_path.iterdir())
+
+
+def test_failed_export_leaves_no_partial_file(serve, sim_day, tmp_path):
+    server = serve(LocalLogs([sim_day.path]), max_entries=500)
+    server.fail_from = (2, 400, "query timed out after the first page")
+    out = tmp_path / "x.jsonl"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "export",
+            "--url",
+            server.url,
+            "-q",
+            '{env="prod"}',
+            "--start",
+            "2026-11-28T07:00:00Z",
+            "--end",
+            "2026-11-28T08:00:00Z",
+            "-o",
+            str(out),
+            "--page-limit",
+            "500",
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    assert "query timed out after the first page" in result.output
+    assert len(server.requests) == 2
+    assert not list(tmp_path.iterdir())
