@@ -10,6 +10,7 @@ import pytest
 
 from opsbook.archive import DEMO_NOW, MissingAppsDir, NotAGitRepo, inventory
 from opsbook.archive.fixture import DEMO_APPS
+from opsbook.errors import ConfigError
 
 from .helpers import MakeRepo, git_out
 
@@ -151,3 +152,13 @@ def test_grouping_folder_holding_workspaces_yields_the_workspaces(make_repo: Mak
     ]
     assert [p.path for p in inv.packages] == ["libs/core"]
     assert inv.app("cli").commits_total == 1
+
+
+@pytest.mark.parametrize("bad", [0, -5, "90", 1.5, True])
+def test_bad_staleness_days(demo: Path, bad: object) -> None:
+    with pytest.raises(ConfigError, match="staleness_days"):
+        inventory(demo, staleness_days=bad)  # type: ignore[arg-type]
+
+
+def test_a_single_string_apps_dir_is_accepted(demo: Path) -> None:
+    assert len(inventory(demo, apps_dirs="apps", now=DEMO_NOW).apps) == 14  # type: ignore[arg-type]

@@ -495,10 +495,17 @@ def inventory(
     >>> inv.frame()[["app", "last_commit", "deps_mb"]]  # doctest: +SKIP
     """
     started = time.perf_counter()
-    if staleness_days <= 0:
+    if (
+        isinstance(staleness_days, bool)
+        or not isinstance(staleness_days, int)
+        or (staleness_days <= 0)
+    ):
         raise ConfigError(
-            f"staleness_days must be positive, got {staleness_days}", hint="use e.g. 90"
+            f"staleness_days must be a positive whole number of days, got {staleness_days!r}",
+            hint="use e.g. 90",
         )
+    apps_dirs = [apps_dirs] if isinstance(apps_dirs, str) else apps_dirs
+    markers = [markers] if isinstance(markers, str) else markers
     repo = repo_root(repo_path)
     dirs = _check_dirs(repo, list(apps_dirs))
     now = now or datetime.now(UTC)
