@@ -33,7 +33,10 @@ def _run(tmp_path: Path, name: str, **params: object) -> dict[str, object]:
     return opsbook.results(out)
 
 
-def test_defaults_audit_the_generated_demo_read_only(tmp_path: Path) -> None:
+def test_defaults_audit_the_generated_demo_read_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the kernel makes the demo repo in here
     rec = _run(tmp_path, "defaults", output_dir=str(tmp_path / "art"))
     assert (rec["apps_before"], rec["apps_after"], rec["active_after"]) == (14, 8, 7)
     assert rec["blocked"] == {"legacy-auth": ["web"]}
@@ -46,7 +49,9 @@ def test_defaults_audit_the_generated_demo_read_only(tmp_path: Path) -> None:
         "archive-README.md",
         "dependencies.png",
     }
-    assert git_out(Path(str(rec["repo_path"])), "log", "-1", "--format=%s").startswith("fix(")
+    demo_repo = Path(str(rec["repo_path"]))
+    assert tmp_path in demo_repo.parents
+    assert git_out(demo_repo, "log", "-1", "--format=%s").startswith("fix(")
 
 
 def test_apply_then_verify_only_then_restore(tmp_path: Path) -> None:

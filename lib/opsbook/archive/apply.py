@@ -369,6 +369,7 @@ class VerifyReport:
     unresolved_entries: list[str]
     empty_globs: list[str]
     references: list[dict[str, Any]]
+    mentions: list[dict[str, Any]]
     lockfiles_to_regenerate: dict[str, str]
     apps_after: int
     apps_bytes_after: int
@@ -424,6 +425,13 @@ class VerifyReport:
                 ),
             },
             {
+                "check": "mentions in docs (informational)",
+                "ok": True,
+                "detail": "; ".join(
+                    f"{r['file']}:{r['line']} -> {r['target']}" for r in self.mentions[:10]
+                ),
+            },
+            {
                 "check": "lockfiles",
                 "ok": True,
                 "detail": "; ".join(
@@ -444,6 +452,14 @@ def load_manifest(repo: Path, archive_path: str) -> dict[str, Any]:
             hint="pass the archive folder an apply created (ApplyResult.archive_path)",
         )
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+DOC_SUFFIXES = (".md", ".mdx", ".rst", ".txt", ".adoc")
+
+
+def _is_doc(path: str) -> bool:
+    """Prose mentions (READMEs, changelogs) are reported but do not fail verification."""
+    return path.lower().endswith(DOC_SUFFIXES)
 
 
 def _references(
@@ -495,6 +511,7 @@ def verify_archive(repo_path: str | Path, archive_path: str) -> VerifyReport:
     entries = manifest["apps"]
     apps_dirs = manifest.get("apps_dirs", ["apps"])
     broken, empty = ws.unresolved_entries(repo)
+    refs = _references(repo, archive_path, entries)
     apps_after = sum(
         1
         for d in apps_dirs
@@ -509,7 +526,8 @@ def verify_archive(repo_path: str | Path, archive_path: str) -> VerifyReport:
         still_in_apps=[e["src"] for e in entries if (repo / e["src"]).exists()],
         unresolved_entries=broken,
         empty_globs=empty,
-        references=_references(repo, archive_path, entries),
+        references=[r for r in refs if not _is_doc(r["file"])],
+        mentions=[r for r in refs if _is_doc(r["file"])],
         lockfiles_to_regenerate=_lockfiles(repo, entries),
         apps_after=apps_after,
         apps_bytes_after=_apps_tree_bytes(repo, apps_dirs),
