@@ -229,3 +229,33 @@ def test_sweep_refuses_rules_without_a_threshold(day_logs, p0, sim_day):
     rule = next(r for r in group.rules if r.name == "ServiceDown")
     with pytest.raises(ConfigError, match="no `<query> <op> <number>` threshold"):
         sweep(day_logs, group, rule, sim_day.start_ns, sim_day.end_ns)
+
+
+@pytest.mark.slow
+def test_one_range_query_equals_an_instant_query_at_every_evaluation(sim_day, day_logs, p0):
+    """The backtest's shortcut is exact: range values at step t == instant query at t."""
+    from opsbook.loki.backtest import evaluate
+    from opsbook.loki.frames import vector_frame
+
+    checked = 0
+    for group in p0:
+        for rule in group.rules:
+            times = evaluation_times(sim_day.start_ns, sim_day.end_ns, group.interval_ns)
+            evaluation = evaluate(day_logs, rule.expr, times)
+            picks = set(range(0, len(times), max(1, len(times) // 12)))
+            for incident in sim_day.incidents:  # plus the minutes around each incident
+                picks.update(np.searchsorted(times, [incident["start_ns"], incident["end_ns"]]))
+            for i in sorted(p for p in picks if p < len(times)):
+                instant = vector_frame(day_logs.query(rule.expr, time=int(times[i])))
+                expected = dict(zip(instant["series"], instant["value"], strict=True))
+                row = evaluation.values.iloc[i]
+                got = {
+                    k: row[k]
+                    for k, present in zip(row.index, evaluation.present[i], strict=True)
+                    if present
+                }
+                assert got.keys() == expected.keys(), (rule.name, i)
+                for key, value in expected.items():
+                    assert got[key] == pytest.approx(value, rel=1e-9, nan_ok=True)
+                checked += 1
+    assert checked > 60

@@ -87,7 +87,12 @@ class BacktestResult:
 
 
 def evaluation_times(start_ns: int, end_ns: int, interval_ns: int) -> np.ndarray:
-    """Interval-aligned evaluation times in ``[start, end]`` (as a ruler would run)."""
+    """Interval-aligned evaluation times in ``[start, end]``.
+
+    The real ruler starts each group at a fixed offset inside the interval (derived from
+    a hash of the group), so its evaluations are shifted by less than one interval from
+    these; a firing found here happens within one interval of the ruler's.
+    """
     if interval_ns <= 0:
         raise ConfigError("the evaluation interval must be positive")
     first = -(-start_ns // interval_ns) * interval_ns

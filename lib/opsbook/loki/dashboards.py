@@ -275,6 +275,7 @@ def ai_cost_per_day(cost: pd.DataFrame) -> pd.DataFrame:
         .sum()
         .rename(columns={"value": "cost_usd"})
     )
+    table = table[table["cost_usd"] != 0]
     return table.sort_values(["day", "cost_usd"], ascending=[True, False]).reset_index(drop=True)
 
 
