@@ -134,3 +134,22 @@ def test_rollback_switches_the_alias_back(two_runs, demo_store: Path) -> None:
     assert rollback(work_dir=str(work)) == []
     with open_target("local", work / "qdrant") as target:
         assert COL not in target.aliases()
+
+
+def test_repeated_cutover_is_a_noop_and_labels_scope_rollback(two_runs, demo_store: Path) -> None:
+    a, b, work = two_runs
+    kw = {
+        "chroma_path": str(demo_store),
+        "work_dir": str(work),
+        "dry_run": False,
+        "collections": [COL],
+        "backup": False,
+        "resume": True,
+    }
+    cut = migrate(run_label="run-2", **kw)
+    again = migrate(run_label="run-3", **kw)  # alias already on b: nothing to switch
+    assert cut.cutover_entry["switches"] and again.cutover_entry["switches"] == []
+    assert rollback(work_dir=str(work), run_label="run-3") == []  # run-3 switched nothing
+    assert rollback(work_dir=str(work), run_label="run-2") == [{"alias": COL, "from": b, "to": a}]
+    with open_target("local", work / "qdrant") as target:
+        assert target.aliases()[COL] == a

@@ -51,29 +51,41 @@ def check_alias_name(target: Target, alias: str, size: int, distance: str) -> No
         )
 
 
-def cutover(target: Target, work_dir: Path, switches: dict[str, str]) -> dict:
-    """Point each alias at its new collection, all at once; journal the previous state."""
+def cutover(target: Target, work_dir: Path, switches: dict[str, str], label: str = "") -> dict:
+    """Point each alias at its new collection, all at once; journal the previous state.
+
+    Aliases already pointing at their new collection are left out (a repeated cutover is a
+    no-op, so a rollback never "undoes" it onto itself). ``label`` tags the journal entry,
+    so a runbook's rollback step can undo only its own run's cutover.
+    """
     before = target.aliases()
+    changes = {a: c for a, c in sorted(switches.items()) if before.get(a) != c}
     entry = {
         "at": time.time(),
         "target": target.identity,
+        "label": label,
         "rolled_back": False,
-        "switches": [
-            {"alias": a, "from": before.get(a), "to": c} for a, c in sorted(switches.items())
-        ],
+        "switches": [{"alias": a, "from": before.get(a), "to": c} for a, c in changes.items()],
     }
+    if not changes:
+        return entry
     path = journal_path(work_dir, target)
     entries = read_journal(path)
-    target.switch_aliases([(a, c) for a, c in sorted(switches.items())])
+    target.switch_aliases(list(changes.items()))
     _write_journal(path, [*entries, entry])
     return entry
 
 
-def rollback(target: Target, work_dir: Path) -> list[dict]:
-    """Undo the last cutover not yet rolled back (one atomic call); [] when there is none."""
+def rollback(target: Target, work_dir: Path, label: str = "") -> list[dict]:
+    """Undo the last cutover not yet rolled back (one atomic call); [] when there is none.
+
+    With ``label``, only a cutover journalled under that label is considered.
+    """
     path = journal_path(work_dir, target)
     entries = read_journal(path)
-    pending = [e for e in entries if not e["rolled_back"]]
+    pending = [
+        e for e in entries if not e["rolled_back"] and (not label or e.get("label") == label)
+    ]
     if not pending:
         return []
     entry = pending[-1]

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import tempfile
 import time
 import uuid
@@ -29,6 +30,8 @@ from opsbook.migrate.source import ChromaSource, CollectionInfo, check_chroma_di
 from opsbook.migrate.target import KINDS, Target, open_target
 from opsbook.migrate.validate import Findings, check_batch
 from opsbook.migrate.verify import VerifyReport, verify_collection
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 #: Write rates measured on a 2-core machine (points/s, 384-d), used for dry-run estimates.
 WRITE_RATES = {"local": 900.0, "memory": 15000.0, "edge": 20000.0, "server": 5000.0}
@@ -58,6 +61,7 @@ class MigrationConfig:
     work_dir: str = ""
     progress: bool = False
     max_listed: int = 20
+    run_label: str = ""  # tags a cutover; rollback with a label undoes only that cutover
 
     def __post_init__(self) -> None:
         if isinstance(self.collections, str):
@@ -93,7 +97,14 @@ class MigrationConfig:
         return cls(**values)
 
     def alias(self, collection: str) -> str:
-        return (self.target_names or {}).get(collection, collection)
+        """Alias name in Qdrant for a source collection (its own name unless mapped)."""
+        name = (self.target_names or {}).get(collection, collection)
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ConfigError(
+                f"alias name {name!r} for collection {collection!r} is not valid",
+                hint="use letters, digits, '.', '_' and '-' (at most 200)",
+            )
+        return name
 
 
 @dataclass
@@ -344,9 +355,9 @@ def _staging_checkpoint(
 def _progress(cfg: MigrationConfig, total: int) -> Any:
     if not cfg.progress:
         return None
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # plain text: renders the same in a kernel, a log and HTML
 
-    return tqdm(total=total, unit="rec", desc="migrate", mininterval=0.5, smoothing=0.1)
+    return tqdm(total=total, unit="rec", desc="migrate", mininterval=1.0, smoothing=0.1)
 
 
 def _migrate_collection(
@@ -446,7 +457,10 @@ def migrate(config: MigrationConfig | None = None, **kwargs: Any) -> MigrationRe
         result = MigrationResult(cfg, results, 0.0, write_s, verify_s, backup_path, backup_s)
         if cfg.cutover and cfg.verify and result.integrity_ok:
             result.cutover_entry = co.cutover(
-                target, Path(cfg.work_dir), {r.alias: r.staging for r in results}
+                target,
+                Path(cfg.work_dir),
+                {r.alias: r.staging for r in results},
+                label=cfg.run_label,
             )
             result.cutover_done = True
     result.duration_s = time.perf_counter() - t_start
@@ -462,7 +476,7 @@ def rollback(config: MigrationConfig | None = None, **kwargs: Any) -> list[dict]
     if cfg.target == "server":
         key = secret(cfg.qdrant_api_key_env)
     with open_target(cfg.target, cfg.qdrant_path or None, cfg.qdrant_url or None, key) as target:
-        return co.rollback(target, Path(cfg.work_dir))
+        return co.rollback(target, Path(cfg.work_dir), label=cfg.run_label)
 
 
 def cleanup(config: MigrationConfig | None = None, **kwargs: Any) -> list[str]:

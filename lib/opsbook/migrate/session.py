@@ -17,16 +17,20 @@ from opsbook.migrate.run import MigrationConfig, MigrationResult, Plan
 
 
 def prepare(
-    demo_docs: int = 1500, output_dir: str = "", **params: Any
+    demo_docs: int = 1500, rollback: bool = False, **params: Any
 ) -> tuple[MigrationConfig, str]:
     """A :class:`MigrationConfig` from notebook parameters, plus a line saying what was chosen.
 
     With neither ``chroma_path`` nor ``chroma_url``, a small demo store of ``demo_docs``
-    documents is generated in the work dir (reused when it is already there).
+    documents is generated in the work dir (reused when it is already there), except
+    in rollback mode, which never reads the source.
     """
     if not params.get("work_dir"):
         params["work_dir"] = tempfile.mkdtemp(prefix="opsbook-migrate-")
     note = ""
+    if rollback:
+        cfg = MigrationConfig(**params)
+        return cfg, f"ROLLBACK of the last cutover journalled in {cfg.work_dir} ({cfg.target})."
     if not params.get("chroma_path") and not params.get("chroma_url"):
         demo = Path(params["work_dir"]) / "demo-chroma"
         if not (demo / "chroma.sqlite3").exists():
