@@ -237,3 +237,25 @@ def test_subranges_with_step_hold_whole_steps():
         (8 * NS_PER_S, 10 * NS_PER_S),
     ]
     assert subranges(0, 10, 4) == [(0, 4), (4, 8), (8, 10)]
+
+
+@pytest.mark.parametrize("direction", ["backward", "forward"])
+def test_paging_through_the_engine_matches_one_unlimited_query(serve, direction):
+    """Same-nanosecond entries across streams and page edges, answered by LocalLogs."""
+    from opsbook.loki.local import LocalLogs
+
+    logs = LocalLogs([])
+    for s in range(3):
+        entries = [(T0 + (i // 2) * 1000, f"s{s}-{i}") for i in range(22)]  # 2 lines per ns
+        logs.add_lines({"service": f"svc{s}", "env": "prod"}, entries)
+    server = serve(logs, max_entries=5)
+    loki = _client(server, page_limit=5)
+    query = '{env="prod"} |~ "s[02]-"'
+    paged = loki.query_range(query, T0, T0 + 10**6, limit=1000, direction=direction)
+    whole = logs.query_range(query, T0, T0 + 10**6, limit=1000, direction=direction)
+    assert _flat(paged) == _flat(whole)
+    assert len(_flat(paged)) == 44
+    some = loki.query_range(query, T0, T0 + 10**6, limit=13, direction=direction)
+    first13 = logs.query_range(query, T0, T0 + 10**6, limit=13, direction=direction)
+    assert {ts for _, ts, _ in _flat(some)} == {ts for _, ts, _ in _flat(first13)}
+    assert len(_flat(some)) == 13
