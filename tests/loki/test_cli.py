@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import orjson
+import pytest
 from click.testing import CliRunner
 
 from opsbook.loki.cli import cli
@@ -108,3 +109,50 @@ def test_failed_export_leaves_no_partial_file(serve, sim_day, tmp_path):
     assert "query timed out after the first page" in result.output
     assert len(server.requests) == 2
     assert not list(tmp_path.iterdir())
+
+
+def test_check_rules_command(tmp_path):
+    from .conftest import rules_path
+
+    ok = CliRunner().invoke(cli, ["check-rules", str(rules_path())])
+    assert ok.exit_code == 0 and "5 rule(s)" in ok.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: '{a=\"b\"}'\n"
+    )
+    result = CliRunner().invoke(cli, ["check-rules", str(bad)])
+    assert result.exit_code == 2 and "log query" in result.output
+
+
+@pytest.mark.slow
+def test_backtest_command_reports_firings_and_tunes(sim_day, tmp_path):
+    from .conftest import rules_path
+
+    tuned = tmp_path / "tuned.yaml"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "backtest",
+            str(rules_path()),
+            "--logs",
+            str(sim_day.path),
+            "--tuned-out",
+            str(tuned),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["incidents"] == 5 and report["detected"] == 5 and report["missed"] == []
+    assert report["firings"]["ServiceDown"] == 1
+    assert report["tuned"]["HighErrorRate"] == 10 and tuned.exists()
+
+
+@pytest.mark.slow
+def test_backtest_command_exits_1_when_an_incident_is_missed(sim_day, tmp_path):
+    from .conftest import rules_path
+
+    deaf = tmp_path / "deaf.yaml"
+    deaf.write_text(rules_path().read_text().replace("> 2000", "> 99999"))
+    result = CliRunner().invoke(cli, ["backtest", str(deaf), "--logs", str(sim_day.path)])
+    assert result.exit_code == 1
+    assert json.loads(result.output)["missed"] == ["latency_regression-backend-ts"]

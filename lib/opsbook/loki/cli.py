@@ -149,3 +149,94 @@ def simulate_command(
             }
         )
     )
+
+
+@cli.command("check-rules")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def check_rules_command(paths: tuple[str, ...]) -> None:
+    """Validate Loki ruler YAML files (structure, durations, labels, LogQL exprs).
+
+    \b
+    Example:
+      opsbook loki check-rules runbooks/alerts/*.yaml
+    """
+    from opsbook.loki.rules import load_rules
+
+    for path in paths:
+        groups = load_rules(path)
+        count = sum(len(g.rules) for g in groups)
+        click.echo(f"ok {path}: {len(groups)} group(s), {count} rule(s)")
+
+
+@cli.command("backtest")
+@click.argument("rules_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--url", "loki_url", default="", help="Loki base URL (or use --logs)")
+@click.option("--logs", "log_paths", multiple=True, help="exported log file/folder/glob")
+@click.option("--start", default="", help="RFC3339 / epoch; default: start of the data")
+@click.option("--end", default="", help="RFC3339 / epoch; default: end of the data")
+@click.option("--tenant", default="", help="X-Scope-OrgID tenant")
+@click.option("--auth-env", default="", help="NAME of the env var with Loki credentials")
+@click.option("--incidents", "incidents_path", default="", help="known incidents JSON")
+@click.option("--tuned-out", default="", help="also sweep thresholds and write tuned rules here")
+@click.option("--max-firings-per-day", type=float, default=1.0, help="noise budget for tuning")
+def backtest_command(
+    rules_path: str,
+    loki_url: str,
+    log_paths: tuple[str, ...],
+    start: str,
+    end: str,
+    tenant: str,
+    auth_env: str,
+    incidents_path: str,
+    tuned_out: str,
+    max_firings_per_day: float,
+) -> None:
+    """Replay alert rules like Loki's ruler; print firings per rule (JSON).
+
+    Exits 1 when a known incident was not detected.
+
+    \b
+    Example:
+      opsbook loki backtest runbooks/alerts/p0-alerts.yaml --logs prod-2026-11-28.jsonl
+    """
+    from opsbook.loki import backtest as bt
+    from opsbook.loki.rules import load_rules, write_rules
+    from opsbook.loki.source import open_analysis
+
+    if not loki_url and not log_paths:
+        raise ConfigError("give --url or --logs", hint="backtest needs logs to replay")
+    analysis = open_analysis(
+        loki_url=loki_url,
+        log_paths=list(log_paths),
+        start=start,
+        end=end,
+        tenant=tenant,
+        auth_env=auth_env,
+        incidents_path=incidents_path,
+    )
+    groups = load_rules(rules_path)
+    result = bt.backtest(analysis.source, groups, analysis.start_ns, analysis.end_ns)
+    matched = bt.match_incidents(result, analysis.incidents)
+    report: dict[str, Any] = {
+        "window": list(analysis.window),
+        "firings": result.counts(),
+        "incidents": len(analysis.incidents),
+        "detected": int(matched["detected"].sum()) if len(matched) else 0,
+        "missed": sorted(set(matched.loc[~matched["detected"], "incident"]))
+        if len(matched)
+        else [],
+    }
+    if tuned_out:
+        tuned, summary, _ = bt.tune(
+            analysis.source,
+            groups,
+            analysis.start_ns,
+            analysis.end_ns,
+            incidents=analysis.incidents or None,
+            max_firings_per_day=max_firings_per_day,
+        )
+        write_rules(tuned, tuned_out, header=f"tuned over {' .. '.join(analysis.window)}")
+        report["tuned"] = dict(zip(summary["rule"], summary["tuned"], strict=True))
+    click.echo(json.dumps(report, indent=2))
+    if report["missed"]:
+        raise click.exceptions.Exit(1)
