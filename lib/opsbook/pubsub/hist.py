@@ -81,12 +81,15 @@ def cdf(hist: HdrHistogram) -> tuple[np.ndarray, np.ndarray]:
 
 
 def save(hist: HdrHistogram, path: Path) -> Path:
-    """Write the encoded histogram (``.hdr``: one base64 line) and a percentile table."""
+    """Write the encoded histogram (``.hdr``: one base64 line, readable by any HdrHistogram
+    library) and a small percentile table beside it (``.csv``: percentile, latency_ms)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(encode(hist) + "\n")
-    with open(path.with_suffix(".hgrm"), "wb") as fh:
-        hist.output_percentile_distribution(fh, 1000.0, 5)
+    lines = ["percentile,latency_ms"]
+    for pct in (0, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100):
+        lines.append(f"{pct},{hist.get_value_at_percentile(pct) / 1000.0}")
+    path.with_suffix(".csv").write_text("\n".join(lines) + "\n")
     return path
 
 

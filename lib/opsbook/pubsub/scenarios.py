@@ -84,6 +84,9 @@ class Profile:
     users: int = 50
     settle_s: float = 2.0
     jobs: int = 600
+    jobs_rate: int = 600
+    throughput_start: int = 20_000
+    checkpoints: int = 5
     ws_clients: int = 50
     crosscheck_requests: int = 100_000
 
@@ -113,6 +116,9 @@ PROFILES = {
         users=30,
         settle_s=1.0,
         jobs=300,
+        jobs_rate=1000,
+        throughput_start=40_000,
+        checkpoints=3,
         ws_clients=20,
         crosscheck_requests=30_000,
     ),
@@ -647,7 +653,7 @@ def percentiles_by_rate(results: list[StepResult]) -> list[dict[str, Any]]:
 
 
 def save_histograms(results: list[StepResult], folder: str | Path) -> list[str]:
-    """Write every step's merged latency histogram (``.hdr`` + ``.hgrm``) into ``folder``."""
+    """Write every step's merged latency histogram (``.hdr`` + ``.csv``) into ``folder``."""
     from opsbook.pubsub import hist
 
     out = Path(folder)
