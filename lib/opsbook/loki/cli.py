@@ -31,7 +31,7 @@ class _LokiGroup(click.Group):
 
 cli = _LokiGroup(
     name="loki",
-    help="Loki: export logs for offline LogQL analysis, generate demo logs.",
+    help="Loki: export logs, validate and backtest alert rules, generate demo logs.",
 )
 
 

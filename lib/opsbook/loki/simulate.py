@@ -418,7 +418,8 @@ def _qdrant(clock: _Clock, streams: _Streams, inc: dict[str, Incident], scale: f
     search = clock.arrivals(RAG_RATE_PER_MIN * scale * clock.diurnal)
     probes = clock.every(PROBE_EVERY_S)
     sporadic = clock.arrivals(1.0 / 180.0)  # a stray client error every ~3 hours
-    burst = clock.arrivals(np.where(clock.rate_during(incident, 0.0) == 0.0, 25.0, 0.0))
+    inside = clock.rate_during(incident, 0.0) == 0.0  # minutes of the incident
+    burst = clock.arrivals(np.where(inside, 25.0, 0.0))
     ts_parts = [search, probes, sporadic, burst]
     stamps = [_iso_us(part) for part in ts_parts]
     lines: list[str] = []
@@ -458,7 +459,7 @@ def _redis(clock: _Clock, streams: _Streams, scale: float) -> None:
     cycles = clock.every(60, jitter_ms=900)
     warns = clock.arrivals(1.0 / 120.0)
     ts: list[int] = []
-    lines: list[str] = []
+    parts: list[tuple[str, str, str]] = []  # (role "pid:M|C", level mark, message)
     levels: list[str] = []
     pid = 4000
     for start in cycles.tolist():
@@ -473,13 +474,13 @@ def _redis(clock: _Clock, streams: _Streams, scale: float) -> None:
         ]
         for offset_ms, who, mark, text in steps:
             ts.append(start + offset_ms * 1_000_000)
-            lines.append((who, mark, text))  # type: ignore[arg-type]
+            parts.append((who, mark, text))
             levels.append("info")
     for at in warns.tolist():
         ts.append(at)
         client = int(rng.integers(1000, 9999))
-        lines.append(
-            (  # type: ignore[arg-type]
+        parts.append(
+            (
                 "1:M",
                 "#",
                 f"Client id={client} addr=10.42.1.9:{client + 40000} laddr=10.42.0.9:6379 "
@@ -493,7 +494,7 @@ def _redis(clock: _Clock, streams: _Streams, scale: float) -> None:
     stamps = pd.to_datetime(ts_arr, unit="ns").strftime("%d %b %Y %H:%M:%S.%f")
     text = [
         f"{who} {stamp[:-3]} {mark} {msg}"
-        for (who, mark, msg), stamp in zip(lines, stamps, strict=True)
+        for (who, mark, msg), stamp in zip(parts, stamps, strict=True)
     ]
     streams.add(
         ts_arr[keep],
