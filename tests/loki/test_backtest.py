@@ -42,7 +42,8 @@ def _times(n: int) -> np.ndarray:
         ("1111", 2, 0, [(0, 2, None)]),  # still firing at the end
         ("0111", 5, 0, [(1, None, None)]),  # still pending at the end
         ("1101101", 1, 0, [(0, 1, 2), (3, 4, 5), (6, None, None)]),
-        ("1101100", 1, 2, [(0, 1, 6)]),  # keep_firing_for bridges one-step gaps
+        ("1101100", 1, 2, [(0, 1, None)]),  # keep_firing_for bridges short gaps
+        ("110000", 1, 2, [(0, 1, 4)]),  # resolved keep_firing_for after the first absence
     ],
 )
 def test_state_machine(active, for_min, keep_min, expected):

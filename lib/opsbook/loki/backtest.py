@@ -152,10 +152,11 @@ def episodes_for(
     """
     out: list[tuple[int, int | None, int | None]] = []
     state = "inactive"
-    active_at = fired_at = last_active = 0
+    active_at = fired_at = 0
+    absent_since: int | None = None  # Prometheus' KeepFiringSince
     for t, is_active in zip(times.tolist(), active.tolist(), strict=True):
         if is_active:
-            last_active = t
+            absent_since = None
             if state == "inactive":
                 state, active_at = "pending", t
             if state == "pending" and t - active_at >= for_ns:
@@ -164,10 +165,11 @@ def episodes_for(
             out.append((active_at, None, t))
             state = "inactive"
         elif state == "firing":
-            if keep_firing_for_ns and t - last_active < keep_firing_for_ns:
+            absent_since = t if absent_since is None else absent_since
+            if keep_firing_for_ns and t - absent_since < keep_firing_for_ns:
                 continue
             out.append((active_at, fired_at, t))
-            state = "inactive"
+            state, absent_since = "inactive", None
     if state == "pending":
         out.append((active_at, None, None))
     elif state == "firing":
