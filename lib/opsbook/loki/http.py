@@ -182,7 +182,7 @@ class LokiHTTP:
             )
         except requests.Timeout:
             raise _Retryable(f"timed out after {self.timeout}s") from None
-        except requests.ConnectionError as exc:
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
             raise _Retryable(f"cannot connect ({exc.__class__.__name__})") from None
         status = response.status_code
         if status == 429 or status >= 500:
