@@ -11,7 +11,8 @@ Modules, one job each:
 * :mod:`opsbook.loki.backtest`: replay rules like the ruler, sweep and tune thresholds;
 * :mod:`opsbook.loki.dashboards`: panel queries and charts.
 
-Names are imported lazily so ``import opsbook.loki`` stays cheap.
+Names are imported lazily so ``import opsbook.loki`` stays cheap. Functions named like
+their module (``simulate``, ``backtest``) are not re-exported: import them from the module.
 """
 
 from __future__ import annotations
@@ -27,10 +28,8 @@ _EXPORTS = {
     "logs_frame": "opsbook.loki.source",
     "instant_frame": "opsbook.loki.source",
     "to_frame": "opsbook.loki.frames",
-    "simulate": "opsbook.loki.simulate",
     "load_rules": "opsbook.loki.rules",
     "write_rules": "opsbook.loki.rules",
-    "backtest": "opsbook.loki.backtest",
 }
 
 __all__ = sorted(_EXPORTS)
