@@ -13,7 +13,7 @@ from opsbook.migrate.source import open_source
 from opsbook.migrate.target import open_target
 from opsbook.migrate.verify import verify_collection
 
-COL = "support-articles"
+COL = "product-docs"  # l2, holds the awkward ids ("0042", "42", unicode)
 
 
 @pytest.fixture()

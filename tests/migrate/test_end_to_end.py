@@ -180,3 +180,22 @@ def test_validation_failure_blocks_live_run(
     with open_target("local", tmp_path / "qdrant") as target:
         assert target.collections() == [] and target.aliases() == {}
     assert not list((tmp_path / "checkpoints").glob("*.json"))
+
+
+def test_empty_collection_is_reported_not_created(store: Path, tmp_path: Path) -> None:
+    client = chromadb.PersistentClient(
+        path=str(store), settings=Settings(anonymized_telemetry=False)
+    )
+    client.create_collection("empty-one", embedding_function=None)
+    p = plan(chroma_path=str(store), work_dir=str(tmp_path))
+    assert p.table().set_index("collection").loc["empty-one", "records"] == 0
+    result = migrate(
+        chroma_path=str(store),
+        work_dir=str(tmp_path),
+        dry_run=False,
+        collections=["empty-one", "release-notes"],
+        backup=False,
+    )
+    assert result.skipped == ["empty-one"] and result.integrity_ok and result.cutover_done
+    with open_target("local", tmp_path / "qdrant") as target:
+        assert list(target.aliases()) == ["release-notes"]

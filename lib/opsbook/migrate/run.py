@@ -131,6 +131,8 @@ class CollectionPlan:
             "errors": self.findings.errors,
             "notes": sum(self.findings.counts.values()) - self.findings.errors,
             "findings": dict(self.findings.counts),
+            "would_create": f"{self.alias}__<run tag> ({i.dim}-d, {i.distance}), "
+            f"then alias {self.alias} -> it",
         }
 
 
@@ -192,6 +194,7 @@ class MigrationResult:
     backup_s: float
     cutover_done: bool = False
     cutover_entry: dict | None = None
+    skipped: list[str] = field(default_factory=list)  # empty collections: nothing to create
     started_at: float = field(default_factory=time.time)
 
     @property
@@ -295,7 +298,8 @@ def _plan_collection(
     alias = cfg.alias(name)
     current = None
     if target is not None and info.dim is not None:
-        co.check_alias_name(target, alias, info.dim, info.distance) if cfg.cutover else None
+        if cfg.cutover:
+            co.check_alias_name(target, alias, info.dim, info.distance)
         current = target.aliases().get(alias)
     findings = Findings(max_examples=cfg.max_listed)
     for batch in source.batches(name, 1000):
@@ -428,6 +432,8 @@ def migrate(config: MigrationConfig | None = None, **kwargs: Any) -> MigrationRe
         assert target is not None
         names = source.check_names(cfg.collections)
         infos = [source.info(n) for n in names]
+        skipped = [i.name for i in infos if i.dim is None]  # empty: no size to create with
+        infos = [i for i in infos if i.dim is not None]
         _check_target(cfg, target, infos)
         t0 = time.perf_counter()
         backup_path = _backup(cfg, source, names)
@@ -455,6 +461,7 @@ def migrate(config: MigrationConfig | None = None, **kwargs: Any) -> MigrationRe
                 )
         verify_s = time.perf_counter() - t0
         result = MigrationResult(cfg, results, 0.0, write_s, verify_s, backup_path, backup_s)
+        result.skipped = skipped
         if cfg.cutover and cfg.verify and result.integrity_ok:
             result.cutover_entry = co.cutover(
                 target,

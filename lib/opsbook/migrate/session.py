@@ -103,6 +103,8 @@ def summary(
             staging={c.info.name: c.staging for c in result.collections},
             verify_s=round(result.verify_s, 3),
             write_s=round(result.write_s, 3),
+            migrate_s=round(result.duration_s, 3),
+            skipped=result.skipped,
         )
     if started is not None:
         out["duration_s"] = round(time.perf_counter() - started, 3)

@@ -142,7 +142,7 @@ class ChromaSource:
         space, origin = resolve_metric(col.configuration, col.metadata)
         first = col.get(limit=1, include=["embeddings"])
         emb = first.get("embeddings")
-        dim = len(emb[0]) if emb is not None and len(emb) else None
+        dim = len(emb[0]) if emb is not None and len(emb) else getattr(col, "dimension", None)
         return CollectionInfo(name, col.count(), dim, space, _distance(space, name), origin)
 
     def read(self, name: str, offset: int, limit: int) -> Batch:
