@@ -63,17 +63,13 @@ def test_evaluation_times_are_interval_aligned():
 
 
 def _rules(expr: str, for_: str = "0s", interval: str = "1m"):
-    return parse_rules(
-        {
-            "groups": [
-                {
-                    "name": "g",
-                    "interval": interval,
-                    "rules": [{"alert": "A", "expr": expr, "for": for_}],
-                }
-            ]
-        }
-    )
+    rule = {
+        "alert": "A",
+        "expr": expr,
+        "for": for_,
+        "annotations": {"summary": "{{ $labels.app }}: {{ $value }} errors/min"},
+    }
+    return parse_rules({"groups": [{"name": "g", "interval": interval, "rules": [rule]}]})
 
 
 def test_hand_computed_backtest_on_the_engine():
@@ -96,6 +92,8 @@ def test_hand_computed_backtest_on_the_engine():
     assert row["fired_at"] == pd.Timestamp(T0 + 4 * M, tz="UTC")
     assert row["resolved_at"] == pd.Timestamp(T0 + 6 * M, tz="UTC")
     assert row["labels"] == {"app": "api"} and row["firing_s"] == 120.0
+    assert row["value"] == 5.0  # the evaluation at 4m sees minute 3: 5 lines
+    assert row["summary"] == "api: 5 errors/min"
     pending_only = result.episodes[result.episodes["fired_at"].isna()]
     assert list(pending_only["pending_at"]) == [pd.Timestamp(T0 + 7 * M, tz="UTC")]
     assert result.counts() == {"A": 1}

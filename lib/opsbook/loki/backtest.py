@@ -18,6 +18,7 @@ rule too. At the rule's own threshold the sweep agrees with the backtest.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,8 @@ EPISODE_COLUMNS = [
     "fired_at",
     "resolved_at",
     "firing_s",
+    "value",
+    "summary",
 ]
 DAY_NS = 86400 * NS_PER_S
 
@@ -180,26 +183,53 @@ def episodes_for(
 def episodes_frame(
     group: str, rule: Rule, evaluation: Evaluation, active: np.ndarray, end_ns: int
 ) -> pd.DataFrame:
-    """Episodes of every series of one rule as rows of :data:`EPISODE_COLUMNS`."""
+    """Episodes of every series of one rule as rows of :data:`EPISODE_COLUMNS`.
+
+    ``value`` is the expression's value when the alert fired and ``summary`` the rule's
+    ``summary`` annotation rendered with it, as the ruler would send it.
+    """
     rows = []
+    index = {int(t): i for i, t in enumerate(evaluation.times)}
+    template = rule.annotations.get("summary", "")
     for j, key in enumerate(evaluation.values.columns):
+        labels = evaluation.labels.get(key, {})
         for pending, fired, resolved in episodes_for(
             evaluation.times, active[:, j], rule.for_ns, rule.keep_firing_for_ns
         ):
             stop = resolved if resolved is not None else end_ns
+            value = float(evaluation.values.iat[index[fired], j]) if fired is not None else np.nan
             rows.append(
                 {
                     "group": group,
                     "rule": rule.name,
                     "series": key,
-                    "labels": evaluation.labels.get(key, {}),
+                    "labels": labels,
                     "pending_at": pending,
                     "fired_at": fired,
                     "resolved_at": resolved,
                     "firing_s": (stop - fired) / NS_PER_S if fired is not None else 0.0,
+                    "value": value,
+                    "summary": render_annotation(template, labels, value) if fired else "",
                 }
             )
     return pd.DataFrame(rows, columns=EPISODE_COLUMNS)
+
+
+_TEMPLATE_FIELD = re.compile(r"{{\s*\$(labels\.([A-Za-z_][A-Za-z0-9_]*)|value)\s*}}")
+
+
+def render_annotation(template: str, labels: dict[str, str], value: float) -> str:
+    """Fill ``{{ $labels.name }}`` and ``{{ $value }}`` in an annotation template.
+
+    Other Go template constructs are left as written.
+    """
+
+    def field(match: re.Match[str]) -> str:
+        if match.group(1) == "value":
+            return format_number(round(value, 4)) if np.isfinite(value) else str(value)
+        return labels.get(match.group(2), "")
+
+    return _TEMPLATE_FIELD.sub(field, template)
 
 
 def _as_datetimes(frame: pd.DataFrame) -> pd.DataFrame:
