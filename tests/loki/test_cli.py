@@ -156,3 +156,34 @@ def test_backtest_command_exits_1_when_an_incident_is_missed(sim_day, tmp_path):
     result = CliRunner().invoke(cli, ["backtest", str(deaf), "--logs", str(sim_day.path)])
     assert result.exit_code == 1
     assert json.loads(result.output)["missed"] == ["latency_regression-backend-ts"]
+
+
+def test_export_limit_keeps_the_oldest_entries(serve, sim_day, tmp_path):
+    server = serve(LocalLogs([sim_day.path]), max_entries=4)
+    out = tmp_path / "few.jsonl"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "export",
+            "--url",
+            server.url,
+            "-q",
+            '{service="redis"}',
+            "--start",
+            "2026-11-28T06:00:00Z",
+            "--end",
+            "2026-11-28T07:00:00Z",
+            "-o",
+            str(out),
+            "--page-limit",
+            "4",
+            "--limit",
+            "10",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = [orjson.loads(line) for line in out.open("rb")]
+    with open(sim_day.path, "rb") as f:
+        redis = [orjson.loads(line) for line in f]
+    redis = sorted(r["ts"] for r in redis if r["labels"]["service"] == "redis")[:10]
+    assert [to_ns(r["timestamp"]) for r in rows] == redis
