@@ -58,3 +58,18 @@ def test_charts_render_from_real_results(bench: Bench) -> None:
         charts.loss_vs_rate(frame),
     ]
     assert all(isinstance(f, Figure) and f.axes for f in figs)
+
+
+def test_capacity_reports_the_maxclients_limit_instead_of_failing() -> None:
+    from opsbook.pubsub import verdict
+    from opsbook.pubsub.endpoint import start_redis_server
+
+    with start_redis_server(["--maxclients", "60"]) as ep, Bench(ep, sub_procs=1) as small:
+        cap = capacity.connection_capacity(
+            small, 100, procs=2, checkpoints=1, settle_s=0.0, latency_s=0.1
+        )
+    assert 40 <= cap["reached"] < 60
+    assert "max number of clients" in cap["limit"]
+    assert cap["maxclients"] == 60
+    claim = verdict.connections_claim(cap["reached"], 100, cap["limit"], cap["maxclients"])
+    assert claim["pass"] is False and "max number of clients" in claim["breaks_when"]

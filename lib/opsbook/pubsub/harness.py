@@ -18,7 +18,7 @@ import os
 import platform
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -28,7 +28,7 @@ from hdrh.histogram import HdrHistogram
 from opsbook.pubsub import hist
 from opsbook.pubsub.endpoint import Endpoint, parse_info
 from opsbook.pubsub.errors import WorkerFailed
-from opsbook.pubsub.resp import HIREDIS, RawConn, ReplyError, pack
+from opsbook.pubsub.resp import HIREDIS, ConnParams, RawConn, ReplyError, pack
 from opsbook.pubsub.workers import CLOCK, publisher_main, subscriber_main
 
 START_DELAY_NS = 150_000_000
@@ -107,6 +107,22 @@ class Bench:
         self.step_id = 0
         self.results: list[StepResult] = []
         self.cluster = endpoint.info.get("cluster_enabled") == "1"
+        if self.cluster:
+            self.params = self._shard_owner()
+
+    def _shard_owner(self) -> ConnParams:
+        """On a cluster every channel of the run shares one hash tag, hence one slot: talk
+        to the node that owns it (sharded pub/sub and stream keys live there)."""
+        conn = RawConn(self.params)
+        try:
+            slot = int(conn.call("CLUSTER", "KEYSLOT", self.prefix))
+            for start, end, primary, *_ in conn.call("CLUSTER", "SLOTS"):
+                if int(start) <= slot <= int(end):
+                    host = primary[0].decode() or self.params.host
+                    return replace(self.params, host=host, port=int(primary[1]))
+        finally:
+            conn.close()
+        raise WorkerFailed(f"no cluster node owns slot {slot}", hint="is the cluster healthy?")
 
     # ----------------------------------------------------------------- lifecycle
     def __enter__(self) -> Bench:
@@ -170,7 +186,7 @@ class Bench:
         cursor, deleted = b"0", 0
         while True:
             cursor, keys = self.admin.call(
-                "SCAN", cursor, "MATCH", f"{self.prefix}:*", "COUNT", 1000
+                "SCAN", cursor, "MATCH", f"*{self.prefix}*", "COUNT", 1000
             )
             if keys:
                 deleted += int(self.admin.call("DEL", *keys))

@@ -463,7 +463,10 @@ def product_mix(
             weights += [share / users] * users
             sizes += [size] * users
             subs += [{"channels": [c], "group": chan} for c in user_chans]
-            subs.append({"patterns": [bench.channel(f"{chan}:*")], "group": f"{chan} (pattern)"})
+            if not bench.cluster:  # sharded pub/sub has no pattern subscriptions
+                subs.append(
+                    {"patterns": [bench.channel(f"{chan}:*")], "group": f"{chan} (pattern)"}
+                )
             continue
         names.append(bench.channel(chan))
         weights.append(share)

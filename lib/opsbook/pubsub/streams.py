@@ -23,33 +23,11 @@ import pandas as pd
 from opsbook.pubsub import hist
 from opsbook.pubsub.harness import Bench, _recv
 from opsbook.pubsub.message import HEADER
+from opsbook.pubsub.redispy import ReconnectWatch, redis_client
 from opsbook.pubsub.resp import ConnParams
 from opsbook.pubsub.workers import CLOCK
 
 GROUP = "workers"
-
-
-def redis_client(params: ConnParams) -> Any:
-    """A redis-py client for the same endpoint (RESP2, bytes)."""
-    import redis
-
-    if params.path:
-        return redis.Redis(
-            unix_socket_path=params.path,
-            username=params.username,
-            password=params.password,
-            db=params.db,
-            protocol=2,
-        )
-    return redis.Redis(
-        host=params.host,
-        port=params.port,
-        username=params.username,
-        password=params.password,
-        db=params.db,
-        ssl=params.tls,
-        protocol=2,
-    )
 
 
 class _Tally:
@@ -57,9 +35,6 @@ class _Tally:
         self.seqs, self.lat = array("q"), array("q")
         self.events: dict[str, int] = {}
         self.connects = 0
-
-    def on_connect(self, _connection: Any) -> None:
-        self.connects += 1
 
     def add(self, payload: bytes, now: int) -> None:
         _, _, _, seq, intended = HEADER.unpack_from(payload)
@@ -70,15 +45,15 @@ class _Tally:
 def _pubsub_session(r: Any, key: str, tally: _Tally, until: Any, stop: Any) -> None:
     pubsub = r.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(key)
-    conn = pubsub.connection
-    conn.register_connect_callback(tally.on_connect)  # redis-py reconnects silently
+    watch = ReconnectWatch(pubsub)  # redis-py reconnects silently: count it
     try:
         while not until() and not stop():
             msg = pubsub.get_message(timeout=0.02)
             if msg and msg["type"] == "message":
                 tally.add(msg["data"], CLOCK())
     finally:
-        conn.deregister_connect_callback(tally.on_connect)
+        tally.connects += watch.reconnects
+        watch.close()
         pubsub.close()
 
 

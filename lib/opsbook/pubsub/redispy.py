@@ -1,0 +1,54 @@
+"""redis-py helpers: a client for an endpoint, and a watch for its *silent* reconnects.
+
+redis-py's ``PubSub`` reconnects and resubscribes on its own when its connection drops
+(for example when Redis cuts a slow subscriber off at the output-buffer limit); the
+messages published in between are simply gone and the application is never told.
+:class:`ReconnectWatch` hooks the connection's connect callbacks so that every reconnect
+is counted, and the CLIENT ID it had before and after is kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opsbook.pubsub.resp import ConnParams
+
+
+def redis_client(params: ConnParams, **kwargs: Any) -> Any:
+    """A redis-py client for the same endpoint (RESP2, bytes replies)."""
+    import redis
+
+    common = {
+        "username": params.username,
+        "password": params.password,
+        "db": params.db,
+        "protocol": 2,
+        **kwargs,
+    }
+    if params.path:
+        return redis.Redis(unix_socket_path=params.path, **common)
+    return redis.Redis(host=params.host, port=params.port, ssl=params.tls, **common)
+
+
+class ReconnectWatch:
+    """Counts reconnects of a redis-py ``PubSub`` (call after the first subscribe).
+
+    >>> watch = ReconnectWatch(pubsub)  # doctest: +SKIP
+    >>> watch.reconnects                # doctest: +SKIP
+    0
+    """
+
+    def __init__(self, pubsub: Any) -> None:
+        self.pubsub = pubsub
+        self.connection = pubsub.connection
+        if self.connection is None:
+            raise ValueError("subscribe before watching: the PubSub has no connection yet")
+        self.reconnects = 0
+        self.connection.register_connect_callback(self._on_connect)
+
+    def _on_connect(self, _connection: Any) -> None:
+        self.reconnects += 1
+
+    def close(self) -> None:
+        """Stop counting (the connection goes back to the pool with our callback removed)."""
+        self.connection.deregister_connect_callback(self._on_connect)
