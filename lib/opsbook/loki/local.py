@@ -18,7 +18,6 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,21 +34,114 @@ from opsbook.loki.timeutil import to_ns
 __all__ = ["LocalLogs"]
 
 
-@dataclass
+class RawLines:
+    """Lines kept as UTF-8 inside one shared buffer and decoded only when a query needs text.
+
+    ``offsets`` are the buffer's line boundaries (line ``i`` of the buffer is
+    ``buf[offsets[i]:offsets[i + 1]]``); ``index`` picks and orders this stream's lines.
+    """
+
+    __slots__ = ("array", "buf", "offsets", "index")
+
+    def __init__(self, array: Any, buf: Any, offsets: np.ndarray, index: np.ndarray) -> None:
+        self.array = array
+        self.buf = buf
+        self.offsets = offsets
+        self.index = index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def take(self, positions: np.ndarray) -> RawLines:
+        return RawLines(self.array, self.buf, self.offsets, self.index[positions])
+
+    def tolist(self) -> list[str]:
+        import pyarrow as pa
+
+        return self.array.take(pa.array(self.index)).to_pylist()  # type: ignore[no-any-return]
+
+    def views(self, lo: int, hi: int) -> list[memoryview]:
+        """Zero-copy UTF-8 views of lines ``lo:hi`` (what ``orjson.loads`` reads)."""
+        view = memoryview(self.buf)
+        index = self.index[lo:hi]
+        starts = self.offsets[index].tolist()
+        ends = self.offsets[index + 1].tolist()
+        return [view[a:b] for a, b in zip(starts, ends, strict=True)]
+
+    def nbytes(self, lo: int, hi: int) -> np.ndarray:
+        """UTF-8 length of lines ``lo:hi``."""
+        index = self.index[lo:hi]
+        return self.offsets[index + 1] - self.offsets[index]
+
+
 class _Stream:
-    labels: dict[str, str]
-    key: LabelsKey
-    ts: np.ndarray
-    lines: list[str]
+    """One stream: sorted timestamps and its lines (a list, or undecoded :class:`RawLines`)."""
+
+    __slots__ = ("labels", "key", "ts", "_lines", "raw", "cache")
+
+    def __init__(
+        self, labels: dict[str, str], key: LabelsKey, ts: np.ndarray, lines: list[str] | RawLines
+    ) -> None:
+        self.labels = labels
+        self.key = key
+        self.ts = ts
+        self._lines: list[str] | None = lines if isinstance(lines, list) else None
+        self.raw: RawLines | None = lines if isinstance(lines, RawLines) else None
+        self.cache: dict[Any, Any] = {}  # per-query-shape columns (see logql.columnar)
+
+    @property
+    def lines(self) -> list[str]:
+        if self._lines is None:
+            assert self.raw is not None
+            self._lines = self.raw.tolist()
+        return self._lines
+
+    def line_source(self) -> list[str] | RawLines:
+        return self._lines if self._lines is not None or self.raw is None else self.raw
 
 
-@dataclass
 class StreamSlice:
-    """Entries of one stream inside a time range (what the evaluator reads)."""
+    """Entries of one stream inside a time range (what the evaluator reads).
 
-    labels: dict[str, str]
-    ts: np.ndarray
-    lines: list[str]
+    ``lines`` decodes on first use; ``parse_inputs()`` gives what ``orjson.loads`` needs
+    without decoding, and ``cache``/``offset`` let the columnar path reuse parsed fields
+    across queries (positions in the cache are positions in the whole stream).
+    """
+
+    __slots__ = ("labels", "ts", "stream", "offset", "_lines")
+
+    def __init__(self, stream: _Stream, lo: int, hi: int) -> None:
+        self.labels = stream.labels
+        self.ts = stream.ts[lo:hi]
+        self.stream = stream
+        self.offset = lo
+        self._lines: list[str] | None = None
+
+    @property
+    def lines(self) -> list[str]:
+        if self._lines is None:
+            lo = self.offset
+            self._lines = self.stream.lines[lo : lo + len(self.ts)]
+        return self._lines
+
+    @property
+    def cache(self) -> dict[Any, Any]:
+        return self.stream.cache
+
+    def parse_inputs(self) -> Sequence[str | memoryview]:
+        lo = self.offset
+        hi = lo + len(self.ts)
+        raw = self.stream.raw
+        if self._lines is not None or raw is None or self.stream._lines is not None:
+            return self.lines
+        return raw.views(lo, hi)
+
+    def utf8_lengths(self) -> np.ndarray | None:
+        """Byte length of each line when known without decoding (None otherwise)."""
+        raw = self.stream.raw
+        if raw is None:
+            return None
+        return raw.nbytes(self.offset, self.offset + len(self.ts)).astype(np.float64)
 
 
 class LocalLogs:
@@ -72,7 +164,7 @@ class LocalLogs:
         self.max_entries_limit = max_entries_limit
         self._streams: dict[LabelsKey, _Stream] = {}
         self._pending: dict[
-            LabelsKey, tuple[dict[str, str], list[np.ndarray], list[list[str]]]
+            LabelsKey, tuple[dict[str, str], list[np.ndarray], list[list[str] | RawLines]]
         ] = {}
         gc_was_enabled = gc.isenabled()
         gc.disable()  # millions of small dicts: generational GC passes would dominate loading
@@ -128,6 +220,8 @@ class LocalLogs:
             self._append(_clean_labels(labels, path), ts, [str(v[1]) for v in values])
 
     def _load_jsonl(self, data: bytes, path: Path) -> None:
+        if self._load_jsonl_columnar(data, path):
+            return
         raw_lines = data.split(b"\n")
         if raw_lines and not raw_lines[-1].strip():
             raw_lines.pop()
@@ -143,8 +237,15 @@ class LocalLogs:
             keys = [tuple(labels.items()) for labels in labels_list]
         if not all(type(line) is str for line in lines):
             lines = [line if isinstance(line, str) else str(line) for line in lines]
-        slots = {key: index for index, key in enumerate(dict.fromkeys(keys))}
-        label_sets = [_clean_labels(dict(key), path) for key in slots]
+        cleaned = {key: _clean_labels(dict(key), path) for key in dict.fromkeys(keys)}
+        # one slot per cleaned label set: entries of a stream keep file order whatever the
+        # order or empty values of their labels (the columnar loader groups the same way)
+        clean_slots: dict[LabelsKey, int] = {}
+        slots = {
+            key: clean_slots.setdefault(tuple(sorted(labels.items())), len(clean_slots))
+            for key, labels in cleaned.items()
+        }
+        label_sets = list({slots[key]: labels for key, labels in cleaned.items()}.values())
         stream_of = np.fromiter((slots[key] for key in keys), dtype=np.int64, count=len(keys))
         ts_all = _timestamps(stamps, path)
         order = np.argsort(stream_of, kind="stable")
@@ -156,6 +257,34 @@ class LocalLogs:
         for slot, labels in enumerate(label_sets):
             idx = order[bounds[slot] : bounds[slot + 1]]
             self._append(labels, ts_all[idx], line_arr[idx].tolist())
+
+    def _load_jsonl_columnar(self, data: bytes, path: Path) -> bool:
+        """Load logcli JSONL with pyarrow's JSON reader (no Python object per record).
+
+        Returns False, having loaded nothing, unless every record is exactly
+        ``{"labels": {str: str}, "line": str, "timestamp": str}`` on its own line; the
+        general loader then decides (and reports errors) as before.
+        """
+        table = _read_logcli_table(data)
+        if table is None:
+            return False
+        labels_col = table.column("labels").combine_chunks()
+        stream_of, label_sets = _stream_codes(labels_col)
+        if stream_of is None:
+            return False
+        line_col = table.column("line").combine_chunks()
+        ts_all = _arrow_timestamps(table.column("timestamp").combine_chunks(), path)
+        _validity, offsets_buf, data_buf = line_col.buffers()
+        width = np.int64 if str(line_col.type) == "large_string" else np.int32
+        offsets = np.frombuffer(offsets_buf, dtype=width)[
+            line_col.offset : line_col.offset + len(line_col) + 1
+        ].astype(np.int64)
+        order = np.argsort(stream_of, kind="stable")
+        bounds = np.searchsorted(stream_of[order], np.arange(len(label_sets) + 1))
+        for slot, labels in enumerate(label_sets):
+            idx = order[bounds[slot] : bounds[slot + 1]]
+            self._append(labels, ts_all[idx], RawLines(line_col, data_buf, offsets, idx))
+        return True
 
     @staticmethod
     def _fields(records: list[Any], path: Path) -> tuple[list[Any], list[Any], list[Any]]:
@@ -183,7 +312,7 @@ class LocalLogs:
                 hint="each line must be one JSON object (logcli --output=jsonl)",
             ) from None
 
-    def _append(self, labels: dict[str, str], ts: np.ndarray, lines: list[str]) -> None:
+    def _append(self, labels: dict[str, str], ts: np.ndarray, lines: list[str] | RawLines) -> None:
         key = tuple(sorted(labels.items()))
         slot = self._pending.get(key)
         if slot is None:
@@ -191,23 +320,25 @@ class LocalLogs:
             slot = self._pending[key] = (labels, [], [])
             if existing is not None:
                 slot[1].append(existing.ts)
-                slot[2].append(existing.lines)
+                slot[2].append(existing.line_source())
         slot[1].append(ts)
         slot[2].append(lines)
 
     def _finalize(self) -> None:
         for key, (labels, ts_parts, line_parts) in self._pending.items():
             ts = np.concatenate(ts_parts) if len(ts_parts) > 1 else ts_parts[0]
-            lines = (
-                [line for part in line_parts for line in part]
-                if len(line_parts) > 1
-                else line_parts[0]
-            )
+            lines: list[str] | RawLines
+            if len(line_parts) == 1:
+                lines = line_parts[0]
+            else:
+                lines = [line for part in line_parts for line in _as_list(part)]
             if len(ts) > 1 and np.any(ts[1:] < ts[:-1]):
                 order = np.argsort(ts, kind="stable")
                 ts = ts[order]
-                lines = [lines[i] for i in order.tolist()]
-            ts, lines = _dedupe(ts, lines)
+                lines = _take(lines, order)
+            keep = _dedupe(ts, lines)
+            if keep is not None:
+                ts, lines = ts[keep], _take(lines, keep)
             self._streams[key] = _Stream(labels, key, ts, lines)
         self._pending = {}
 
@@ -234,7 +365,7 @@ class LocalLogs:
             lo = int(np.searchsorted(stream.ts, start_ns, side="left"))
             hi = int(np.searchsorted(stream.ts, end_ns, side="left"))
             if hi > lo:
-                yield StreamSlice(labels, stream.ts[lo:hi], stream.lines[lo:hi])
+                yield StreamSlice(stream, lo, hi)
 
     # ------------------------------------------------------------------ query API
     def query_range(
@@ -328,7 +459,10 @@ class LocalLogs:
                 continue
             streams += 1
             entries += hi - lo
-            size += sum(len(line.encode("utf-8")) for line in stream.lines[lo:hi])
+            if stream.raw is not None:
+                size += int(stream.raw.nbytes(lo, hi).sum())
+            else:
+                size += sum(len(line.encode("utf-8")) for line in stream.lines[lo:hi])
         return {"streams": streams, "chunks": streams, "entries": entries, "bytes": size}
 
     @property
@@ -374,18 +508,45 @@ def _timestamps(stamps: list[Any], path: Path) -> np.ndarray:
         raise ConfigError(f"{path}: {exc.message}", hint=exc.hint) from None
 
 
-def _dedupe(ts: np.ndarray, lines: list[str]) -> tuple[np.ndarray, list[str]]:
+def _as_list(lines: list[str] | RawLines) -> list[str]:
+    return lines if isinstance(lines, list) else lines.tolist()
+
+
+def _take(lines: list[str] | RawLines, positions: np.ndarray) -> list[str] | RawLines:
+    if isinstance(lines, RawLines):
+        return lines.take(positions)
+    return [lines[i] for i in positions.tolist()]
+
+
+def _line_getter(lines: list[str] | RawLines) -> Any:
+    if isinstance(lines, list):
+        return lines.__getitem__
+    buf, offsets, index = lines.buf, lines.offsets, lines.index
+    view = memoryview(buf)
+
+    def get(i: int) -> bytes:
+        j = int(index[i])
+        return bytes(view[int(offsets[j]) : int(offsets[j + 1])])
+
+    return get
+
+
+def _dedupe(ts: np.ndarray, lines: list[str] | RawLines) -> np.ndarray | None:
+    """Positions to keep when entries repeat (same timestamp, same line), else None.
+
+    Within a run of equal timestamps the first of identical lines is kept (UTF-8 bytes
+    compare equal exactly when the decoded lines do).
+    """
     if len(ts) < 2:
-        return ts, lines
+        return None
     same = np.flatnonzero(ts[1:] == ts[:-1])
     if not len(same):
-        return ts, lines
+        return None
+    line_at = _line_getter(lines)
     drop: set[int] = set()
-    start = 0
-    tsl = ts.tolist()
-    # walk runs of equal timestamps and keep the first of identical lines
     idx = 0
     positions = (same + 1).tolist()
+    # walk runs of equal timestamps and keep the first of identical lines
     while idx < len(positions):
         pos = positions[idx]
         start = pos - 1
@@ -393,15 +554,17 @@ def _dedupe(ts: np.ndarray, lines: list[str]) -> tuple[np.ndarray, list[str]]:
         while idx < len(positions) and positions[idx] == end:
             end += 1
             idx += 1
-        seen: set[str] = set()
+        seen: set[Any] = set()
         for i in range(start, end):
-            if lines[i] in seen:
+            line = line_at(i)
+            if line in seen:
                 drop.add(i)
-            seen.add(lines[i])
+            seen.add(line)
     if not drop:
-        return ts, lines
-    keep = [i for i in range(len(tsl)) if i not in drop]
-    return ts[keep], [lines[i] for i in keep]
+        return None
+    mask = np.ones(len(ts), dtype=bool)
+    mask[sorted(drop)] = False
+    return np.flatnonzero(mask)
 
 
 def _selector_matchers(text: str) -> tuple[ast.Matcher, ...]:
@@ -421,3 +584,116 @@ def _query_matchers(expr: ast.Expr) -> list[tuple[ast.Matcher, ...]]:
     if isinstance(expr, ast.BinOp):
         return _query_matchers(expr.lhs) + _query_matchers(expr.rhs)
     return []
+
+
+# ----------------------------------------------------------------------------- columnar loading
+
+
+def _read_logcli_table(data: bytes) -> Any:
+    """pyarrow table of a logcli JSONL file, or None when the file is not plainly that shape.
+
+    Each record must sit on its own line (as many rows as lines) with exactly the
+    ``labels``, ``line`` and ``timestamp`` fields, none missing; anything else (blank
+    lines, ``ts`` records, numbers where strings belong, invalid JSON) is left to the
+    general loader, which also owns the error messages.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.json as pj
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        return None
+    segments = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    schema = pa.schema([("timestamp", pa.string()), ("line", pa.string())])
+    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
+    try:
+        table = pj.read_json(pa.BufferReader(data), parse_options=options)
+    except (pa.ArrowException, UnicodeError, ValueError):
+        return None
+    if table.num_rows != segments or sorted(table.column_names) != ["labels", "line", "timestamp"]:
+        return None
+    if any(table.column(name).null_count for name in table.column_names):
+        return None
+    if not pa.types.is_struct(table.column("labels").type):
+        return None
+    return table
+
+
+def _stream_codes(labels_col: Any) -> tuple[np.ndarray | None, list[dict[str, str]]]:
+    """Stream number of every row (in order of first appearance) and each stream's labels.
+
+    Null and empty label values count as absent, like :func:`_clean_labels`; the order
+    the labels were written in does not matter. ``(None, [])`` when a value is not a string.
+    """
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    codes = np.zeros(len(labels_col), dtype=np.int64)
+    fields: list[tuple[str, list[str | None], np.ndarray]] = []
+    for i in range(labels_col.type.num_fields):
+        field = labels_col.type.field(i)
+        if pa.types.is_null(field.type):
+            continue
+        if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
+            return None, []
+        encoded = pc.dictionary_encode(labels_col.field(i))
+        words: list[str | None] = [None, *encoded.dictionary.to_pylist()]
+        remap = np.array([0] + [0 if w == "" else j for j, w in enumerate(words) if j], np.int64)
+        child = remap[encoded.indices.fill_null(-1).to_numpy().astype(np.int64) + 1]
+        codes = pd.factorize(codes * len(words) + child)[0].astype(np.int64)
+        fields.append((field.name, words, child))
+    stream_of = codes  # factorized: numbered in order of first appearance
+    label_sets = []
+    for row in np.unique(stream_of, return_index=True)[1].tolist():
+        labels = {}
+        for name, words, child in fields:
+            word = words[int(child[row])]
+            if word is not None:
+                labels[name] = word
+        label_sets.append(labels)
+    return stream_of, label_sets
+
+
+def _arrow_timestamps(column: Any, path: Path) -> np.ndarray:
+    """Epoch ns of RFC3339 strings, parsed by numpy straight from pyarrow's buffer.
+
+    Same parser and same fallbacks as :func:`_timestamps` (numpy when every stamp ends in
+    ``Z``, then pandas, then :func:`to_ns`), without a Python string per row.
+    """
+    import pyarrow.compute as pc
+
+    n = len(column)
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    first = column[0].as_py()
+    if "T" in first and first.endswith("Z"):
+        lengths = pc.binary_length(column).to_numpy()
+        out = np.empty(n, dtype=np.int64)
+        try:
+            for width in np.unique(lengths).tolist():
+                rows = np.flatnonzero(lengths == width)
+                part = column.take(rows) if len(rows) != n else column
+                if not _parse_fixed_width(part, int(width), out, rows):
+                    break
+            else:
+                return out
+        except ValueError:
+            pass
+    return _timestamps(column.to_pylist(), path)
+
+
+def _parse_fixed_width(part: Any, width: int, out: np.ndarray, rows: np.ndarray) -> bool:
+    """Parse equal-width stamps ending in ``Z`` into ``out[rows]``; False if one does not."""
+    if width < 2:
+        return False
+    _validity, offsets_buf, data_buf = part.buffers()
+    start = int(np.frombuffer(offsets_buf, dtype=np.int32)[part.offset])
+    raw = np.frombuffer(data_buf, dtype=np.uint8)[start : start + width * len(part)]
+    grid = raw.reshape(len(part), width)
+    if not (grid[:, -1] == ord("Z")).all():
+        return False
+    stamps = np.ndarray(
+        shape=(len(part),), dtype=f"S{width - 1}", buffer=raw.data, strides=(width,)
+    )
+    out[rows] = stamps.astype("datetime64[ns]").astype(np.int64)
+    return True

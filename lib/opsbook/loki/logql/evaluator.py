@@ -18,7 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
-from opsbook.loki.logql import ast
+from opsbook.loki.logql import ast, columnar
 from opsbook.loki.logql.errors import LogQLEvalError, UnsupportedLogQL
 from opsbook.loki.logql.pipeline import (
     ERROR,
@@ -282,8 +282,18 @@ class Evaluator:
                     labels = {k: labels[k] for k in group_by if k in labels}
                 add(labels_key(labels), ts, values)
         else:
+            plan = columnar.plan_for(
+                node,
+                group_by,
+                hints,
+                _converter(unwrap.conv) if unwrap else None,
+                (lambda raw: _unwrap_error(unwrap.conv, raw)) if unwrap else None,
+            )
             for stream in streams:
-                for key, ts, values in self._extract_stream(stream, pipeline.fns, node, group_by):
+                parts = plan.run(stream) if plan is not None else None
+                if parts is None:
+                    parts = self._extract_stream(stream, pipeline.fns, node, group_by)
+                for key, ts, values in parts:
                     add(key, ts, values)
         out: dict[LabelsKey, Samples] = {}
         for key, (ts_parts, value_parts) in grouped.items():
