@@ -121,3 +121,119 @@ def test_limits_like_loki() -> None:
         logs.query_range('{app="x"}', T0, T0 + 10 * S, limit=5001)
     with pytest.raises(LogQLEvalError, match="maximum of series"):
         logs.query('count_over_time({app=~".+"}[1m])', T0 + 10 * S)
+
+
+# ----------------------------------------------------------------------------- columnar loading
+
+
+def _snapshot(logs: LocalLogs) -> object:
+    """Everything a caller can observe about a loaded file."""
+    lo, hi = T0 - 10**6 * S, T0 + 10**6 * S
+    selector = "{" + ", ".join(f'{name}=~".+"' for name in logs.labels()[:1]) + "}"
+    metric = f"sum by (app, a) (count_over_time({selector} [1m]))"
+    return (
+        logs.entry_count,
+        logs.labels(),
+        {name: logs.label_values(name) for name in logs.labels()},
+        logs.series([selector]),
+        logs.stats(selector, lo, hi),
+        logs.query_range(selector, lo, hi, limit=10_000, direction="forward"),
+        logs.query_range(selector, lo, hi, limit=7, direction="backward"),
+        logs.query_range(metric, T0 - 3600 * S, T0 + 3600 * S, step=60),
+    )
+
+
+def _load_both(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[object, object, bool]:
+    """(columnar outcome, per-record outcome, whether the columnar loader took the file)."""
+    import opsbook.loki.local as local
+
+    took: list[bool] = []
+    real = LocalLogs._load_jsonl_columnar
+
+    def spy(self: LocalLogs, data: bytes, p: Path) -> bool:
+        took.append(real(self, data, p))
+        return took[-1]
+
+    monkeypatch.setattr(LocalLogs, "_load_jsonl_columnar", spy)
+    outcomes = []
+    for columnar in (True, False):
+        monkeypatch.setattr(local, "COLUMNAR_LOAD", columnar)
+        try:
+            outcomes.append(_snapshot(LocalLogs(path)))
+        except ConfigError as exc:
+            outcomes.append(("error", exc.message))
+    return outcomes[0], outcomes[1], bool(took and took[0])
+
+
+def _record(labels: dict[str, object], line: object, stamp: object) -> str:
+    return json.dumps({"labels": labels, "line": line, "timestamp": stamp}, ensure_ascii=False)
+
+
+def test_columnar_loader_matches_per_record_loader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = []
+    for i in range(60):
+        app = ["api", "web", "db"][i % 3]
+        labels: dict[str, object] = (
+            {"app": app, "env": "prod"} if i % 2 else {"env": "prod", "app": app, "zone": ""}
+        )
+        second = 50 - i if i % 7 == 0 else i // 2  # some out of order, many shared instants
+        frac = ["", ".5", ".000000001", ".25", ".123456789"][i % 5]
+        stamp = f"2023-11-14T22:{14 + second // 60:02d}:{second % 60:02d}{frac}Z"
+        line = ["GET /x", "caf\u00e9 \u2603", 'quote " and \\', "tab\tline", "same"][i % 5]
+        rows.append(_record(labels, line, stamp))
+    rows.append(rows[4])  # an exact duplicate entry: stored once
+    path = tmp_path / "many.jsonl"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    columnar, per_record, took = _load_both(path, monkeypatch)
+    assert took
+    assert columnar == per_record
+    assert columnar[0] == 60  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        # blank lines; two records on one line compensated by a blank line
+        _record({"a": "b"}, "x", "2023-11-14T22:14:01Z") + "\n\n",
+        _record({"a": "b"}, "x", "2023-11-14T22:14:01Z")
+        + " "
+        + _record({"a": "b"}, "y", "2023-11-14T22:14:02Z")
+        + "\n  \n"
+        + _record({"a": "b"}, "z", "2023-11-14T22:14:03Z")
+        + "\n",
+        # values that are not strings, missing or null fields, other record shapes
+        _record({"a": 5, "b": True}, "x", "2023-11-14T22:14:01Z"),
+        _record({"a": "b"}, None, "2023-11-14T22:14:01Z"),
+        _record({"a": "b"}, 12, "2023-11-14T22:14:01Z"),
+        _record({"a": "b"}, "x", "2023-11-14T23:14:01+01:00"),
+        _record({"a": "b"}, "x", "2023-11-14T22:14:01Z") + "\n" + '{"labels": {"a": "b"}}',
+        '{"labels": {"a": "b"}, "line": "x", "timestamp": "2023-11-14T22:14:01Z", "n": NaN}',
+        '{"labels": {"a": "b"}, "line": "x", "line": "y", "timestamp": "2023-11-14T22:14:01Z"}',
+        json.dumps({"ts": T0, "labels": {"a": "b"}, "line": "x"}),
+        _record({"a": "b"}, "x", "2023-11-14T22:14:01.1234567891Z"),
+        _record({"a": "b"}, "x", "2023-11-14Z"),
+        _record({"a": {"nested": "x"}}, "x", "2023-11-14T22:14:01Z"),
+    ],
+)
+def test_odd_files_load_the_same_either_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str
+) -> None:
+    path = tmp_path / "odd.jsonl"
+    path.write_text(content, encoding="utf-8")
+    columnar, per_record, _took = _load_both(path, monkeypatch)
+    assert columnar == per_record
+
+
+def test_stream_keeps_file_order_for_equal_timestamps(tmp_path: Path) -> None:
+    stamp = "2023-11-14T22:14:01Z"
+    rows = [
+        _record({"app": "a", "env": "p"}, "first", stamp),
+        _record({"env": "p", "app": "a"}, "second", stamp),
+        _record({"app": "a", "env": "p", "x": ""}, "third", stamp),
+    ]
+    path = tmp_path / "order.jsonl"
+    path.write_text("\n".join(rows) + "\n")
+    data = LocalLogs(path).query_range('{app="a"}', T0, T0 + 10 * S, direction="forward")
+    assert [v[1] for v in data["result"][0]["values"]] == ["first", "second", "third"]

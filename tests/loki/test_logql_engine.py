@@ -515,3 +515,168 @@ def test_sum_by_pushdown_keeps_semantics(logs: LocalLogs) -> None:
     assert vec(logs, query, 60) == {(("route", "/a"),): 80, (("route", "/b"),): 70.5}
     with pytest.raises(LogQLEvalError, match="JSONParserErr"):
         logs.query('sum by (app) (count_over_time({app="redis"} | json [1m]))', time=ns(60))
+
+
+# ----------------------------------------------------------------------------- columnar path
+
+
+def _mixed_entries() -> list[tuple[dict[str, str], int, str]]:
+    """Streams mixing JSON shapes, bad lines and label clashes (deterministic)."""
+    import random
+
+    rng = random.Random(11)
+    routes = ["/a", "/b", "/a/x", ""]
+    durs = ["2s", "500ms", "1m30s", "bad", 3, "0", ""]
+    sizes = ["2KB", "1KiB", "3 MB", "nope", 512, "1.5kb"]
+    extras: list[dict[str, object]] = [
+        {},
+        {"user": {"id": 7, "name": "x", "": {"deep": 1}}},
+        {"ratio": 1.50, "flag": True},
+        {"sta tus": "999", "1abc": "digit"},
+        {"app": "inner", "tags": [1, 2], "n": None},
+        {"__error__": "from-line", "addr": "10.1.2.3"},
+        {"addr": "192.168.0.1", "big": 123456789012345678901234567890},
+        {"latency_ms": "12.5", "note": "caf\u00e9 \ufffd"},
+        {"latency_ms": "NaN"},
+        {"status": "abc"},
+        {"user": "not-a-dict"},
+    ]
+    entries: list[tuple[dict[str, str], int, str]] = []
+    streams = [
+        {"app": "api", "env": "prod"},
+        {"app": "web", "env": "prod"},
+        {"app": "rag", "env": "prod", "route": "/r"},
+    ]
+    for i in range(900):
+        labels = streams[i % 3]
+        ts = ns(i // 3 * 0.4)  # every stream has an entry at the same instants
+        roll = rng.random()
+        if labels["app"] == "rag" and roll < 0.3:
+            line = f'level=info msg="x{i}" dur={rng.choice(["1s", "5ms"])}'
+        elif roll < 0.04:
+            line = rng.choice(["plain text", "", "123", "[1, 2]", '{"a": 1', '"str"', "{}"])
+        else:
+            body: dict[str, object] = {
+                "status": rng.choice([200, 200, 201, 404, 500, 503, "502"]),
+                "latency_ms": rng.choice([10, 20.5, 0.1, 1e-7, 250, -0.0, 3.25]),
+                "route": rng.choice(routes),
+                "dur": rng.choice(durs),
+                "size": rng.choice(sizes),
+            }
+            body.update(rng.choice(extras))
+            line = json.dumps(body, ensure_ascii=rng.random() < 0.5)
+        entries.append((labels, ts, line))
+    return entries
+
+
+def _mixed_store(tmp_path: object | None = None) -> LocalLogs:
+    from pathlib import Path
+
+    entries = _mixed_entries()
+    if tmp_path is None:
+        store = LocalLogs([])
+        by_stream: dict[tuple[tuple[str, str], ...], list[tuple[int, str]]] = {}
+        for labels, ts, line in entries:
+            by_stream.setdefault(tuple(labels.items()), []).append((ts, line))
+        for key, rows in by_stream.items():
+            store.add_lines(dict(key), rows)
+        return store
+    path = Path(str(tmp_path)) / "mixed.jsonl"
+    with path.open("w", encoding="utf-8") as out:
+        for labels, ts, line in entries:
+            stamp = json.dumps({"labels": labels, "line": line, "ts": 0})
+            record = json.loads(stamp)
+            del record["ts"]
+            from opsbook.loki.timeutil import ns_to_rfc3339
+
+            record["timestamp"] = ns_to_rfc3339(ts)
+            out.write(json.dumps(record) + "\n")
+    return LocalLogs(path)
+
+
+COLUMNAR_QUERIES = [
+    'sum by (app) (count_over_time({env="prod"} | json | status >= 500 [1m]))',
+    'sum by (route) (rate({env="prod"} | json | __error__="" [1m]))',
+    'sum by (app, route) (count_over_time({env="prod"} |= "status" | json'
+    ' | route=~"/a.*" or status < 300 [1m]))',
+    'quantile_over_time(0.9, {env="prod"} | json | unwrap latency_ms | __error__="" [1m]) by (app)',
+    'quantile_over_time(0.5, {env="prod"} | json | latency_ms > 1 | unwrap latency_ms'
+    ' | __error__="" [30s]) by (route)',
+    'sum by (app) (sum_over_time({env="prod"} | json | unwrap latency_ms | __error__="" [1m]))',
+    'sum by (app) (count_over_time({env="prod"} | json [1m]))',
+    'sum by (__error__) (count_over_time({env="prod"} | json | __error__!="" [1m]))',
+    'sum by (__error__, __error_details__) (count_over_time({env="prod"} | json'
+    " | status > 100 [1m]))",
+    'sum by (app) (count_over_time({env="prod"} | json | dur > 1s [1m]))',
+    'sum by (app) (count_over_time({env="prod"} | json | dur > 1s | __error__="" [1m]))',
+    'sum by (app) (count_over_time({env="prod"} | json | size >= 2KB | __error__="" [1m]))',
+    'max_over_time({env="prod"} | json | unwrap duration(dur) | __error__="" [1m]) by (app)',
+    'sum by (route) (sum_over_time({env="prod"} | json | unwrap bytes(size) | __error__="" [1m]))',
+    'sum by (user_name) (count_over_time({env="prod"} | json | user_id > 5 [1m]))',
+    'sum by (app_extracted, app) (count_over_time({env="prod"} | json [1m]))',
+    'sum by (app) (count_over_time({env="prod"} | json | addr = ip("10.0.0.0/8") [1m]))',
+    'sum by (app) (count_over_time({env="prod"} | json | addr != ip("10.0.0.0/8")'
+    ' | __error__="" [1m]))',
+    'sum by (ratio, flag) (count_over_time({env="prod"} | json | __error__="" [1m]))',
+    'sum by (sta_tus, _1abc, note) (count_over_time({env="prod"} | json | __error__="" [1m]))',
+    'sum by (app) (bytes_over_time({env="prod"} | json | status >= 200 [1m]))',
+    'sum by (app) (bytes_rate({env="prod"} |~ "route" [1m]))',
+    'avg_over_time({env="prod"} | json | unwrap latency_ms | __error__="" [1m]) by (app)',
+    'stddev_over_time({env="prod"} | json | unwrap latency_ms | __error__="" [1m]) by (app)',
+    'first_over_time({env="prod"} | json | unwrap status | __error__="" [1m]) by (route)',
+    'last_over_time({env="prod"} | json | unwrap status | __error__="" [1m] offset 30s) by (app)',
+    'sum by (app) (count_over_time({env="prod"} | json | status > 300 or dur > 1s [1m]))',
+    'sum by (app) (count_over_time({env="prod"} | json | status > 300 and size > 1KB [1m]))',
+    'sum by (app) (count_over_time({env="prod"} | json | status > 300 and size > 1KB'
+    ' | __error__="" [1m]))',
+    'sum by (app) (count_over_time({env="prod"} | app="api" | json | status > 300 [1m]))',
+    'sum by (app) (count_over_time({env="prod"} | status > 300 | json [1m])) or vector(0)',
+    'sum by (app) (count_over_time({env="prod"} | json | route="" [1m]))',
+    'sum by (route) (count_over_time({env="prod"} !~ "plain|level" | json | __error__=""'
+    ' | status=~"5.." [1m]))',
+    'topk(2, sum by (route) (rate({env="prod"} | json | __error__="" [1m])))',
+    'sum by (app) (rate({env="prod"} | json | unwrap latency_ms | latency_ms > 1'
+    ' | __error__="" [1m]))',
+    'quantile_over_time(0.95, {env="prod"} | json | unwrap latency_ms [1m]) by (app)',
+    'count_over_time({env="prod"} | json | __error__="" [1m])',
+]
+
+
+def _outcome(store: LocalLogs, query: str) -> object:
+    try:
+        return store.query_range(query, ns(0), ns(130), step="10s")
+    except LogQLEvalError as exc:
+        return ("error", str(exc))
+
+
+@pytest.fixture(scope="module")
+def mixed_stores(tmp_path_factory: pytest.TempPathFactory) -> tuple[LocalLogs, LocalLogs]:
+    return _mixed_store(), _mixed_store(tmp_path_factory.mktemp("mixed"))
+
+
+@pytest.mark.parametrize("query", COLUMNAR_QUERIES)
+def test_columnar_path_matches_per_entry_path(
+    mixed_stores: tuple[LocalLogs, LocalLogs], query: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opsbook.loki.logql import columnar
+
+    in_memory, from_file = mixed_stores
+    monkeypatch.setattr(columnar, "FAST_PATH", False)
+    expected = _outcome(in_memory, query)
+    assert _outcome(from_file, query) == expected
+    monkeypatch.setattr(columnar, "FAST_PATH", True)
+    taken: list[bool] = []
+    real_run = columnar.ColumnarPlan.run
+
+    def counted_run(plan: columnar.ColumnarPlan, stream: object) -> object:
+        parts = real_run(plan, stream)
+        taken.append(parts is not None)
+        return parts
+
+    monkeypatch.setattr(columnar.ColumnarPlan, "run", counted_run)
+    for store in (in_memory, from_file, in_memory, from_file):  # twice: cold, then cached
+        assert _outcome(store, query) == expected
+    if "json" in query and "by (" in query:
+        assert taken and all(taken)  # the columnar path really ran
+    if isinstance(expected, dict):
+        assert expected["result"] or "1abc" in query  # the table exercises real samples

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from opsbook.loki.logql.parser import parse
 from opsbook.loki.timeutil import to_ns
 
 __all__ = ["LocalLogs"]
+
+COLUMNAR_LOAD = True  # logcli JSONL through pyarrow (False: the per-record loader only)
 
 
 class RawLines:
@@ -237,7 +240,13 @@ class LocalLogs:
             keys = [tuple(labels.items()) for labels in labels_list]
         if not all(type(line) is str for line in lines):
             lines = [line if isinstance(line, str) else str(line) for line in lines]
-        cleaned = {key: _clean_labels(dict(key), path) for key in dict.fromkeys(keys)}
+        try:
+            cleaned = {key: _clean_labels(dict(key), path) for key in dict.fromkeys(keys)}
+        except TypeError:  # a label value that is an object or a list
+            raise ConfigError(
+                f"{path}: label values must be strings (found an object or a list)",
+                hint='labels look like {"app": "api", "env": "prod"}',
+            ) from None
         # one slot per cleaned label set: entries of a stream keep file order whatever the
         # order or empty values of their labels (the columnar loader groups the same way)
         clean_slots: dict[LabelsKey, int] = {}
@@ -265,7 +274,7 @@ class LocalLogs:
         ``{"labels": {str: str}, "line": str, "timestamp": str}`` on its own line; the
         general loader then decides (and reports errors) as before.
         """
-        table = _read_logcli_table(data)
+        table = _read_logcli_table(data) if COLUMNAR_LOAD else None
         if table is None:
             return False
         labels_col = table.column("labels").combine_chunks()
@@ -602,6 +611,8 @@ def _read_logcli_table(data: bytes) -> Any:
         import pyarrow.json as pj
     except ImportError:  # pragma: no cover - pyarrow is a dependency
         return None
+    if _has_blank_line(data):
+        return None
     segments = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
     schema = pa.schema([("timestamp", pa.string()), ("line", pa.string())])
     options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
@@ -616,6 +627,27 @@ def _read_logcli_table(data: bytes) -> Any:
     if not pa.types.is_struct(table.column("labels").type):
         return None
     return table
+
+
+_BLANK_START = re.compile(rb"[ \t\r]*(\n|$)")
+
+
+def _has_blank_line(data: bytes) -> bool:
+    """True when a line holds only whitespace (the reader skips it, orjson would not).
+
+    With no blank line, "as many rows as lines" proves each line held exactly one record.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if _BLANK_START.match(data):
+        return True
+    last = data.rfind(b"\n")
+    if last >= 0 and last + 1 < len(data) and not data[last + 1 :].strip(b" \t\r"):
+        return True
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64).tobytes())
+    whole = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)])
+    return bool(pc.match_substring_regex(whole, r"\n[ \t\r]*\n")[0].as_py())
 
 
 def _stream_codes(labels_col: Any) -> tuple[np.ndarray | None, list[dict[str, str]]]:

@@ -71,7 +71,7 @@ def go_duration_ns(text: str) -> int | None:
     """Parse like Go's ``time.ParseDuration``; ``None`` when Go would fail."""
     s = text
     sign = 1
-    if s[:1] in "+-":
+    if s[:1] and s[0] in "+-":
         sign = -1 if s[0] == "-" else 1
         s = s[1:]
     if s == "0":
