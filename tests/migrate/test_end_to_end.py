@@ -199,3 +199,11 @@ def test_empty_collection_is_reported_not_created(store: Path, tmp_path: Path) -
     assert result.skipped == ["empty-one"] and result.integrity_ok and result.cutover_done
     with open_target("local", tmp_path / "qdrant") as target:
         assert list(target.aliases()) == ["release-notes"]
+
+
+def test_the_download_guard_is_armed() -> None:
+    """Every test here runs under the guard; prove it would catch an embedding call."""
+    from chromadb.utils.embedding_functions import DefaultEmbeddingFunction
+
+    with pytest.raises(AssertionError, match="ONNX"):
+        DefaultEmbeddingFunction()(["hello"])
