@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from opsbook.migrate import migrate, rollback
+from opsbook.migrate import cleanup, migrate, rollback
+from opsbook.migrate.errors import TargetConflict
 from opsbook.migrate.ids import point_id
 from opsbook.migrate.source import open_source
 from opsbook.migrate.target import open_target
@@ -70,9 +71,10 @@ def test_corruption_blocks_cutover(two_runs, demo_store: Path, kind: str) -> Non
     assert again.collections[0].staging == b
     report = again.collections[0].report
     assert not again.integrity_ok and not again.cutover_done
-    assert report.mismatches[kind] == 1 and sum(report.mismatches.values()) == (
-        2 if kind == "missing" else 1
-    )  # a missing point also breaks the count
+    assert report.mismatches[kind] == 1
+    # a missing point also breaks the count, and may drop out of a sampled query's top-10
+    allowed = {kind, "count", "recall"} if kind == "missing" else {kind}
+    assert set(report.mismatches) <= allowed
     assert any(e["id"] == "0042" and e["kind"] == kind for e in report.examples)
     with open_target("local", work / "qdrant") as target:
         assert target.aliases()[COL] == a
@@ -153,3 +155,36 @@ def test_repeated_cutover_is_a_noop_and_labels_scope_rollback(two_runs, demo_sto
     assert rollback(work_dir=str(work), run_label="run-2") == [{"alias": COL, "from": b, "to": a}]
     with open_target("local", work / "qdrant") as target:
         assert target.aliases()[COL] == a
+
+
+def test_cleanup_removes_only_what_no_alias_uses(two_runs, demo_store: Path) -> None:
+    a, b, work = two_runs
+    migrate(
+        chroma_path=str(demo_store),
+        work_dir=str(work),
+        dry_run=False,
+        collections=[COL],
+        backup=False,
+        resume=True,
+    )  # alias: a -> b
+    assert cleanup(work_dir=str(work)) == [a]  # a was replaced, b is live
+    with pytest.raises(TargetConflict, match="no longer exist"):
+        rollback(work_dir=str(work))  # b -> a is impossible now: refused, nothing moves
+    with open_target("local", work / "qdrant") as target:
+        assert target.aliases()[COL] == b and target.collections() == [b]
+
+
+def test_cleanup_after_rollback_drops_the_abandoned_copy(two_runs, demo_store: Path) -> None:
+    a, b, work = two_runs
+    migrate(
+        chroma_path=str(demo_store),
+        work_dir=str(work),
+        dry_run=False,
+        collections=[COL],
+        backup=False,
+        resume=True,
+    )
+    rollback(work_dir=str(work))  # b -> a
+    assert cleanup(work_dir=str(work)) == [b]
+    with open_target("local", work / "qdrant") as target:
+        assert target.aliases()[COL] == a and target.collections() == [a]

@@ -89,6 +89,12 @@ def rollback(target: Target, work_dir: Path, label: str = "") -> list[dict]:
     if not pending:
         return []
     entry = pending[-1]
+    gone = [s["from"] for s in entry["switches"] if s["from"] and not target.exists(s["from"])]
+    if gone:
+        raise TargetConflict(
+            f"cannot roll back: collection(s) {gone} no longer exist (removed by a cleanup?)",
+            hint="the aliases were left as they are; migrate again from the source backup",
+        )
     target.switch_aliases([(s["alias"], s["from"]) for s in entry["switches"]])
     entry["rolled_back"] = True
     entry["rolled_back_at"] = time.time()
@@ -97,13 +103,14 @@ def rollback(target: Target, work_dir: Path, label: str = "") -> list[dict]:
 
 
 def cleanup(target: Target, work_dir: Path) -> list[str]:
-    """Delete collections a finished cutover replaced, unless an alias still uses them."""
+    """Delete what the journal shows is no longer live: collections a cutover replaced,
+    and collections whose cutover was rolled back. Anything behind an alias is kept."""
     entries = read_journal(journal_path(work_dir, target))
     live = set(target.aliases().values())
-    done = [e for e in entries if not e["rolled_back"]]
-    old = {s["from"] for e in done for s in e["switches"] if s["from"]}
+    replaced = {s["from"] for e in entries if not e["rolled_back"] for s in e["switches"]}
+    abandoned = {s["to"] for e in entries if e["rolled_back"] for s in e["switches"]}
     deleted = []
-    for name in sorted(old - live):
+    for name in sorted((replaced | abandoned) - live - {None}):
         if target.exists(name):
             target.delete_collection(name)
             deleted.append(name)
