@@ -4,8 +4,9 @@ Holder processes (a few, each with its RLIMIT_NOFILE raised to the hard limit) o
 plain sockets, send ``CLIENT SETNAME`` + ``SUBSCRIBE`` on all of them, then read the
 replies: thousands of connections per second without asyncio. At each checkpoint the
 orchestrator reads INFO (``used_memory``, ``mem_clients_normal``, ``connected_clients``)
-and CLIENT LIST (``tot-mem`` of our named connections); after ``settle_s`` it reads them
-again, since Redis shrinks idle reply buffers only after a while. The first limit hit
+and CLIENT LIST (``tot-mem`` of our named connections, and of those at most 1 s old: what a
+connection costs right after connecting); after ``settle_s`` it reads them again, since
+Redis shrinks idle query/reply buffers only after a while. The first limit hit
 (fd limit, ``maxclients``) is reported instead of raised.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from opsbook.pubsub.endpoint import parse_info
-from opsbook.pubsub.harness import Bench, StepResult, _recv
+from opsbook.pubsub.harness import Bench, StepResult, receive
 from opsbook.pubsub.resp import ConnParams, RawConn, ReplyError, pack
 from opsbook.pubsub.workers import raise_nofile_limit
 
@@ -80,12 +81,14 @@ def _memory(bench: Bench, name: str) -> dict[str, Any]:
     listing = bench.admin.call("CLIENT", "LIST").decode()
     ours = [line for line in listing.splitlines() if f" name={name} " in line]
     tot = [int(_field(line, "tot-mem")) for line in ours]
+    fresh = [t for t, line in zip(tot, ours, strict=True) if int(_field(line, "age")) <= 1]
     return {
         "used_memory": int(info["used_memory"]),
         "mem_clients_normal": int(info.get("mem_clients_normal", 0)),
         "connected_clients": int(info["connected_clients"]),
         "client_list_count": len(ours),
         "tot_mem_sum": sum(tot),
+        "fresh_tot_mem": sum(fresh) / len(fresh) if fresh else float("nan"),
     }
 
 
@@ -113,11 +116,11 @@ def connection_capacity(
     """
     name = f"{bench.prefix.replace(':', '-')}-idle"
     channel = bench.channel("idle")
-    holders = [bench._spawn(holder_main, (bench.params,)) for _ in range(max(1, procs))]
+    holders = [bench.spawn(holder_main, (bench.params,)) for _ in range(max(1, procs))]
     try:
         for h in holders:
             h.pipe.send({"op": "ping"})
-        nofile = [_recv(h, 60, "connection holder")["nofile"] for h in holders][0]
+        nofile = [receive(h, 60, "connection holder")["nofile"] for h in holders][0]
         base = _memory(bench, name)
         samples, reached, limit = [], 0, None
         for target in _targets(connections, checkpoints):
@@ -143,7 +146,7 @@ def connection_capacity(
         for h in holders:
             with contextlib.suppress(Exception):
                 h.pipe.send({"op": "stop"})
-                _recv(h, 30, "connection holder")
+                receive(h, 30, "connection holder")
             h.process.join(timeout=5)
     maxclients = int(parse_info(bench.admin.call("INFO", "clients")).get("maxclients", 0))
     return {
@@ -179,7 +182,7 @@ def _grow(holders: list[Any], target: int, name: str, channel: str) -> tuple[int
             }
         )
     for holder in holders:
-        reply = _recv(holder, 120, "connection holder")
+        reply = receive(holder, 120, "connection holder")
         holder.n_open = reply["open"]
         opened += reply["open"]
         limit = limit or reply["limit_error"]
@@ -197,6 +200,7 @@ def _sample(
         "used_memory_per_conn": (mem["used_memory"] - base["used_memory"]) / n,
         "mem_clients_normal_per_conn": (mem["mem_clients_normal"] - base["mem_clients_normal"]) / n,
         "tot_mem_per_conn": mem["tot_mem_sum"] / max(1, mem["client_list_count"]),
+        "tot_mem_age_le_1s": mem["fresh_tot_mem"],
         "connected_clients": mem["connected_clients"],
     }
 

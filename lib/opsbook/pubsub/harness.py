@@ -35,7 +35,9 @@ START_DELAY_NS = 150_000_000
 
 
 @dataclass
-class _Proc:
+class WorkerProc:
+    """A spawned worker process, its end of the Pipe and a psutil handle for CPU."""
+
     process: Any
     pipe: Connection
     ps: psutil.Process
@@ -65,7 +67,8 @@ class StepResult:
         return {"scenario": self.scenario, "label": self.label, **self.config, **self.summary}
 
 
-def _recv(proc: _Proc, timeout: float, what: str) -> dict[str, Any]:
+def receive(proc: WorkerProc, timeout: float, what: str) -> dict[str, Any]:
+    """The worker's next message; a clear :class:`WorkerFailed` on silence, death or error."""
     if not proc.pipe.poll(timeout):
         raise WorkerFailed(
             f"{what} did not answer within {timeout:.0f} s",
@@ -101,8 +104,8 @@ class Bench:
         self.ctl = f"{self.prefix}:ctl"
         self.n_sub, self.n_pub = max(1, sub_procs), max(1, pub_procs)
         self._ctx = mp.get_context("spawn")
-        self._subs: list[_Proc] = []
-        self._pubs: list[_Proc] = []
+        self._subs: list[WorkerProc] = []
+        self._pubs: list[WorkerProc] = []
         self._admin: RawConn | None = None
         self.step_id = 0
         self.results: list[StepResult] = []
@@ -137,27 +140,28 @@ class Bench:
             self._admin = RawConn(self.params)
         return self._admin
 
-    def _spawn(self, target: Any, args: tuple) -> _Proc:
+    def spawn(self, target: Any, args: tuple) -> WorkerProc:
+        """Start ``target(*args, pipe)`` in a spawned daemon process (ends with the Bench)."""
         parent, child = self._ctx.Pipe()
         proc = self._ctx.Process(target=target, args=(*args, child), daemon=True)
         proc.start()
         child.close()
-        return _Proc(proc, parent, psutil.Process(proc.pid))
+        return WorkerProc(proc, parent, psutil.Process(proc.pid))
 
-    def subscribers(self, n: int) -> list[_Proc]:
+    def subscribers(self, n: int) -> list[WorkerProc]:
         """The first ``n`` subscriber processes, spawned (and answering) when missing."""
         fresh = []
         while len(self._subs) < n:
-            fresh.append(self._spawn(subscriber_main, (self.params,)))
+            fresh.append(self.spawn(subscriber_main, (self.params,)))
             self._subs.append(fresh[-1])
         _ping(fresh)
         return self._subs[:n]
 
-    def publishers(self, n: int) -> list[_Proc]:
+    def publishers(self, n: int) -> list[WorkerProc]:
         """The first ``n`` publisher processes, spawned (and answering) when missing."""
         fresh = []
         while len(self._pubs) < n:
-            fresh.append(self._spawn(publisher_main, (self.params, len(self._pubs))))
+            fresh.append(self.spawn(publisher_main, (self.params, len(self._pubs))))
             self._pubs.append(fresh[-1])
         _ping(fresh)
         return self._pubs[:n]
@@ -221,6 +225,16 @@ class Bench:
             "host_load_1m": round(os.getloadavg()[0], 2),
         }
 
+    def _row_env(self) -> dict[str, Any]:
+        """The facts every result row carries (see :meth:`environment`)."""
+        if not hasattr(self, "_env_cache"):
+            env = self.environment()
+            self._env_cache = {
+                k: env[k]
+                for k in ("redis_version", "hiredis", "cores", "single_host", "endpoint_kind")
+            }
+        return dict(self._env_cache)
+
     def channel(self, name: str) -> str:
         """This run's name for a product channel (prefixed; hash-tagged on a cluster)."""
         return f"{{{self.prefix}}}:{name}" if self.cluster else f"{self.prefix}:{name}"
@@ -269,7 +283,7 @@ class Bench:
                 }
             )
         for proc, _ in active:
-            _recv(proc, 60, "subscriber process (subscribe)")
+            receive(proc, 60, "subscriber process (subscribe)")
         workers = [p for p, _ in active] + pub_procs
         cpu0, rcpu0 = [p.cpu() for p in workers], self.redis_cpu()
         start = CLOCK() + START_DELAY_NS
@@ -291,7 +305,7 @@ class Bench:
                     "seed": step,
                 }
             )
-        pub_reports = [_recv(p, expected_s * 3 + 60, "publisher process") for p in pub_procs]
+        pub_reports = [receive(p, expected_s * 3 + 60, "publisher process") for p in pub_procs]
         sub_reports = self._collect(active, drain_s + 10)
         cpu1, rcpu1 = [p.cpu() for p in workers], self.redis_cpu()
         result = self._result(
@@ -332,7 +346,9 @@ class Bench:
             groups.setdefault(proc, []).append(full)
         return dict(sorted(groups.items()))
 
-    def _collect(self, active: list[tuple[_Proc, Any]], timeout: float) -> list[dict[str, Any]]:
+    def _collect(
+        self, active: list[tuple[WorkerProc, Any]], timeout: float
+    ) -> list[dict[str, Any]]:
         """Publish the end marker (repeatedly, in case a subscriber was reconnecting)."""
         pending = {id(p.pipe): p for p, _ in active}
         reports: list[dict[str, Any]] = []
@@ -341,7 +357,7 @@ class Bench:
             self.admin.call("PUBLISH", self.ctl, f"end:{self.step_id}")
             for pipe in wait([p.pipe for p in pending.values()], timeout=0.25):
                 proc = pending.pop(id(pipe))
-                reports.append(_recv(proc, 1, "subscriber process"))
+                reports.append(receive(proc, 1, "subscriber process"))
             if time.monotonic() > deadline and pending:
                 raise WorkerFailed(f"{len(pending)} subscriber process(es) never finished")
         return reports
@@ -403,6 +419,7 @@ class Bench:
             "redis_cpu_pct": 100 * cpu["redis_cpu_s"] / max(1e-9, window / 1e9),
             "host_load_1m": round(os.getloadavg()[0], 2),
         }
+        summary.update(self._row_env())
         return StepResult(
             label=label or scenario,
             scenario=scenario,
@@ -422,11 +439,11 @@ class Bench:
         return int(reply)
 
 
-def _ping(procs: list[_Proc]) -> None:
+def _ping(procs: list[WorkerProc]) -> None:
     for proc in procs:
         proc.pipe.send({"op": "ping"})
     for proc in procs:
-        _recv(proc, 60, "new worker process")
+        receive(proc, 60, "new worker process")
 
 
 def _expected(

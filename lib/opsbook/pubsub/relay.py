@@ -20,7 +20,7 @@ import numpy as np
 import psutil
 
 from opsbook.pubsub import hist
-from opsbook.pubsub.harness import Bench, _recv
+from opsbook.pubsub.harness import Bench, receive
 from opsbook.pubsub.message import HEADER
 from opsbook.pubsub.resp import ConnParams, ReplyError, make_reader, pack
 from opsbook.pubsub.workers import CLOCK
@@ -97,11 +97,17 @@ async def _clients(port: int, n: int, pipe: Connection, timeout_s: float) -> dic
                 counts["reordered"] += 1
             expected = max(expected, seq + 1)
 
+    done = False
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.gather(*(reader(ws) for ws in sockets)), timeout_s)
+        done = True
     for ws in sockets:
         await ws.close()
-    return {**counts, "latency": hist.encode(hist.from_values(np.frombuffer(lat, np.int64)))}
+    return {
+        **counts,
+        "latency": hist.encode(hist.from_values(np.frombuffer(lat, np.int64))),
+        "timed_out": not done,
+    }
 
 
 def clients_main(port: int, n: int, timeout_s: float, pipe: Connection) -> None:
@@ -113,15 +119,16 @@ def measure(
     bench: Bench, *, clients: int, rate: int, duration_s: float, size: int = 512
 ) -> dict[str, Any]:
     """Publish at ``rate`` to one channel relayed to ``clients`` WebSockets; latency, loss,
-    relay memory per WebSocket connection."""
+    relay memory per WebSocket connection. The relay has to send ``rate * clients`` frames
+    per second: one Python process manages a few thousand (see :func:`relay_rate`)."""
     channel = bench.channel("ws")
-    relay = bench._spawn(relay_main, (bench.params, channel))
+    relay = bench.spawn(relay_main, (bench.params, channel))
     try:
-        port = _recv(relay, 60, "WebSocket relay")["port"]
+        port = receive(relay, 60, "WebSocket relay")["port"]
         time.sleep(0.2)
         rss0 = relay.ps.memory_info().rss
-        client = bench._spawn(clients_main, (port, clients, duration_s + 30))
-        _recv(client, 120, "WebSocket clients")
+        client = bench.spawn(clients_main, (port, clients, duration_s + 30))
+        receive(client, 120, "WebSocket clients")
         rss1 = relay.ps.memory_info().rss
         cpu0 = relay.cpu()
         pub = bench.publishers(1)[0]
@@ -137,8 +144,8 @@ def measure(
                 "start_ns": CLOCK() + 100_000_000,
             }
         )
-        sent = _recv(pub, duration_s * 3 + 30, "publisher process")["sent"]
-        report = _finish(bench, channel, client, duration_s + 30)
+        sent = receive(pub, duration_s * 3 + 30, "publisher process")["sent"]
+        report = _finish(bench, channel, client, duration_s + 60)
         cpu = relay.cpu() - cpu0
     finally:
         relay.process.terminate()
@@ -162,9 +169,14 @@ def _finish(bench: Bench, channel: str, client: Any, timeout_s: float) -> dict[s
     while time.monotonic() < deadline:
         bench.publish_raw(channel, END)
         if client.pipe.poll(0.25):
-            report = _recv(client, 1, "WebSocket clients")
+            report = receive(client, 1, "WebSocket clients")
             client.process.join(timeout=5)
             return report
     with contextlib.suppress(psutil.Error):
         client.process.kill()
     raise TimeoutError("WebSocket clients never saw the end marker")
+
+
+def relay_rate(clients: int, frames_per_s: int = 5000, floor: int = 10) -> int:
+    """A publish rate the single-process relay can fan out to ``clients`` sockets."""
+    return max(floor, frames_per_s // max(1, clients))

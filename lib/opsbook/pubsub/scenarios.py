@@ -636,8 +636,9 @@ def describe_break(res: StepResult | None) -> str:
     return f"at {res.config['offered_rate']:,.0f} msg/s: " + "; ".join(why)
 
 
-def first_unsustained(steps: list[StepResult]) -> StepResult | None:
-    bad = [s for s in steps if not sustained(s)]
+def first_unsustained(steps: list[StepResult], above: float = 0) -> StepResult | None:
+    """The lowest-rate step above ``above`` msg/s that was not :func:`sustained`."""
+    bad = [s for s in steps if not sustained(s) and (s.config["offered_rate"] or 0) > above]
     return min(bad, key=lambda s: s.config["offered_rate"]) if bad else None
 
 
@@ -684,3 +685,13 @@ def loss_counts(results: list[StepResult], jobs: pd.DataFrame | None = None) -> 
                 "redelivered": row["redelivered"],
             }
     return out
+
+
+def throughput_limit(steps: list[StepResult], best: dict[str, int]) -> str:
+    """What stopped the best publisher configuration just above its sustained maximum."""
+    if not best:
+        return "not measured"
+    key = max(best, key=lambda k: best[k])
+    pubs = int(key.split("_")[0])
+    mine = [s for s in steps if s.config["pubs"] == pubs]
+    return f"{pubs} publisher(s): " + describe_break(first_unsustained(mine, above=best[key]))

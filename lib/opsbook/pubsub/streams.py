@@ -2,8 +2,8 @@
 absent at first and later crashes and restarts.
 
 The worker is a redis-py process (what the product would run). Timeline, relative to the
-publisher's start: absent until ``join``; processes jobs; after ``crash_after`` jobs it
-crashes (pub/sub: the connection goes; Streams: the batch in hand is never acknowledged);
+publisher's start: absent until ``join``; processes jobs; at ``crash`` (a fixed point of the
+schedule, the same for both transports) it crashes (pub/sub: the connection goes; Streams: the batch in hand is never acknowledged);
 it restarts ``down_ms`` later (Streams: a new consumer first takes over the crashed one's
 pending jobs with XAUTOCLAIM). Every job carries its sequence number and due time, so the
 orchestrator can say which jobs were lost, when, and what each transport costs in latency.
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from opsbook.pubsub import hist
-from opsbook.pubsub.harness import Bench, _recv
+from opsbook.pubsub.harness import Bench, receive
 from opsbook.pubsub.message import HEADER
 from opsbook.pubsub.redispy import ReconnectWatch, redis_client
 from opsbook.pubsub.resp import ConnParams
@@ -42,9 +42,15 @@ class _Tally:
         self.lat.append(now - intended)
 
 
-def _pubsub_session(r: Any, key: str, tally: _Tally, until: Any, stop: Any) -> None:
-    pubsub = r.pubsub(ignore_subscribe_messages=True)
+def _pubsub_session(
+    r: Any, key: str, tally: _Tally, until: Any, stop: Any, *, started: str
+) -> None:
+    """Subscribe; note ``started`` once Redis confirmed it; consume until told to stop."""
+    pubsub = r.pubsub()
     pubsub.subscribe(key)
+    while (msg := pubsub.get_message(timeout=1.0)) is None or msg["type"] != "subscribe":
+        pass
+    tally.events[started] = CLOCK()
     watch = ReconnectWatch(pubsub)  # redis-py reconnects silently: count it
     try:
         while not until() and not stop():
@@ -81,7 +87,7 @@ def _stream_session(
     while not stop():
         batches = r.xreadgroup(GROUP, consumer, {key: ">"}, count=50, block=20)
         entries = batches[0][1] if batches else []
-        last = until(len(entries))
+        last = bool(until() and entries)  # crash with a batch in hand
         _process(r, key, entries, tally, ack=not (crash and last))
         if last:
             return
@@ -102,38 +108,39 @@ def job_worker_main(params: ConnParams, cmd: dict[str, Any], pipe: Connection) -
     pipe.send({"ready": True})
     start = pipe.recv()["start_ns"]
     tally, key = _Tally(), cmd["key"]
-    total, crash_after = int(cmd["jobs"]), int(cmd["crash_after"])
+    total = int(cmd["jobs"])
+    crash_at = start + int(cmd["crash_ms"] * 1e6)
 
     def stop() -> bool:
         return pipe.poll() or len(set(tally.seqs)) >= total
 
     _sleep_until(start + int(cmd["join_ms"] * 1e6))
-    tally.events["join_ns"] = CLOCK()
     if cmd["transport"] == "pubsub":
-        _pubsub_session(r, key, tally, lambda: len(tally.seqs) >= crash_after, stop)
+        _pubsub_session(r, key, tally, lambda: CLOCK() >= crash_at, stop, started="join_ns")
     else:
+        tally.events["join_ns"] = CLOCK()
         _stream_session(
             r,
             key,
             "w1",
             tally,
-            lambda n=0: len(tally.seqs) + n >= crash_after,
+            lambda: CLOCK() >= crash_at,
             stop,
             crash=True,
             claim_idle_ms=None,
         )
     tally.events["crash_ns"] = CLOCK()
     time.sleep(cmd["down_ms"] / 1000)
-    tally.events["restart_ns"] = CLOCK()
     if cmd["transport"] == "pubsub":
-        _pubsub_session(r, key, tally, lambda: False, stop)
+        _pubsub_session(r, key, tally, lambda: False, stop, started="restart_ns")
     else:
+        tally.events["restart_ns"] = CLOCK()
         _stream_session(
             r,
             key,
             "w2",
             tally,
-            lambda n=0: False,
+            lambda: False,
             stop,
             crash=False,
             claim_idle_ms=max(1, int(cmd["down_ms"] / 2)),
@@ -178,13 +185,13 @@ def run_jobs(
         "key": key,
         "jobs": jobs,
         "join_ms": span_ms * join_frac,
-        "crash_after": int(jobs * (crash_frac - join_frac)),
+        "crash_ms": span_ms * crash_frac,
         "down_ms": down_ms,
     }
-    worker = bench._spawn(job_worker_main, (bench.params, cmd))
+    worker = bench.spawn(job_worker_main, (bench.params, cmd))
     publisher = bench.publishers(1)[0]
     try:
-        _recv(worker, 60, "job worker")
+        receive(worker, 60, "job worker")
         bench.step_id += 1
         start = CLOCK() + 100_000_000
         worker.pipe.send({"start_ns": start})
@@ -200,11 +207,11 @@ def run_jobs(
                 "command": "XADD" if transport == "streams" else "PUBLISH",
             }
         )
-        pub = _recv(publisher, span_ms / 1000 * 3 + 30, "publisher process")
+        pub = receive(publisher, span_ms / 1000 * 3 + 30, "publisher process")
         time.sleep(0.3 + down_ms / 1000)
         with contextlib.suppress(OSError):  # a Streams worker may be done already
             worker.pipe.send({"stop": True})
-        report = _recv(worker, 60, "job worker")
+        report = receive(worker, 60, "job worker")
     finally:
         worker.process.join(timeout=10)
         if worker.process.is_alive():  # pragma: no cover
@@ -224,9 +231,11 @@ def _jobs_summary(
     got[seqs[seqs < jobs]] = True
     missing = ~got
     absent = missing & (due < ev["join_ns"])
-    restart = missing & (due >= ev["crash_ns"]) & (due <= ev["restart_ns"])
+    # in flight when the worker went away (due up to 20 ms before) or published while it was
+    # down: both are lost to the restart
+    restart = missing & (due >= ev["crash_ns"] - 20_000_000) & (due <= ev["restart_ns"])
     recv = due[seqs] + lat
-    steady = (due[seqs] >= ev["join_ns"] + 50_000_000) & (recv < ev["crash_ns"])
+    steady = (due[seqs] >= ev["join_ns"]) & (recv < ev["crash_ns"])  # not backlog, not replay
     summary = hist.summary(hist.from_values(lat[steady] // 1000))
     return {
         "transport": "Redis Streams + consumer group" if transport == "streams" else "pub/sub",

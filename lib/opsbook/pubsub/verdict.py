@@ -114,8 +114,8 @@ def build(
 ) -> list[dict[str, Any]]:
     """All verdicts from the scenario results (see the notebook)."""
     samples = cap["samples"]
-    fresh = samples[samples["when"] == "just connected"]
-    just = float(fresh["used_memory_per_conn"].iloc[-1]) if len(fresh) else None
+    fresh = samples[samples["when"] == "just connected"]["tot_mem_age_le_1s"].dropna()
+    just = float(fresh.median()) if len(fresh) else None
     pubsub_jobs_lost = 0
     if jobs is not None and len(jobs):
         pubsub_jobs_lost = int(jobs.loc[jobs["transport"] == "pub/sub", "lost"].sum())
