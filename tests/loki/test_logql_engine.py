@@ -547,11 +547,31 @@ def _mixed_entries() -> list[tuple[dict[str, str], int, str]]:
         {"app": "web", "env": "prod"},
         {"app": "rag", "env": "prod", "route": "/r"},
     ]
-    for i in range(900):
-        labels = streams[i % 3]
-        ts = ns(i // 3 * 0.4)  # every stream has an entry at the same instants
+    streams += [{"app": "clean", "env": "prod"}, {"app": "nested", "env": "prod"}]
+    for i in range(1500):
+        labels = streams[i % 5]
+        ts = ns(i // 5 * 0.4)  # every stream has an entry at the same instants
         roll = rng.random()
-        if labels["app"] == "rag" and roll < 0.3:
+        if labels["app"] in ("clean", "nested"):  # well-formed JSON, one type per key
+            body = {
+                "status": rng.choice([200, 201, 404, 500, 503]),
+                "latency_ms": rng.choice([10, 20.5, 0.1, 1e-7, 250, 3.25, 12345678901234567890]),
+                "route": rng.choice(routes),
+                "dur": rng.choice(["2s", "500ms", "bad", "", "0"]),
+                "size": rng.choice(["2KB", "1KiB", "nope", "512"]),
+                "flag": rng.random() < 0.5,
+                "addr": rng.choice(["10.1.2.3", "192.168.0.1", "x"]),
+                "note": rng.choice(["caf\u00e9", "a\ufffdb", "plain"]),
+                "tags": [1, 2],
+            }
+            if labels["app"] == "nested":
+                body["user"] = {"id": rng.choice([3, 7, 9]), "name": "x"}
+                body["app"] = "inner"
+                body["latency_ms"] = rng.choice([1, 2, 3, -4])
+            if rng.random() < 0.1:
+                del body["route"]
+            line = json.dumps(body, ensure_ascii=rng.random() < 0.5)
+        elif labels["app"] == "rag" and roll < 0.3:
             line = f'level=info msg="x{i}" dur={rng.choice(["1s", "5ms"])}'
         elif roll < 0.04:
             line = rng.choice(["plain text", "", "123", "[1, 2]", '{"a": 1', '"str"', "{}"])
@@ -665,6 +685,20 @@ def test_columnar_path_matches_per_entry_path(
     expected = _outcome(in_memory, query)
     assert _outcome(from_file, query) == expected
     monkeypatch.setattr(columnar, "FAST_PATH", True)
+    for arrow in (False, True):
+        monkeypatch.setattr(columnar, "ARROW_JSON", arrow)
+        _check_columnar(query, expected, (in_memory, from_file), monkeypatch)
+
+
+def _check_columnar(
+    query: str, expected: object, stores: tuple[LocalLogs, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opsbook.loki.logql import columnar
+
+    in_memory, from_file = stores
+    for store in stores:  # start cold: nothing parsed yet
+        for stream in store._streams.values():
+            stream.cache.clear()
     taken: list[bool] = []
     real_run = columnar.ColumnarPlan.run
 
@@ -680,3 +714,37 @@ def test_columnar_path_matches_per_entry_path(
         assert taken and all(taken)  # the columnar path really ran
     if isinstance(expected, dict):
         assert expected["result"] or "1abc" in query  # the table exercises real samples
+
+
+@pytest.mark.parametrize("q", [0.0, 0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 1.0])
+def test_window_quantiles_equal_sorted_quantiles(q: float) -> None:
+    import random
+
+    import numpy as np
+
+    from opsbook.loki.logql.evaluator import _window_quantiles, quantile
+
+    rng = random.Random(int(q * 100))
+    values = [
+        rng.choice([rng.random() * 100, 1.0, 2.5, math.inf, -math.inf, 0.0, 3]) for _ in range(400)
+    ]
+    vals = np.array(values, dtype=np.float64)
+    lo = np.array([rng.randrange(0, 400) for _ in range(60)])
+    hi = np.minimum(lo + np.array([rng.randrange(0, 50) for _ in range(60)]), 400)
+    present = hi > lo
+    fast = _window_quantiles(vals, lo, hi, present, q)
+    assert fast is not None
+    for i in range(60):
+        if present[i]:
+            expected = quantile(q, values[lo[i] : hi[i]])
+            assert repr(float(fast[i])) == repr(expected)
+
+
+@pytest.mark.parametrize(("value", "q"), [(math.nan, 0.5), (-0.0, 0.5), (1.0, 1.5), (1.0, -1)])
+def test_window_quantiles_leave_unordered_cases_to_sorted(value: float, q: float) -> None:
+    import numpy as np
+
+    from opsbook.loki.logql.evaluator import _window_quantiles
+
+    vals = np.array([1.0, value, 0.0])
+    assert _window_quantiles(vals, np.array([0]), np.array([3]), np.array([True]), q) is None

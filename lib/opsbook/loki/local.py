@@ -38,43 +38,40 @@ COLUMNAR_LOAD = True  # logcli JSONL through pyarrow (False: the per-record load
 
 
 class RawLines:
-    """Lines kept as UTF-8 inside one shared buffer and decoded only when a query needs text.
+    """Lines left inside pyarrow's column and decoded only when a query needs text.
 
-    ``offsets`` are the buffer's line boundaries (line ``i`` of the buffer is
-    ``buf[offsets[i]:offsets[i + 1]]``); ``index`` picks and orders this stream's lines.
+    ``array`` is the file's whole ``line`` column, ``lengths`` the UTF-8 size of each of
+    its rows, and ``index`` picks and orders this stream's rows.
     """
 
-    __slots__ = ("array", "buf", "offsets", "index")
+    __slots__ = ("array", "lengths", "index")
 
-    def __init__(self, array: Any, buf: Any, offsets: np.ndarray, index: np.ndarray) -> None:
+    def __init__(self, array: Any, lengths: np.ndarray, index: np.ndarray) -> None:
         self.array = array
-        self.buf = buf
-        self.offsets = offsets
+        self.lengths = lengths
         self.index = index
 
     def __len__(self) -> int:
         return len(self.index)
 
     def take(self, positions: np.ndarray) -> RawLines:
-        return RawLines(self.array, self.buf, self.offsets, self.index[positions])
+        return RawLines(self.array, self.lengths, self.index[positions])
 
-    def tolist(self) -> list[str]:
+    def arrow(self, lo: int, hi: int) -> Any:
+        """Lines ``lo:hi`` as one contiguous pyarrow string array."""
         import pyarrow as pa
 
-        return self.array.take(pa.array(self.index)).to_pylist()  # type: ignore[no-any-return]
+        return self.array.take(pa.array(self.index[lo:hi])).combine_chunks()
 
-    def views(self, lo: int, hi: int) -> list[memoryview]:
-        """Zero-copy UTF-8 views of lines ``lo:hi`` (what ``orjson.loads`` reads)."""
-        view = memoryview(self.buf)
-        index = self.index[lo:hi]
-        starts = self.offsets[index].tolist()
-        ends = self.offsets[index + 1].tolist()
-        return [view[a:b] for a, b in zip(starts, ends, strict=True)]
+    def tolist(self) -> list[str]:
+        return self.arrow(0, len(self.index)).to_pylist()  # type: ignore[no-any-return]
+
+    def line(self, i: int) -> str:
+        return self.array[int(self.index[i])].as_py()  # type: ignore[no-any-return]
 
     def nbytes(self, lo: int, hi: int) -> np.ndarray:
         """UTF-8 length of lines ``lo:hi``."""
-        index = self.index[lo:hi]
-        return self.offsets[index + 1] - self.offsets[index]
+        return self.lengths[self.index[lo:hi]]
 
 
 class _Stream:
@@ -106,9 +103,9 @@ class _Stream:
 class StreamSlice:
     """Entries of one stream inside a time range (what the evaluator reads).
 
-    ``lines`` decodes on first use; ``parse_inputs()`` gives what ``orjson.loads`` needs
-    without decoding, and ``cache``/``offset`` let the columnar path reuse parsed fields
-    across queries (positions in the cache are positions in the whole stream).
+    ``lines`` decodes on first use; ``arrow_lines()`` gives the lines to pyarrow without
+    decoding, and ``cache``/``offset`` let the columnar path reuse parsed fields across
+    queries (positions in the cache are positions in the whole stream).
     """
 
     __slots__ = ("labels", "ts", "stream", "offset", "_lines")
@@ -131,13 +128,14 @@ class StreamSlice:
     def cache(self) -> dict[Any, Any]:
         return self.stream.cache
 
-    def parse_inputs(self) -> Sequence[str | memoryview]:
-        lo = self.offset
-        hi = lo + len(self.ts)
+    def arrow_lines(self) -> Any:
+        """The lines as a pyarrow string array (no decoding when the file was columnar)."""
         raw = self.stream.raw
-        if self._lines is not None or raw is None or self.stream._lines is not None:
-            return self.lines
-        return raw.views(lo, hi)
+        if raw is not None and self._lines is None:
+            return raw.arrow(self.offset, self.offset + len(self.ts))
+        import pyarrow as pa
+
+        return pa.array(self.lines, type=pa.string())
 
     def utf8_lengths(self) -> np.ndarray | None:
         """Byte length of each line when known without decoding (None otherwise)."""
@@ -187,10 +185,7 @@ class LocalLogs:
         stripped = data.lstrip()
         if not stripped:
             return
-        try:
-            doc = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            doc = None
+        doc = _whole_document(data)
         if isinstance(doc, dict) and ("streams" in doc or "data" in doc):
             self._load_streams_doc(doc, path)
             return
@@ -281,18 +276,16 @@ class LocalLogs:
         stream_of, label_sets = _stream_codes(labels_col)
         if stream_of is None:
             return False
-        line_col = table.column("line").combine_chunks()
+        import pyarrow.compute as pc
+
+        line_col = table.column("line")
+        lengths = pc.binary_length(line_col).to_numpy().astype(np.int64)
         ts_all = _arrow_timestamps(table.column("timestamp").combine_chunks(), path)
-        _validity, offsets_buf, data_buf = line_col.buffers()
-        width = np.int64 if str(line_col.type) == "large_string" else np.int32
-        offsets = np.frombuffer(offsets_buf, dtype=width)[
-            line_col.offset : line_col.offset + len(line_col) + 1
-        ].astype(np.int64)
         order = np.argsort(stream_of, kind="stable")
         bounds = np.searchsorted(stream_of[order], np.arange(len(label_sets) + 1))
         for slot, labels in enumerate(label_sets):
             idx = order[bounds[slot] : bounds[slot + 1]]
-            self._append(labels, ts_all[idx], RawLines(line_col, data_buf, offsets, idx))
+            self._append(labels, ts_all[idx], RawLines(line_col, lengths, idx))
         return True
 
     @staticmethod
@@ -480,6 +473,28 @@ class LocalLogs:
         return sum(len(s.ts) for s in self._streams.values())
 
 
+_NON_SPACE = re.compile(rb"[^ \t\r\n]")
+
+
+def _whole_document(data: bytes) -> Any:
+    """``orjson.loads(data)``, or None when the file is not one JSON document.
+
+    A first line that is a complete JSON value followed by more content means JSONL: the
+    whole-file parse would fail anyway, so it is not attempted (it costs a full pass).
+    """
+    newline = data.find(b"\n")
+    if newline >= 0 and _NON_SPACE.search(data, newline):
+        try:
+            orjson.loads(data[:newline])
+            return None
+        except orjson.JSONDecodeError:
+            pass
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+
+
 def _numbered(data: bytes) -> Iterator[tuple[int, bytes]]:
     for number, line in enumerate(data.split(b"\n"), start=1):
         if line.strip():
@@ -528,23 +543,13 @@ def _take(lines: list[str] | RawLines, positions: np.ndarray) -> list[str] | Raw
 
 
 def _line_getter(lines: list[str] | RawLines) -> Any:
-    if isinstance(lines, list):
-        return lines.__getitem__
-    buf, offsets, index = lines.buf, lines.offsets, lines.index
-    view = memoryview(buf)
-
-    def get(i: int) -> bytes:
-        j = int(index[i])
-        return bytes(view[int(offsets[j]) : int(offsets[j + 1])])
-
-    return get
+    return lines.__getitem__ if isinstance(lines, list) else lines.line
 
 
 def _dedupe(ts: np.ndarray, lines: list[str] | RawLines) -> np.ndarray | None:
     """Positions to keep when entries repeat (same timestamp, same line), else None.
 
-    Within a run of equal timestamps the first of identical lines is kept (UTF-8 bytes
-    compare equal exactly when the decoded lines do).
+    Within a run of equal timestamps the first of identical lines is kept.
     """
     if len(ts) < 2:
         return None

@@ -3,25 +3,29 @@
 ``{selector} |= "x" | json | status >= 500 | unwrap latency_ms | __error__="" [5m]``
 grouped ``by`` some labels is what dashboards and alert rules run over and over. The
 general path pushes every entry through the compiled stages one at a time (a labels dict
-per entry); here a stream's entries are processed a stage at a time instead:
+per entry); here a stream's entries go through a stage at a time instead:
 
 - line filters are evaluated once per line;
-- ``| json`` parses each line once with orjson and keeps only the labels the query reads
-  (its parser hints), and the parsed fields are cached on the stream, keyed by line
-  position, so a repeated query (or an alert rule backtest) does not parse again;
+- ``| json`` extracts only the labels the query reads (its parser hints). A stream whose
+  lines are all plain JSON objects is parsed by pyarrow's JSON reader in one call; other
+  streams are parsed line by line with orjson. Either way the fields are cached on the
+  stream by line position, so a repeated query (an alert backtest) parses nothing;
 - label filters, ``unwrap`` conversions and comparisons run once per *distinct* value and
-  are broadcast to the lines with numpy; ``__error__`` / ``__error_details__`` are columns
-  set exactly where the per-entry path would set them;
+  are broadcast with numpy; labels compared only as numbers (``status >= 500``,
+  ``unwrap latency_ms``) stay float64 arrays; ``__error__`` / ``__error_details__`` are
+  columns set exactly where the per-entry path would set them;
 - samples are grouped into series with integer codes.
 
-Results are identical to the per-entry path (same samples, same order, same errors); any
-stage, filter or stream this module does not cover makes :func:`plan_for` (or
-:meth:`ColumnarPlan.run`) return None and the evaluator takes the general path.
-``FAST_PATH = False`` turns the module off (the equivalence tests compare both paths).
+Results are identical to the per-entry path (same samples, same order, same errors);
+whatever this module does not cover (other stages, odd JSON, a label named
+``__error__`` on the stream) goes to the general path. ``FAST_PATH = False`` turns the
+module off and ``ARROW_JSON = False`` its pyarrow parsing (the equivalence tests compare
+all of them).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,11 +42,10 @@ from opsbook.loki.logql.pipeline import (
     JSON_ERR,
     LABEL_FILTER_ERR,
     SAMPLE_ERR,
+    Entry,
     Hints,
     _conversion_error,
-    _flatten,
-    _json_value,
-    _loads_exact,
+    _hinted_json_stage,
     compile_ip_matcher,
     line_filter_predicate,
     parse_json_object,
@@ -51,6 +54,7 @@ from opsbook.loki.logql.pipeline import (
 from opsbook.loki.logql.units import go_duration_ns, parse_bytes, parse_float
 
 FAST_PATH = True
+ARROW_JSON = True
 
 LabelsKey = tuple[tuple[str, str], ...]
 SeriesPart = tuple[LabelsKey, np.ndarray, np.ndarray]
@@ -59,13 +63,19 @@ _NOT_OBJECT = "Value looks like object, but can't find closing '}' symbol"
 
 @dataclass(frozen=True)
 class ColumnarPlan:
-    """A range aggregation's log pipeline, checked to be within what this module covers."""
+    """A range aggregation's log pipeline, checked to be within what this module covers.
+
+    ``floats`` are the labels used only by ``>``-style number filters and a plain
+    ``unwrap``: for those, Go's ``ParseFloat`` of the text ``| json`` would set equals the
+    JSON number itself, so numbers never become text.
+    """
 
     stages: tuple[ast.Stage, ...]
     hints: Hints | None
     group: tuple[str, ...]  # sorted, distinct
     unwrap: ast.Unwrap | None
     by_bytes: bool
+    floats: frozenset[str] = frozenset()
     unwrap_convert: Callable[[str], float | None] | None = field(default=None, compare=False)
     unwrap_error: Callable[[str], str] | None = field(default=None, compare=False)
 
@@ -94,15 +104,39 @@ def plan_for(
     for stage in stages:
         if not isinstance(stage, ast.LineFilterStage | ast.JsonStage | ast.LabelFilterStage):
             return None
+    unwrap = node.range.unwrap
+    filters = [s.filter for s in stages if isinstance(s, ast.LabelFilterStage)]
+    filters += list(unwrap.post_filters) if unwrap else []
+    as_float: set[str] = set()
+    as_text: set[str] = set()
+    for flt in filters:
+        _number_uses(flt, as_float, as_text)
+    if unwrap is not None:
+        (as_float if unwrap.conv == "" else as_text).add(unwrap.label)
+    use_hints = hints if json_stages else None
+    floats = frozenset(as_float - as_text) & (use_hints.numeric if use_hints else frozenset())
     return ColumnarPlan(
         stages=stages,
-        hints=hints if json_stages else None,
+        hints=use_hints,
         group=tuple(sorted(set(group_by))),
-        unwrap=node.range.unwrap,
+        unwrap=unwrap,
         by_bytes=node.op in ("bytes_over_time", "bytes_rate"),
+        floats=floats,
         unwrap_convert=converter,
         unwrap_error=unwrap_error,
     )
+
+
+def _number_uses(flt: ast.LabelFilter, as_float: set[str], as_text: set[str]) -> None:
+    if isinstance(flt, ast.LFAnd | ast.LFOr):
+        _number_uses(flt.left, as_float, as_text)
+        _number_uses(flt.right, as_float, as_text)
+    elif isinstance(flt, ast.LFNumber):
+        as_float.add(flt.name)
+    elif isinstance(flt, ast.LFString):
+        as_text.add(flt.matcher.name)
+    else:
+        as_text.add(flt.name)
 
 
 class _Run:
@@ -114,8 +148,11 @@ class _Run:
         self.base: dict[str, str] = stream.labels
         self.n = len(stream.ts)
         self.alive = np.ones(self.n, dtype=bool)
-        # labels set by the pipeline, per entry (None: not set, the stream's value shows)
+        # labels the pipeline set, per entry (None: not set, the stream's value shows);
+        # ``nums`` holds the labels of ``plan.floats`` that | json set from JSON numbers
         self.cols: dict[str, np.ndarray] = {}
+        self.nums: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.json_view: _JsonView | None = None
 
     # ------------------------------------------------------------------ label columns
     def col(self, name: str) -> np.ndarray:
@@ -125,7 +162,7 @@ class _Run:
         return arr
 
     def values(self, name: str, rows: np.ndarray) -> np.ndarray:
-        """``labels.get(name)`` of entries ``rows`` (None when absent)."""
+        """``labels.get(name)`` of entries ``rows`` that hold no number (None: absent)."""
         base_value = self.base.get(name)
         arr = self.cols.get(name)
         if arr is None:
@@ -134,6 +171,13 @@ class _Run:
         if base_value is not None:
             out[pd.isna(out)] = base_value
         return out
+
+    def numbers(self, name: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(values, has) of the JSON numbers ``| json`` set for ``name`` on ``rows``."""
+        found = self.nums.get(name)
+        if found is None:
+            return np.zeros(len(rows)), np.zeros(len(rows), dtype=bool)
+        return found[0][rows], found[1][rows]
 
     def set_error(self, rows: np.ndarray, kind: str, details: np.ndarray | None) -> None:
         if not len(rows):
@@ -179,13 +223,25 @@ class _Run:
         return self.group(rows, values)
 
     def json(self, hints: Hints, rows: np.ndarray) -> None:
-        columns, errors = _json_columns(self.stream, hints, rows)
-        for target, column in columns.items():
+        view = _json_columns(self.stream, hints, self.plan.floats, rows)
+        self.json_view = view
+        for target, column in view.texts.items():
             found = rows[~pd.isna(column[rows])]
             if len(found):
                 self.col(target)[found] = column[found]
-        failed = rows[~pd.isna(errors[rows])]
-        self.set_error(failed, JSON_ERR, errors[failed])
+        for target, (values, has) in view.nums.items():
+            found = rows[has[rows]]
+            if len(found):
+                current = self.nums.get(target)
+                if current is None:
+                    current = self.nums[target] = (
+                        np.zeros(self.n, dtype=np.float64),
+                        np.zeros(self.n, dtype=bool),
+                    )
+                current[0][found] = values[found]
+                current[1][found] = True
+        failed = rows[~pd.isna(view.errors[rows])]
+        self.set_error(failed, JSON_ERR, view.errors[failed])
 
     def utf8_lengths(self, rows: np.ndarray) -> np.ndarray:
         lengths = getattr(self.stream, "utf8_lengths", lambda: None)()
@@ -227,26 +283,33 @@ class _Run:
         todo = ~self.has_error(rows)
         if not todo.any():
             return out
-        vals = self.values(flt.name, rows[todo])
-        convert = _FILTER_CONVERTERS[type(flt)]
         cmp = _CMP[flt.op]
         target = float(flt.value)
-        codes, uniques = pd.factorize(vals, use_na_sentinel=True)
-        converted = [convert(u) for u in uniques.tolist()]
-        verdict = np.array(
-            [c is not None and cmp(c, target) for c in converted] + [False], dtype=bool
-        )
-        failed = np.array([c is None for c in converted] + [False], dtype=bool)
-        codes = np.where(codes < 0, len(uniques), codes)  # absent label: dropped
-        result = verdict[codes]
-        bad = failed[codes]
-        result[bad] = True
-        if bad.any():
-            details = np.array(
-                [_conversion_error(flt, u) for u in uniques.tolist()] + [None], dtype=object
+        numbers, has = self.numbers(flt.name, rows[todo])
+        result = np.zeros(int(todo.sum()), dtype=bool)
+        if has.any():
+            result[has] = _NP_CMP[flt.op](numbers[has], target)
+        text = ~has
+        if text.any():
+            text_rows = rows[todo][text]
+            vals = self.values(flt.name, text_rows)
+            convert = _FILTER_CONVERTERS[type(flt)]
+            codes, uniques = pd.factorize(vals, use_na_sentinel=True)
+            converted = [convert(u) for u in uniques.tolist()]
+            verdict = np.array(
+                [c is not None and cmp(c, target) for c in converted] + [False], dtype=bool
             )
-            bad_rows = rows[todo][bad]
-            self.set_error(bad_rows, LABEL_FILTER_ERR, details[codes[bad]])
+            failed = np.array([c is None for c in converted] + [False], dtype=bool)
+            codes = np.where(codes < 0, len(uniques), codes)  # absent label: dropped
+            sub = verdict[codes]
+            bad = failed[codes]
+            sub[bad] = True
+            if bad.any():
+                details = np.array(
+                    [_conversion_error(flt, u) for u in uniques.tolist()] + [None], dtype=object
+                )
+                self.set_error(text_rows[bad], LABEL_FILTER_ERR, details[codes[bad]])
+            result[text] = sub
         out[todo] = result
         return out
 
@@ -255,24 +318,29 @@ class _Run:
         convert = self.plan.unwrap_convert
         error_text = self.plan.unwrap_error
         assert convert is not None and error_text is not None
-        vals = self.values(unwrap.label, rows)
-        codes, uniques = pd.factorize(vals, use_na_sentinel=True)
-        words = uniques.tolist()
-        converted = [None if w == "" else convert(w) for w in words]
-        present = np.array([w != "" for w in words] + [False], dtype=bool)
-        failed = np.array(
-            [w != "" and c is None for w, c in zip(words, converted, strict=True)] + [False],
-            dtype=bool,
-        )
-        numbers = np.array([0.0 if c is None else c for c in converted] + [0.0], np.float64)
-        codes = np.where(codes < 0, len(words), codes)
-        keep = present[codes]
-        rows, codes = rows[keep], codes[keep]
-        bad = failed[codes]
-        if bad.any():
-            details = np.array([error_text(w) for w in words] + [None], dtype=object)
-            self.set_error(rows[bad], SAMPLE_ERR, details[codes[bad]])
-        values = numbers[codes]
+        numbers, has = self.numbers(unwrap.label, rows)
+        keep = has.copy()
+        values = np.where(has, numbers, 0.0)
+        text_rows = rows[~has]
+        if len(text_rows):
+            vals = self.values(unwrap.label, text_rows)
+            codes, uniques = pd.factorize(vals, use_na_sentinel=True)
+            words = uniques.tolist()
+            converted = [None if w == "" else convert(w) for w in words]
+            present = np.array([w != "" for w in words] + [False], dtype=bool)
+            failed = np.array(
+                [w != "" and c is None for w, c in zip(words, converted, strict=True)] + [False],
+                dtype=bool,
+            )
+            parsed = np.array([0.0 if c is None else c for c in converted] + [0.0], np.float64)
+            codes = np.where(codes < 0, len(words), codes)
+            keep[~has] = present[codes]
+            values[~has] = parsed[codes]
+            bad = failed[codes]
+            if bad.any():
+                details = np.array([error_text(w) for w in words] + [None], dtype=object)
+                self.set_error(text_rows[bad], SAMPLE_ERR, details[codes[bad]])
+        rows, values = rows[keep], values[keep]
         for flt in unwrap.post_filters:
             if not len(rows):
                 break
@@ -310,10 +378,14 @@ class _Run:
         return self.split(rows, values, key_ids, keys)
 
     def full_key(self, row: int) -> LabelsKey:
+        """Every label of one entry (errors keep them all), numbers as ``| json`` wrote them."""
         labels = dict(self.base)
         for name, arr in self.cols.items():
             if arr[row] is not None:
                 labels[name] = arr[row]
+        if any(has[row] for _values, has in self.nums.values()):
+            assert self.plan.hints is not None
+            labels.update(_reference_json(self.stream.lines[row], self.base, self.plan.hints))
         return tuple(sorted((k, v) for k, v in labels.items() if v != ""))
 
     def split(
@@ -339,138 +411,340 @@ class _Run:
 
 
 @dataclass
-class _JsonCache:
-    """Labels ``| json`` set on a stream's lines for one set of hints (whole stream)."""
+class _JsonView:
+    """What ``| json`` sets on each line of a slice (see :class:`_JsonCache`)."""
 
-    filled: np.ndarray
-    columns: dict[str, np.ndarray]
+    texts: dict[str, np.ndarray]
+    nums: dict[str, tuple[np.ndarray, np.ndarray]]
     errors: np.ndarray
 
 
-def _json_columns(
-    stream: Any, hints: Hints, rows: np.ndarray
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Per-line labels ``| json`` sets (and parse errors), for the slice's positions.
+@dataclass
+class _JsonCache:
+    """Labels ``| json`` sets on a stream's lines for one set of hints (whole stream).
 
-    Parsed fields are cached on the stream by absolute line position when the store
-    offers a cache; only lines not parsed yet for these hints are parsed.
+    ``texts[t][i]`` is the text of label ``t`` on line ``i`` (None: not set); for labels
+    in ``floats`` a JSON number is kept in ``nums[t]`` (values, has) instead; ``errors``
+    holds the parse error message of lines that are not JSON objects.
     """
-    cache_store = getattr(stream, "cache", None)
-    offset = int(getattr(stream, "offset", 0))
-    n = len(stream.ts)
-    key = ("json", hints.names, hints.numeric)
-    cache: _JsonCache | None = cache_store.get(key) if cache_store is not None else None
-    if cache is None:
-        total = len(stream.stream.ts) if cache_store is not None else n
-        cache = _JsonCache(
-            np.zeros(total, dtype=bool),
-            {name: np.full(total, None, dtype=object) for name in sorted(hints.names)},
-            np.full(total, None, dtype=object),
+
+    filled: np.ndarray
+    texts: dict[str, np.ndarray]
+    nums: dict[str, tuple[np.ndarray, np.ndarray]]
+    errors: np.ndarray
+
+    @classmethod
+    def empty(cls, size: int, names: frozenset[str], floats: frozenset[str]) -> _JsonCache:
+        return cls(
+            np.zeros(size, dtype=bool),
+            {name: np.full(size, None, dtype=object) for name in sorted(names)},
+            {name: (np.zeros(size), np.zeros(size, dtype=bool)) for name in sorted(floats)},
+            np.full(size, None, dtype=object),
         )
-        if cache_store is not None:
-            cache_store[key] = cache
-    if cache_store is None:
-        offset = 0
+
+    def view(self, lo: int, hi: int) -> _JsonView:
+        part = slice(lo, hi)
+        return _JsonView(
+            {name: col[part] for name, col in self.texts.items()},
+            {name: (v[part], h[part]) for name, (v, h) in self.nums.items()},
+            self.errors[part],
+        )
+
+
+def _json_columns(stream: Any, hints: Hints, floats: frozenset[str], rows: np.ndarray) -> _JsonView:
+    """Labels ``| json`` sets on the slice's lines, parsing only what is not cached yet."""
+    store = getattr(stream, "cache", None)
+    offset = int(getattr(stream, "offset", 0)) if store is not None else 0
+    n = len(stream.ts)
+    floats = floats & hints.names
+    key = ("json", hints.names, hints.numeric, floats)
+    cache: _JsonCache | None = store.get(key) if store is not None else None
+    if cache is None:
+        size = len(stream.stream.ts) if store is not None else n
+        cache = _JsonCache.empty(size, hints.names, floats)
+        if store is not None:
+            store[key] = cache
     todo = rows[~cache.filled[rows + offset]]
     if len(todo):
-        inputs = stream.parse_inputs() if hasattr(stream, "parse_inputs") else stream.lines
-        _parse_into(cache, inputs, todo, offset, stream.labels, hints)
-    view = slice(offset, offset + n)
-    return {name: col[view] for name, col in cache.columns.items()}, cache.errors[view]
+        done = False
+        if ARROW_JSON and len(todo) > n // 2:
+            done = _arrow_fill(cache, stream, offset, hints, floats)
+        if not done:
+            _orjson_fill(cache, stream.lines, todo, offset, stream.labels, hints, floats)
+    return cache.view(offset, offset + n)
 
 
-def _parse_into(
+def _orjson_fill(
     cache: _JsonCache,
-    inputs: Sequence[str | memoryview],
+    lines: Sequence[str],
     todo: np.ndarray,
     offset: int,
     base: dict[str, str],
     hints: Hints,
+    floats: frozenset[str],
 ) -> None:
-    """Parse lines ``todo`` (slice positions) into the cache, like the hinted json stage."""
+    """Parse lines ``todo`` (slice positions) with orjson into the cache.
+
+    Objects whose keys each give a different wanted label are read directly (nearly
+    all); an object with a nested object that could flatten into a wanted label, keys
+    colliding after sanitising, or a float whose exact digits are wanted goes through
+    the json stage itself, and so does the error message of a line that is not an object.
+    """
     names = hints.names
     exact = names - hints.numeric
     prefixes = tuple(n + "_" for n in names)
-    columns = cache.columns
+    reference = _hinted_json_stage(hints)
+    texts: dict[str, tuple[list[int], list[str]]] = {name: ([], []) for name in names}
+    nums: dict[str, tuple[list[int], list[float]]] = {name: ([], []) for name in floats}
     errors = cache.errors
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
-    plans: dict[tuple[str, ...], list[tuple[str, str | None, str, bool, bool]]] = {}
+    plans: dict[frozenset[str], _DirectPlan | None] = {}
+    last_keys: frozenset[str] = frozenset(["\0"])
+    plan: _DirectPlan | None = None
     for i in todo.tolist():
-        line = inputs[i]
+        line = lines[i]
         pos = i + offset
         try:
             obj = loads(line)
         except decode_error:
-            obj = parse_json_object(_text(line))  # the message the per-entry path shows
-            if isinstance(obj, str):
-                errors[pos] = obj
-                continue
+            obj = None
         if type(obj) is not dict:
-            errors[pos] = _NOT_OBJECT
+            message = parse_json_object(line)
+            errors[pos] = message if isinstance(message, str) else _NOT_OBJECT
             continue
-        sig = tuple(obj)
-        plan = plans.get(sig)
-        if plan is None:
-            plan = plans[sig] = _key_plan(sig, base, names, exact, prefixes)
-        exact_doc: Any = None
-        for key, target, name, nested, exact_text in plan:
-            value = obj[key]
-            kind = type(value)
-            if kind is dict:
-                if nested:
-                    found: list[tuple[str, str]] = []
-                    _flatten(_loads_exact(_text(line))[key], name, found)
-                    for flat, text in found:
-                        flat_target = flat + "_extracted" if flat in base else flat
-                        if flat_target in names:
-                            columns[flat_target][pos] = text
-                continue
-            if target is None:
-                continue
-            if kind is str:
-                text = value.replace("\ufffd", "") if "\ufffd" in value else value
-            elif kind is int:
-                text = str(value)
-            elif kind is float:
-                if exact_text:
-                    if exact_doc is None:
-                        exact_doc = _loads_exact(_text(line))
-                    text = _json_value(exact_doc[key])
-                else:
+        keys = obj.keys()
+        if keys != last_keys:
+            last_keys = frozenset(keys)
+            if last_keys not in plans:
+                plans[last_keys] = _direct_plan(tuple(obj), base, names, exact, prefixes, floats)
+            plan = plans[last_keys]
+        if plan is not None and not any(type(obj[k]) in t for k, t in plan.risky):
+            for key, target, as_float in plan.entries:
+                value = obj[key]
+                kind = type(value)
+                if kind is str:
+                    text = value.replace("\ufffd", "") if "\ufffd" in value else value
+                elif kind is float:
+                    if as_float:
+                        nums[target][0].append(pos)
+                        nums[target][1].append(value)
+                        continue
                     text = repr(value)
-            elif kind is bool:
-                text = "true" if value else "false"
-            else:
-                continue
-            if text is not None:
-                columns[target][pos] = text
+                elif kind is int:
+                    if as_float:
+                        nums[target][0].append(pos)
+                        nums[target][1].append(_int_float(value))
+                        continue
+                    text = str(value)
+                elif kind is bool:
+                    text = "true" if value else "false"
+                else:
+                    continue
+                texts[target][0].append(pos)
+                texts[target][1].append(text)
+            continue
+        entry = Entry(0, line, {}, base)
+        reference(entry)
+        for name, text in entry.labels.items():
+            texts[name][0].append(pos)
+            texts[name][1].append(text)
+    for name, (positions, words) in texts.items():
+        if positions:
+            column = cache.texts[name]
+            column[positions] = np.array(words, dtype=object)
+            if name in cache.nums:  # a later text replaces an earlier number
+                cache.nums[name][1][positions] = False
+    for name, (positions, numbers) in nums.items():
+        if positions:
+            cache.nums[name][0][positions] = numbers
+            cache.nums[name][1][positions] = True
     cache.filled[todo + offset] = True
 
 
-def _key_plan(
+@dataclass(frozen=True)
+class _DirectPlan:
+    """How to read the wanted labels off objects with one set of keys.
+
+    ``entries``: (key, label, keep-as-float); ``risky``: (key, types) whose value, when
+    of one of those types, needs the json stage itself (a nested object that could
+    flatten into a wanted label, a float whose exact digits are wanted).
+    """
+
+    entries: tuple[tuple[str, str, bool], ...]
+    risky: tuple[tuple[str, tuple[type, ...]], ...]
+
+
+def _direct_plan(
     keys: tuple[str, ...],
     base: dict[str, str],
     names: frozenset[str],
     exact: frozenset[str],
     prefixes: tuple[str, ...],
-) -> list[tuple[str, str | None, str, bool, bool]]:
-    """For an object's keys (in order): (key, target or None, name, nested?, exact text?)."""
-    plan = []
+    floats: frozenset[str],
+) -> _DirectPlan | None:
+    """The plan for objects with ``keys``; None when two keys land on one label."""
+    entries = []
+    risky: list[tuple[str, tuple[type, ...]]] = []
+    seen: set[str] = set()
     for key in keys:
         name = key if key.isascii() and key.isidentifier() else sanitize_key(key)
+        kinds: tuple[type, ...] = ()
+        if any(p.startswith(name + "_") for p in prefixes):
+            kinds += (dict,)
+        target = name + "_extracted" if name in base else name
+        if target in names:
+            if target in seen:
+                return None
+            seen.add(target)
+            entries.append((key, target, target in floats))
+            if target in exact:
+                kinds += (float,)
+        if kinds:
+            risky.append((key, kinds))
+    return _DirectPlan(tuple(entries), tuple(risky))
+
+
+def _reference_json(line: str, base: dict[str, str], hints: Hints) -> dict[str, str]:
+    """Labels the json stage itself sets on ``line`` (the exact texts)."""
+    entry = Entry(0, line, {}, base)
+    _hinted_json_stage(hints)(entry)
+    return entry.labels
+
+
+def _int_float(value: int) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # Go's ParseFloat gives ±Inf for out-of-range digits
+        return math.inf if value > 0 else -math.inf
+
+
+# ----------------------------------------------------------------------------- pyarrow json
+
+
+def _arrow_fill(
+    cache: _JsonCache, stream: Any, offset: int, hints: Hints, floats: frozenset[str]
+) -> bool:
+    """Fill the whole slice from one pyarrow JSON read; False (nothing filled) unless exact.
+
+    Exact means: every line is one JSON object on one line (no NaN/Infinity, which only
+    pyarrow accepts), every wanted label comes from exactly one plain top-level key, and
+    its values have a type whose text the json stage writes predictably.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.json as pj
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        return False
+    lines = stream.arrow_lines() if hasattr(stream, "arrow_lines") else None
+    if lines is None or len(lines) == 0:
+        return False
+    if not pc.all(pc.starts_with(lines, "{")).as_py():
+        return False
+    if pc.any(pc.match_substring_regex(lines, r"\n|\r|NaN|Inf")).as_py():
+        return False  # one record per line; NaN/Infinity literals only pyarrow accepts
+    joined = pc.binary_join_element_wise(lines, pa.scalar(""), pa.scalar("\n"))
+    _validity, offsets, data = joined.buffers()
+    width = np.int64 if pa.types.is_large_string(joined.type) else np.int32
+    ends = np.frombuffer(offsets, dtype=width)[joined.offset : joined.offset + len(joined) + 1]
+    body = data.slice(int(ends[0]), int(ends[-1] - ends[0]))
+    try:
+        table = pj.read_json(pa.BufferReader(body))
+    except (pa.ArrowException, ValueError):
+        return False
+    if table.num_rows != len(lines):
+        return False
+    sources = _arrow_sources(table.schema, stream.labels, hints)
+    if sources is None:
+        return False
+    n = len(lines)
+    columns: dict[str, tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray] | None]] = {}
+    for target, key in sources.items():
+        converted = _arrow_column(table.column(key), target in floats, target in hints.numeric)
+        if converted is None:
+            return False
+        columns[target] = converted
+    part = slice(offset, offset + n)
+    for target, (texts, numbers) in columns.items():
+        if texts is not None:
+            cache.texts[target][part] = texts
+        if numbers is not None:
+            cache.nums[target][0][part] = numbers[0]
+            cache.nums[target][1][part] = numbers[1]
+    cache.filled[part] = True
+    return True
+
+
+def _arrow_sources(schema: Any, base: dict[str, str], hints: Hints) -> dict[str, str] | None:
+    """Wanted label → the one top-level key it comes from; None when that is not clear."""
+    import pyarrow as pa
+
+    prefixes = tuple(n + "_" for n in hints.names)
+    sources: dict[str, str] = {}
+    for fld in schema:
+        key = fld.name
+        name = key if key.isascii() and key.isidentifier() else sanitize_key(key)
         nested = any(p.startswith(name + "_") for p in prefixes)
-        target: str | None = name + "_extracted" if name in base else name
-        if target not in names:
-            target = None
-        if target is None and not nested:
+        if nested and pa.types.is_struct(fld.type):
+            return None  # an object that could flatten into a wanted label
+        target = name + "_extracted" if name in base else name
+        if target not in hints.names:
             continue
-        plan.append((key, target, name, nested, target is not None and target in exact))
-    return plan
+        if target in sources:
+            return None  # two keys land on one label: the last one written wins
+        sources[target] = key
+    return sources
 
 
-def _text(line: str | memoryview) -> str:
-    return line if isinstance(line, str) else bytes(line).decode("utf-8")
+def _arrow_column(
+    column: Any, as_float: bool, numeric: bool
+) -> tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray] | None] | None:
+    """(texts, (numbers, has)) of one column as the json stage would set them, or None."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = column.combine_chunks()
+    kind = column.type
+    n = len(column)
+    present = ~np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    if pa.types.is_null(kind):
+        return np.full(n, None, dtype=object), None
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        if pa.types.is_floating(kind) and not (as_float or numeric):
+            return None  # the text would be the number's exact digits: not kept by pyarrow
+        values = column.to_numpy(zero_copy_only=False)
+        if as_float:
+            numbers = np.where(present, values.astype(np.float64), 0.0)
+            return np.full(n, None, dtype=object), (numbers, present)
+        if pa.types.is_floating(kind):
+            return None  # a float column may hold integers written without a point
+        words = _distinct_texts(values[present], str)
+        texts = np.full(n, None, dtype=object)
+        texts[present] = words
+        return texts, None
+    if pa.types.is_boolean(kind):
+        texts = np.full(n, None, dtype=object)
+        flags = column.to_numpy(zero_copy_only=False)
+        texts[present] = np.array(["false", "true"], dtype=object)[
+            flags[present].astype(bool).astype(np.int64)
+        ]
+        return texts, None
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        cleaned = pc.replace_substring(column, "\ufffd", "")
+        encoded = pc.dictionary_encode(cleaned)
+        words = np.array(encoded.dictionary.to_pylist() + [None], dtype=object)
+        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        return words[codes], None
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return np.full(n, None, dtype=object), None  # arrays are not extracted
+    return None
+
+
+def _distinct_texts(values: np.ndarray, fmt: Callable[[Any], str]) -> np.ndarray:
+    codes, uniques = pd.factorize(values)
+    words = np.array([fmt(u) for u in uniques.tolist()], dtype=object)
+    return words[codes]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -490,4 +764,12 @@ _FILTER_CONVERTERS: dict[type, Callable[[str], float | int | None]] = {
     ast.LFNumber: parse_float,
     ast.LFDuration: go_duration_ns,
     ast.LFBytes: parse_bytes,
+}
+_NP_CMP: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
+    "==": np.equal,
+    "!=": np.not_equal,
+    ">": np.greater,
+    ">=": np.greater_equal,
+    "<": np.less,
+    "<=": np.less_equal,
 }
