@@ -207,3 +207,20 @@ def test_the_download_guard_is_armed() -> None:
 
     with pytest.raises(AssertionError, match="ONNX"):
         DefaultEmbeddingFunction()(["hello"])
+
+
+def test_local_writes_use_wal_then_restore_the_default_journal(tmp_path: Path) -> None:
+    import sqlite3
+
+    target = open_target("local", tmp_path / "q")
+    target.create_collection("c1", 4, "Dot")
+    target.upsert("c1", [point_id("a")], np.ones((1, 4), np.float32), [{"chroma_id": "a"}])
+    conn = target._wal["c1"]
+    assert conn is not None and conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    target.close()
+    files = list((tmp_path / "q").rglob("storage.sqlite"))
+    assert len(files) == 1
+    with sqlite3.connect(files[0]) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    with open_target("local", tmp_path / "q") as again:
+        assert again.count("c1") == 1

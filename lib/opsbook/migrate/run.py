@@ -34,7 +34,7 @@ from opsbook.migrate.verify import VerifyReport, verify_collection
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 #: Write rates measured on a 2-core machine (points/s, 384-d), used for dry-run estimates.
-WRITE_RATES = {"local": 900.0, "memory": 15000.0, "edge": 20000.0, "server": 5000.0}
+WRITE_RATES = {"local": 3000.0, "memory": 15000.0, "edge": 20000.0, "server": 5000.0}
 
 
 @dataclass

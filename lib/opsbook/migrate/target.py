@@ -2,7 +2,8 @@
 
 * ``local``  — ``QdrantClient(path=...)``: qdrant-client's embedded local mode. The
   default: same client API as a server, real aliases with an atomic switch, and the
-  resulting folder opens with ``QdrantClient(path=...)``. Slow-ish (~900 points/s).
+  resulting folder opens with ``QdrantClient(path=...)``. Local mode commits each point
+  to SQLite; writing in WAL mode lifts it from ~600-900 to ~2,500-4,500 points/s here.
 * ``memory`` — ``QdrantClient(":memory:")``: local mode without a disk (tests, benchmarks).
 * ``edge``   — ``qdrant_edge``: the real Qdrant engine in-process (~20k points/s). A
   shard has no collections or aliases, so each collection is a shard directory and the
@@ -14,6 +15,7 @@ Clients are created when a target is opened, never at import.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -109,6 +111,7 @@ class QdrantClientTarget(Target):
         self.kind = kind
         self.identity = identity
         self.m = models
+        self._wal: dict[str, Any] = {}  # local collection -> its SQLite connection in WAL mode
 
     def collections(self) -> list[str]:
         return sorted(c.name for c in self.client.get_collections().collections)
@@ -128,12 +131,30 @@ class QdrantClientTarget(Target):
             name, vectors_config=self.m.VectorParams(size=size, distance=self.m.Distance(distance))
         )
 
-    def delete_collection(self, name: str) -> None:
-        self.client.delete_collection(name)
-
     def upsert(self, name: str, ids: list[str], vectors: np.ndarray, payloads: list[dict]) -> None:
+        if self.kind == "local" and name not in self._wal:
+            self._fast_writes(name)
         batch = self.m.Batch(ids=ids, vectors=vectors.tolist(), payloads=payloads)
         self.client.upsert(name, points=batch, wait=True)
+
+    def _fast_writes(self, name: str) -> None:
+        """Put a local collection's SQLite file in WAL mode while we write (~8x faster).
+
+        Local mode commits every point on its own; in the default rollback-journal mode
+        each commit waits for the disk. WAL with synchronous=NORMAL still survives a killed
+        process (the SIGKILL test covers it); only a power cut could drop the last commits,
+        which verification would then report as missing. The file is switched back to
+        its default journal on close. This reaches into qdrant-client's local storage; if
+        its layout changes, writes simply stay at the default speed.
+        """
+        conn = None
+        try:
+            conn = self.client._client.collections[name].storage.storage
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except Exception:  # any layout change: keep the defaults
+            conn = None
+        self._wal[name] = conn
 
     def delete_points(self, name: str, ids: list[str]) -> None:
         self.client.delete(name, points_selector=self.m.PointIdsList(points=ids), wait=True)
@@ -188,10 +209,22 @@ class QdrantClientTarget(Target):
             from qdrant_client import QdrantClient
 
             path = self.identity.split(":", 1)[1]
-            self.client.close()
+            self.close()
             self.client = QdrantClient(path=path)
 
+    def _restore_journals(self) -> None:
+        for conn in self._wal.values():
+            if conn is not None:
+                with contextlib.suppress(Exception):  # a deleted collection's closed file
+                    conn.execute("PRAGMA journal_mode=DELETE")
+        self._wal.clear()
+
+    def delete_collection(self, name: str) -> None:
+        self._wal.pop(name, None)
+        self.client.delete_collection(name)
+
     def close(self) -> None:
+        self._restore_journals()
         self.client.close()
 
 
