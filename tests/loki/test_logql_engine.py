@@ -571,6 +571,8 @@ def _mixed_entries() -> list[tuple[dict[str, str], int, str]]:
             if rng.random() < 0.1:
                 del body["route"]
             line = json.dumps(body, ensure_ascii=rng.random() < 0.5)
+            if labels["app"] == "nested" and roll < 0.02:  # what only pyarrow would accept
+                line = rng.choice(['{"status": NaN}', '{"a": 1} {"b": 2}', '{"n": -Infinity}'])
         elif labels["app"] == "rag" and roll < 0.3:
             line = f'level=info msg="x{i}" dur={rng.choice(["1s", "5ms"])}'
         elif roll < 0.04:
@@ -748,3 +750,43 @@ def test_window_quantiles_leave_unordered_cases_to_sorted(value: float, q: float
 
     vals = np.array([1.0, value, 0.0])
     assert _window_quantiles(vals, np.array([0]), np.array([3]), np.array([True]), q) is None
+
+
+@pytest.mark.parametrize(
+    ("lines", "taken"),
+    [
+        (['{"status": 200, "route": "/a"}', '{"status": 500.5, "route": "/b", "x": [1.5]}'], True),
+        (['{"status": 200}', '{"status": NaN}'], False),
+        (['{"status": 200}', '{"x": {"y": [1, -Infinity]}}'], False),
+        (['{"status": 200} {"status": 500}', '{"status": 200}'], False),
+        (['{"status": 200}', '{"status": "x"}'], False),  # one key, two types
+        (['{"status": 200}', '{"status": 1}}'], False),
+        (['{"status": 200}', "plain"], False),
+        (['{"status": 200}', '{"status": 2, "status": 3}'], False),
+        (['{"status": 200}', '{" status": 3}'], False),  # two keys give one label
+        (['{"status": 200}', '{"other": {"a": 1}}'], True),  # a nested object nobody reads
+        (['{"status": 200}', '{"route": {"a": 1}}'], False),  # could flatten into route
+        (['{"status": 200}', '{"status": {"a": 1}}'], False),
+    ],
+)
+def test_arrow_json_takes_only_what_orjson_reads_the_same(
+    lines: list[str], taken: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opsbook.loki.logql import columnar
+
+    store = LocalLogs([])
+    store.add_lines({"app": "x"}, [(ns(i), line) for i, line in enumerate(lines)])
+    query = 'sum by (route) (count_over_time({app="x"} | json | status >= 200 [1m]))'
+    monkeypatch.setattr(columnar, "FAST_PATH", False)
+    expected = _outcome(store, query)
+    monkeypatch.setattr(columnar, "FAST_PATH", True)
+    results: list[bool] = []
+    real_fill = columnar._arrow_fill
+
+    def spy(*args: object) -> bool:
+        results.append(real_fill(*args))  # type: ignore[arg-type]
+        return results[-1]
+
+    monkeypatch.setattr(columnar, "_arrow_fill", spy)
+    assert _outcome(store, query) == expected
+    assert results == [taken]

@@ -61,7 +61,7 @@ class RawLines:
         """Lines ``lo:hi`` as one contiguous pyarrow string array."""
         import pyarrow as pa
 
-        return self.array.take(pa.array(self.index[lo:hi])).combine_chunks()
+        return self.array.take(pa.array(self.index[lo:hi]))
 
     def tolist(self) -> list[str]:
         return self.arrow(0, len(self.index)).to_pylist()  # type: ignore[no-any-return]
@@ -278,7 +278,7 @@ class LocalLogs:
             return False
         import pyarrow.compute as pc
 
-        line_col = table.column("line")
+        line_col = table.column("line").combine_chunks()  # one array: cheap takes later
         lengths = pc.binary_length(line_col).to_numpy().astype(np.int64)
         ts_all = _arrow_timestamps(table.column("timestamp").combine_chunks(), path)
         order = np.argsort(stream_of, kind="stable")

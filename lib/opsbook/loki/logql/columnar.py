@@ -640,21 +640,24 @@ def _arrow_fill(
     lines = stream.arrow_lines() if hasattr(stream, "arrow_lines") else None
     if lines is None or len(lines) == 0:
         return False
+    # A line that starts with "{" and ends with "}" cannot leave an object open for the
+    # next line to close, so "as many rows as lines" proves one object per line.
     if not pc.all(pc.starts_with(lines, "{")).as_py():
         return False
-    if pc.any(pc.match_substring_regex(lines, r"\n|\r|NaN|Inf")).as_py():
-        return False  # one record per line; NaN/Infinity literals only pyarrow accepts
+    if not pc.all(pc.ends_with(lines, "}")).as_py():
+        return False
     joined = pc.binary_join_element_wise(lines, pa.scalar(""), pa.scalar("\n"))
     _validity, offsets, data = joined.buffers()
     width = np.int64 if pa.types.is_large_string(joined.type) else np.int32
     ends = np.frombuffer(offsets, dtype=width)[joined.offset : joined.offset + len(joined) + 1]
     body = data.slice(int(ends[0]), int(ends[-1] - ends[0]))
+    block = max(1 << 20, min(16 << 20, body.size // 4))  # fewer, larger blocks parse faster
     try:
-        table = pj.read_json(pa.BufferReader(body))
+        table = pj.read_json(pa.BufferReader(body), read_options=pj.ReadOptions(block_size=block))
     except (pa.ArrowException, ValueError):
         return False
-    if table.num_rows != len(lines):
-        return False
+    if table.num_rows != len(lines) or not _all_finite(table.columns):
+        return False  # NaN / Infinity literals: pyarrow accepts them, orjson does not
     sources = _arrow_sources(table.schema, stream.labels, hints)
     if sources is None:
         return False
@@ -673,6 +676,28 @@ def _arrow_fill(
             cache.nums[target][0][part] = numbers[0]
             cache.nums[target][1][part] = numbers[1]
     cache.filled[part] = True
+    return True
+
+
+def _all_finite(columns: Sequence[Any]) -> bool:
+    """No NaN or infinity among the numbers of these columns (nested ones included)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for column in columns:
+        kind = column.type
+        if pa.types.is_floating(kind):
+            if column.null_count < len(column) and not pc.all(pc.is_finite(column)).as_py():
+                return False
+        elif pa.types.is_struct(kind):
+            combined = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+            children = [combined.field(i) for i in range(kind.num_fields)]
+            if not _all_finite(children):
+                return False
+        elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
+            combined = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+            if not _all_finite([combined.flatten()]):
+                return False
     return True
 
 
