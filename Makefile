@@ -30,12 +30,17 @@ $(KERNEL): $(STAMP)
 venv: $(STAMP) $(KERNEL)
 
 demo: venv
-	$(BIN)/python -m opsbook.demo
+	@start=$$(date +%s); \
+	$(BIN)/python -m opsbook.demo fixtures && \
+	$(BIN)/opsbook run runbooks/p0-platform-hardening.yaml -f .demo/params.yaml \
+	  --approve approve_archive --approve approve_migration; rc=$$?; \
+	$(BIN)/python -m opsbook.demo summary; \
+	echo "make demo: $$(( $$(date +%s) - start ))s (exit $$rc)"; exit $$rc
 
 test: venv
 	$(BIN)/opsbook validate
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS) tests
-	$(BIN)/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env notebooks
+	$(BIN)/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=600 notebooks
 
 test-fast: venv
 	$(BIN)/python -m pytest -p no:cacheprovider -m "not slow and not notebooks and not browser" tests

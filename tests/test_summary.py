@@ -63,3 +63,13 @@ def test_summary_page(write_runbook, audit_dir: Path) -> None:
     assert 'href="steps/first/report.html"' in page
     assert 'src="data:image/png;base64,' in page
     assert 'href="summary.html"' in (result.folder / "index.html").read_text()
+
+
+def test_filters_and_table_columns() -> None:
+    from opsbook.summary import _kv, _table, _total
+
+    assert _total({"a": {"x": 2, "y": 3}, "b": {}, "c": [1, True]}) == 6
+    assert _kv({"a": 1, "b": 0.123456}) == "a: 1, b: 0.1235"
+    html = _table([{"z": 1, "a": True}], ["a", "z"])
+    assert html.index(">a<") < html.index(">z<") and "PASS" in html
+    assert "not available" in _table(None)

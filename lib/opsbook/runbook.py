@@ -103,6 +103,7 @@ class SummaryItem(BaseModel):
     label: str
     value: str | None = None
     table: str | None = None
+    columns: list[str] | None = None
     ok: str | None = None
 
 

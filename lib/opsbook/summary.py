@@ -34,6 +34,33 @@ _TEXT_ENV = Environment(undefined=StrictUndefined, autoescape=False)
 _TEXT_ENV.filters["bytes"] = lambda n: _human_bytes(n)
 _TEXT_ENV.filters["pct"] = lambda x: f"{100 * float(x):.1f}%"
 _TEXT_ENV.filters["usd"] = lambda x: f"${float(x):,.2f}"
+_TEXT_ENV.filters["total"] = lambda x: _total(x)
+_TEXT_ENV.filters["kv"] = lambda x: _kv(x)
+
+
+def _total(value: Any) -> float | int:
+    """Sum every number inside nested dicts and lists (bools excluded)."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, dict):
+        return sum(_total(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return sum(_total(v) for v in value)
+    return 0
+
+
+def _kv(value: Any) -> str:
+    """``{"a": 1, "b": 2}`` as ``a: 1, b: 2`` (numbers shortened)."""
+    if not isinstance(value, dict):
+        return str(value)
+    parts = []
+    for key, item in value.items():
+        shown = f"{item:.4g}" if isinstance(item, float) else str(item)
+        parts.append(f"{key}: {shown}")
+    return ", ".join(parts) or "none"
+
 
 EXTRA_CSS = """
 .section{border:1px solid #d0d7de;border-radius:8px;padding:12px 18px;margin:14px 0}
@@ -101,10 +128,10 @@ def _badge(ok: bool | None) -> str:
     return f'<span class="verdict" style="background:{colour}">{"PASS" if ok else "FAIL"}</span>'
 
 
-def _table(rows: Any) -> str:
+def _table(rows: Any, columns: list[str] | None = None) -> str:
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
         return '<p class="muted">not available</p>'
-    columns = list(dict.fromkeys(k for r in rows for k in r))
+    columns = columns or list(dict.fromkeys(k for r in rows for k in r))
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
     body = "".join(
         "<tr>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows
@@ -132,7 +159,7 @@ def _section(section: SummarySection, data: dict[str, Any], ctx: dict[str, Any])
         if item.table:
             rows.append(
                 f'<tr><th colspan="2">{html.escape(item.label)}</th></tr>'
-                f'<tr><td colspan="2">{_table(_native(item.table, ctx))}</td></tr>'
+                f'<tr><td colspan="2">{_table(_native(item.table, ctx), item.columns)}</td></tr>'
             )
             continue
         value = _text(item.value, ctx) if (item.value and ran) else None

@@ -1,0 +1,44 @@
+"""Markdown reference for every runbook, pasted into the README (a test keeps them in step).
+
+python -m opsbook.docs > /tmp/runbooks.md
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from opsbook import runbook as rb
+
+
+def runbook_markdown(path: Path) -> str:
+    loaded = rb.load(path)
+    book = loaded.runbook
+    lines = [f"### `runbooks/{path.name}`", "", " ".join(book.description.split()), ""]
+    lines += ["| parameter | type | default | help |", "|---|---|---|---|"]
+    for name, spec in book.parameters.items():
+        default = "*required*" if spec.required else f"`{spec.default!r}`"
+        kind = spec.type + (f" ({', '.join(map(str, spec.allowed))})" if spec.allowed else "")
+        lines.append(f"| `{name}` | {kind} | {default} | {spec.help} |")
+    if book.secrets:
+        lines += [
+            "",
+            "Secrets (environment variable names): "
+            + ", ".join(f"`{s.env}` ({s.help})" for s in book.secrets),
+        ]
+    steps = " → ".join(
+        (f"**{s.id}** (approval gate)" if s.is_gate else f"**{s.id}**") for s in book.steps
+    )
+    lines += ["", f"Steps: {steps}", ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    root = Path.cwd()
+    for path in rb.discover(root):
+        print(runbook_markdown(path))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
