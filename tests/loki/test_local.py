@@ -203,6 +203,11 @@ def test_columnar_loader_matches_per_record_loader(
         + "\n  \n"
         + _record({"a": "b"}, "z", "2023-11-14T22:14:03Z")
         + "\n",
+        # a record continued on the next line, compensated by two records on one line
+        '{"labels":\n{"a": "b"}, "line": "x", "timestamp": "2023-11-14T22:14:01Z"}\n'
+        + _record({"a": "b"}, "y", "2023-11-14T22:14:02Z")
+        + _record({"a": "b"}, "z", "2023-11-14T22:14:03Z")
+        + "\n",
         # values that are not strings, missing or null fields, other record shapes
         _record({"a": 5, "b": True}, "x", "2023-11-14T22:14:01Z"),
         _record({"a": "b"}, None, "2023-11-14T22:14:01Z"),
