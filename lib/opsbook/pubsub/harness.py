@@ -282,8 +282,7 @@ class Bench:
                     "timeout_s": expected_s + drain_s + 5,
                 }
             )
-        for proc, _ in active:
-            receive(proc, 60, "subscriber process (subscribe)")
+        self._await_ready(active)
         workers = [p for p, _ in active] + pub_procs
         cpu0, rcpu0 = [p.cpu() for p in workers], self.redis_cpu()
         start = CLOCK() + START_DELAY_NS
@@ -345,6 +344,21 @@ class Bench:
             }
             groups.setdefault(proc, []).append(full)
         return dict(sorted(groups.items()))
+
+    def _await_ready(self, active: list[tuple[WorkerProc, Any]]) -> None:
+        """Wait for every subscriber process to be subscribed. If one fails (say maxclients),
+        end the step for the others so that no stale report is mistaken for the next one."""
+        ready, failure = [], None
+        for proc, specs in active:
+            try:
+                receive(proc, 60, "subscriber process (subscribe)")
+                ready.append((proc, specs))
+            except WorkerFailed as exc:
+                failure = failure or exc
+        if failure is not None:
+            with contextlib.suppress(WorkerFailed):
+                self._collect(ready, 10)
+            raise failure
 
     def _collect(
         self, active: list[tuple[WorkerProc, Any]], timeout: float

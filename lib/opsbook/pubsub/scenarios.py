@@ -86,6 +86,7 @@ class Profile:
     jobs: int = 600
     jobs_rate: int = 600
     throughput_start: int = 20_000
+    ceiling: int = 400_000
     checkpoints: int = 5
     ws_clients: int = 50
     crosscheck_requests: int = 100_000
@@ -118,6 +119,7 @@ PROFILES = {
         jobs=300,
         jobs_rate=1000,
         throughput_start=40_000,
+        ceiling=160_000,
         checkpoints=3,
         ws_clients=20,
         crosscheck_requests=30_000,

@@ -21,7 +21,10 @@ def _fmt(value: float | None, unit: str, digits: int = 1) -> str:
 
 
 def latency_claim(
-    p99_at_10k: float | None, knee: dict[str, Any], target_ms: float = 10.0
+    p99_at_10k: float | None,
+    knee: dict[str, Any],
+    target_ms: float = 10.0,
+    host_load: float | None = None,
 ) -> dict[str, Any]:
     knee_rate = knee.get("knee_rate")
     breaks = (
@@ -32,9 +35,10 @@ def latency_claim(
         "msg/s (highest tested)"
     )
     ok = p99_at_10k is not None and not math.isnan(p99_at_10k) and p99_at_10k <= target_ms
+    load = f" (host load {host_load:.1f})" if host_load is not None else ""
     return {
         "claim": CLAIM_LATENCY,
-        "measured": f"p99 {_fmt(p99_at_10k, 'ms', 2)}",
+        "measured": f"p99 {_fmt(p99_at_10k, 'ms', 2)}{load}",
         "pass": bool(ok),
         "breaks_when": breaks,
     }
@@ -120,7 +124,11 @@ def build(
     if jobs is not None and len(jobs):
         pubsub_jobs_lost = int(jobs.loc[jobs["transport"] == "pub/sub", "lost"].sum())
     return [
-        latency_claim(at_10k.summary["p99_ms"] if at_10k is not None else None, knee),
+        latency_claim(
+            at_10k.summary["p99_ms"] if at_10k is not None else None,
+            knee,
+            host_load=at_10k.summary.get("host_load_1m") if at_10k is not None else None,
+        ),
         throughput_claim(max_rate, limiter),
         connections_claim(cap["reached"], cap["requested"], cap["limit"], cap["maxclients"]),
         memory_claim(just, cap["settled"]["used_memory_per_conn"], settle_s),
