@@ -225,11 +225,18 @@ class _Run:
     def json(self, hints: Hints, rows: np.ndarray) -> None:
         view = _json_columns(self.stream, hints, self.plan.floats, rows)
         self.json_view = view
+        every = len(rows) == self.n
         for target, column in view.texts.items():
+            if every and target not in self.cols and target not in (ERROR, ERROR_DETAILS):
+                self.cols[target] = column  # shared with the cache: never written to
+                continue
             found = rows[~pd.isna(column[rows])]
             if len(found):
                 self.col(target)[found] = column[found]
         for target, (values, has) in view.nums.items():
+            if every and target not in self.nums:
+                self.nums[target] = (values, has)  # shared with the cache: read only
+                continue
             found = rows[has[rows]]
             if len(found):
                 current = self.nums.get(target)
@@ -350,26 +357,38 @@ class _Run:
 
     # ------------------------------------------------------------------ series
     def group(self, rows: np.ndarray, values: np.ndarray) -> list[SeriesPart]:
-        errors = self.values(ERROR, rows)
-        failed = np.array([bool(e) for e in errors.tolist()], dtype=bool)
+        error_col = self.cols.get(ERROR)
+        if error_col is None:
+            failed = np.zeros(len(rows), dtype=bool)
+        else:
+            errors = error_col[rows]
+            failed = ~pd.isna(errors) & (errors != "")
         key_ids = np.zeros(len(rows), dtype=np.int64)
         keys: dict[LabelsKey, int] = {}
         ok = np.flatnonzero(~failed)
         if len(ok):
             codes = np.zeros(len(ok), dtype=np.int64)
-            parts: list[tuple[str, list[Any], np.ndarray]] = []
+            parts: dict[str, tuple[list[Any], np.ndarray]] = {}
             for name in self.plan.group:
+                if name not in self.cols:  # the stream's own value (or none) on every entry
+                    continue
                 vals = self.values(name, rows[ok])
                 sub, uniques = pd.factorize(vals, use_na_sentinel=True)
                 words = [None, *uniques.tolist()]
                 sub = sub.astype(np.int64) + 1
                 codes = pd.factorize(codes * len(words) + sub)[0].astype(np.int64)
-                parts.append((name, words, sub))
+                parts[name] = (words, sub)
             first_rows = np.unique(codes, return_index=True)[1].tolist()
             code_ids = np.zeros(len(first_rows), dtype=np.int64)
             for code, row in enumerate(first_rows):
                 key = tuple(
-                    (name, words[sub[row]]) for name, words, sub in parts if words[sub[row]]
+                    (name, value)
+                    for name in self.plan.group
+                    if (
+                        value := parts[name][0][parts[name][1][row]]
+                        if name in parts
+                        else self.base.get(name)
+                    )
                 )
                 code_ids[code] = keys.setdefault(key, len(keys))
             key_ids[ok] = code_ids[codes]
