@@ -97,11 +97,18 @@ def main() -> int:
         )
     print(f"  first unsustained step: {sc.describe_break(sc.first_unsustained(steps_1))}")
     print("\n== latency from intended send time, 1 -> 1, 1 KB, open loop")
-    by_rate = {s.config["offered_rate"]: s for s in sweep}
-    print(_line("1,000 msg/s", by_rate.get(1_000)))
-    print(_line("10,000 msg/s", by_rate.get(10_000)))
-    print(_line("last rate with p99 <= 10 ms", by_rate.get(knee["last_ok_rate"])))
-    print(_line("knee (first rate with p99 > 10 ms)", by_rate.get(knee["knee_rate"])))
+    picks = [
+        ("1,000 msg/s", 1_000),
+        ("10,000 msg/s", 10_000),
+        ("last rate with p99 <= 10 ms", knee["last_ok_rate"]),
+        ("knee (first rate, p99 > 10 ms)", knee["knee_rate"]),
+    ]
+    for label, rate in picks:
+        runs = [s for s in sweep if rate is not None and s.config["offered_rate"] == rate]
+        for i, run in enumerate(runs or [None]):
+            print(_line(label if i == 0 else "  (repeat)", run))
+    load = [s.summary["host_load_1m"] for s in sweep]
+    print(f"  host load (1 min) during the sweep: {min(load):.1f} .. {max(load):.1f}")
     return 0
 
 

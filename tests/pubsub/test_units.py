@@ -163,6 +163,8 @@ def test_verdicts_pass_and_fail_on_measured_figures() -> None:
     knee = {"knee_rate": 40000, "last_ok_rate": 10000}
     assert verdict.latency_claim(4.0, knee)["pass"] is True
     assert verdict.latency_claim(12.0, knee)["pass"] is False
+    noted = verdict.latency_claim(4.0, knee, host_load=3.5, runs=2)["measured"]
+    assert "better of 2 runs" in noted and "host load 3.5" in noted
     assert verdict.throughput_claim(9_999, "x")["pass"] is False
     assert (
         verdict.connections_claim(9_990, 10_000, "max number of clients reached", 10_000)["pass"]
