@@ -451,6 +451,7 @@ class _JsonCache:
     texts: dict[str, np.ndarray]
     nums: dict[str, tuple[np.ndarray, np.ndarray]]
     errors: np.ndarray
+    written: set[str] = field(default_factory=set)  # labels set on at least one line
 
     @classmethod
     def empty(cls, size: int, names: frozenset[str], floats: frozenset[str]) -> _JsonCache:
@@ -464,7 +465,7 @@ class _JsonCache:
     def view(self, lo: int, hi: int) -> _JsonView:
         part = slice(lo, hi)
         return _JsonView(
-            {name: col[part] for name, col in self.texts.items()},
+            {name: col[part] for name, col in self.texts.items() if name in self.written},
             {name: (v[part], h[part]) for name, (v, h) in self.nums.items()},
             self.errors[part],
         )
@@ -570,6 +571,7 @@ def _orjson_fill(
             texts[name][1].append(text)
     for name, (positions, words) in texts.items():
         if positions:
+            cache.written.add(name)
             column = cache.texts[name]
             column[positions] = np.array(words, dtype=object)
             if name in cache.nums:  # a later text replaces an earlier number
@@ -690,6 +692,8 @@ def _arrow_fill(
     part = slice(offset, offset + n)
     for target, (texts, numbers) in columns.items():
         if texts is not None:
+            if not pd.isna(texts).all():
+                cache.written.add(target)
             cache.texts[target][part] = texts
         if numbers is not None:
             cache.nums[target][0][part] = numbers[0]
