@@ -570,6 +570,8 @@ def _mixed_entries() -> list[tuple[dict[str, str], int, str]]:
                 body["latency_ms"] = rng.choice([1, 2, 3, -4])
             if rng.random() < 0.1:
                 del body["route"]
+            if rng.random() < 0.1:
+                del body["status"]
             line = json.dumps(body, ensure_ascii=rng.random() < 0.5)
             if labels["app"] == "nested" and roll < 0.02:  # what only pyarrow would accept
                 line = rng.choice(['{"status": NaN}', '{"a": 1} {"b": 2}', '{"n": -Infinity}'])
@@ -661,6 +663,8 @@ COLUMNAR_QUERIES = [
     ' | __error__="" [1m]))',
     'quantile_over_time(0.95, {env="prod"} | json | unwrap latency_ms [1m]) by (app)',
     'count_over_time({env="prod"} | json | __error__="" [1m])',
+    'sum by (status, flag) (count_over_time({env="prod"} | json | __error__="" [1m]))',
+    'sum by (status) (count_over_time({env="prod"} | json | status != 404 [1m]))',
 ]
 
 

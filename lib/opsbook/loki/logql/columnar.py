@@ -761,13 +761,14 @@ def _arrow_column(
     if pa.types.is_integer(kind) or pa.types.is_floating(kind):
         if pa.types.is_floating(kind) and not (as_float or numeric):
             return None  # the text would be the number's exact digits: not kept by pyarrow
-        values = column.to_numpy(zero_copy_only=False)
         if as_float:
-            numbers = np.where(present, values.astype(np.float64), 0.0)
+            values = column.to_numpy(zero_copy_only=False).astype(np.float64)
+            numbers = np.where(present, values, 0.0)
             return np.full(n, None, dtype=object), (numbers, present)
         if pa.types.is_floating(kind):
             return None  # a float column may hold integers written without a point
-        words = _distinct_texts(values[present], str)
+        exact = pc.fill_null(column, 0).to_numpy(zero_copy_only=False)  # int64, no nulls
+        words = _distinct_texts(exact[present], lambda v: str(int(v)))
         texts = np.full(n, None, dtype=object)
         texts[present] = words
         return texts, None
