@@ -547,12 +547,12 @@ def _mixed_entries() -> list[tuple[dict[str, str], int, str]]:
         {"app": "web", "env": "prod"},
         {"app": "rag", "env": "prod", "route": "/r"},
     ]
-    streams += [{"app": "clean", "env": "prod"}, {"app": "nested", "env": "prod"}]
-    for i in range(1500):
-        labels = streams[i % 5]
-        ts = ns(i // 5 * 0.4)  # every stream has an entry at the same instants
+    streams += [{"app": app, "env": "prod"} for app in ("clean", "nested", "tricky")]
+    for i in range(1800):
+        labels = streams[i % 6]
+        ts = ns(i // 6 * 0.4)  # every stream has an entry at the same instants
         roll = rng.random()
-        if labels["app"] in ("clean", "nested"):  # well-formed JSON, one type per key
+        if labels["app"] in ("clean", "nested", "tricky"):  # well-formed, one type per key
             body = {
                 "status": rng.choice([200, 201, 404, 500, 503]),
                 "latency_ms": rng.choice([10, 20.5, 0.1, 1e-7, 250, 3.25, 12345678901234567890]),
@@ -568,12 +568,15 @@ def _mixed_entries() -> list[tuple[dict[str, str], int, str]]:
                 body["user"] = {"id": rng.choice([3, 7, 9]), "name": "x"}
                 body["app"] = "inner"
                 body["latency_ms"] = rng.choice([1, 2, 3, -4])
+                body["sta tus"] = rng.choice(["999", "1"])  # sanitised into sta_tus
+                if rng.random() < 0.1:
+                    body["__error__"] = rng.choice(["", "from-line"])
             if rng.random() < 0.1:
                 del body["route"]
             if rng.random() < 0.1:
                 del body["status"]
             line = json.dumps(body, ensure_ascii=rng.random() < 0.5)
-            if labels["app"] == "nested" and roll < 0.02:  # what only pyarrow would accept
+            if labels["app"] == "tricky" and roll < 0.03:  # what only pyarrow would accept
                 line = rng.choice(['{"status": NaN}', '{"a": 1} {"b": 2}', '{"n": -Infinity}'])
         elif labels["app"] == "rag" and roll < 0.3:
             line = f'level=info msg="x{i}" dur={rng.choice(["1s", "5ms"])}'
