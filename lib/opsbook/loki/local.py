@@ -701,7 +701,7 @@ def _stream_codes(labels_col: Any) -> tuple[np.ndarray | None, list[dict[str, st
         fields.append((field.name, words, child))
     stream_of = codes  # factorized: numbered in order of first appearance
     label_sets = []
-    for row in np.unique(stream_of, return_index=True)[1].tolist():
+    for row in _first_rows(stream_of).tolist():
         labels = {}
         for name, words, child in fields:
             word = words[int(child[row])]
@@ -711,12 +711,21 @@ def _stream_codes(labels_col: Any) -> tuple[np.ndarray | None, list[dict[str, st
     return stream_of, label_sets
 
 
+def _first_rows(codes: np.ndarray) -> np.ndarray:
+    """Row of each code's first appearance, for codes numbered in order of appearance."""
+    if not len(codes):
+        return np.empty(0, dtype=np.int64)
+    running = np.maximum.accumulate(codes)
+    return np.flatnonzero(np.diff(running, prepend=-1) > 0)
+
+
 def _arrow_timestamps(column: Any, path: Path) -> np.ndarray:
     """Epoch ns of RFC3339 strings, parsed by numpy straight from pyarrow's buffer.
 
     Same parser and same fallbacks as :func:`_timestamps` (numpy when every stamp ends in
     ``Z``, then pandas, then :func:`to_ns`), without a Python string per row.
     """
+    import pandas as pd
     import pyarrow.compute as pc
 
     n = len(column)
@@ -727,7 +736,7 @@ def _arrow_timestamps(column: Any, path: Path) -> np.ndarray:
         lengths = pc.binary_length(column).to_numpy()
         out = np.empty(n, dtype=np.int64)
         try:
-            for width in np.unique(lengths).tolist():
+            for width in sorted(pd.unique(lengths).tolist()):
                 rows = np.flatnonzero(lengths == width)
                 part = column.take(rows) if len(rows) != n else column
                 if not _parse_fixed_width(part, int(width), out, rows):

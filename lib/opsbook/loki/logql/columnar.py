@@ -378,7 +378,7 @@ class _Run:
                 sub = sub.astype(np.int64) + 1
                 codes = pd.factorize(codes * len(words) + sub)[0].astype(np.int64)
                 parts[name] = (words, sub)
-            first_rows = np.unique(codes, return_index=True)[1].tolist()
+            first_rows = _first_rows(codes).tolist()
             code_ids = np.zeros(len(first_rows), dtype=np.int64)
             for code, row in enumerate(first_rows):
                 key = tuple(
@@ -539,7 +539,7 @@ def _orjson_fill(
             if last_keys not in plans:
                 plans[last_keys] = _direct_plan(tuple(obj), base, names, exact, prefixes, floats)
             plan = plans[last_keys]
-        if plan is not None and not any(type(obj[k]) in t for k, t in plan.risky):
+        if plan is not None and not (plan.risky and _needs_stage(obj, plan.risky)):
             for key, target, as_float in plan.entries:
                 value = obj[key]
                 kind = type(value)
@@ -581,6 +581,10 @@ def _orjson_fill(
             cache.nums[name][0][positions] = numbers
             cache.nums[name][1][positions] = True
     cache.filled[todo + offset] = True
+
+
+def _needs_stage(obj: dict[str, Any], risky: tuple[tuple[str, tuple[type, ...]], ...]) -> bool:
+    return any(type(obj[key]) in kinds for key, kinds in risky)
 
 
 @dataclass(frozen=True)
@@ -797,6 +801,12 @@ def _distinct_texts(values: np.ndarray, fmt: Callable[[Any], str]) -> np.ndarray
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def _first_rows(codes: np.ndarray) -> np.ndarray:
+    """Row of each code's first appearance (codes numbered in order of appearance)."""
+    running = np.maximum.accumulate(codes)
+    return np.flatnonzero(np.diff(running, prepend=-1) > 0)
 
 
 def _per_distinct(vals: np.ndarray, test: Callable[[Any], bool]) -> np.ndarray:
