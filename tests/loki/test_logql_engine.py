@@ -797,3 +797,25 @@ def test_arrow_json_takes_only_what_orjson_reads_the_same(
     monkeypatch.setattr(columnar, "_arrow_fill", spy)
     assert _outcome(store, query) == expected
     assert results == [taken]
+
+
+def test_columnar_caches_serve_a_sequence_of_different_queries(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parsed tables and labels cached by one query stay right for the next ones."""
+    from opsbook.loki.logql import columnar
+
+    store = _mixed_store(tmp_path)
+    monkeypatch.setattr(columnar, "FAST_PATH", False)
+    expected = [_outcome(store, query) for query in COLUMNAR_QUERIES]
+    monkeypatch.setattr(columnar, "FAST_PATH", True)
+    for _ in range(2):
+        assert [_outcome(store, query) for query in COLUMNAR_QUERIES] == expected
+    narrow = (
+        'sum by (route) (count_over_time({env="prod"} | json | status >= 500 | __error__="" [10s]))'
+    )
+    monkeypatch.setattr(columnar, "FAST_PATH", False)
+    expected_narrow = store.query(narrow, time=ns(30))
+    monkeypatch.setattr(columnar, "FAST_PATH", True)
+    assert store.query(narrow, time=ns(30)) == expected_narrow  # a slice, not the stream
+    assert expected_narrow["result"]

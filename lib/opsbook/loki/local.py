@@ -137,6 +137,15 @@ class StreamSlice:
 
         return pa.array(self.lines, type=pa.string())
 
+    def whole_arrow_lines(self) -> Any:
+        """Every line of the stream (not only this slice) as a pyarrow string array."""
+        raw = self.stream.raw
+        if raw is not None and self.stream._lines is None:
+            return raw.arrow(0, len(raw))
+        import pyarrow as pa
+
+        return pa.array(self.stream.lines, type=pa.string())
+
     def utf8_lengths(self) -> np.ndarray | None:
         """Byte length of each line when known without decoding (None otherwise)."""
         raw = self.stream.raw

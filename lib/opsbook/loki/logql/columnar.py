@@ -650,50 +650,26 @@ def _int_float(value: int) -> float:
 def _arrow_fill(
     cache: _JsonCache, stream: Any, offset: int, hints: Hints, floats: frozenset[str]
 ) -> bool:
-    """Fill the whole slice from one pyarrow JSON read; False (nothing filled) unless exact.
+    """Fill the slice (or the whole stream) from a pyarrow JSON read; False unless exact.
 
-    Exact means: every line is one JSON object on one line (no NaN/Infinity, which only
-    pyarrow accepts), every wanted label comes from exactly one plain top-level key, and
-    its values have a type whose text the json stage writes predictably.
+    Exact means: every line is one JSON object (see :func:`_arrow_table`), every wanted
+    label comes from exactly one top-level key, and its values have a type whose text the
+    json stage writes predictably. When the slice is most of the stream, the whole
+    stream is read and the table kept, so later queries with other labels parse nothing.
     """
-    try:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-        import pyarrow.json as pj
-    except ImportError:  # pragma: no cover - pyarrow is a dependency
+    table, start = _stream_table(stream, offset)
+    if table is None:
         return False
-    lines = stream.arrow_lines() if hasattr(stream, "arrow_lines") else None
-    if lines is None or len(lines) == 0:
-        return False
-    # A line that starts with "{" and ends with "}" cannot leave an object open for the
-    # next line to close, so "as many rows as lines" proves one object per line.
-    if not pc.all(pc.starts_with(lines, "{")).as_py():
-        return False
-    if not pc.all(pc.ends_with(lines, "}")).as_py():
-        return False
-    joined = pc.binary_join_element_wise(lines, pa.scalar(""), pa.scalar("\n"))
-    _validity, offsets, data = joined.buffers()
-    width = np.int64 if pa.types.is_large_string(joined.type) else np.int32
-    ends = np.frombuffer(offsets, dtype=width)[joined.offset : joined.offset + len(joined) + 1]
-    body = data.slice(int(ends[0]), int(ends[-1] - ends[0]))
-    block = max(1 << 20, min(16 << 20, body.size // 4))  # fewer, larger blocks parse faster
-    try:
-        table = pj.read_json(pa.BufferReader(body), read_options=pj.ReadOptions(block_size=block))
-    except (pa.ArrowException, ValueError):
-        return False
-    if table.num_rows != len(lines) or not _all_finite(table.columns):
-        return False  # NaN / Infinity literals: pyarrow accepts them, orjson does not
     sources = _arrow_sources(table.schema, stream.labels, hints)
     if sources is None:
         return False
-    n = len(lines)
     columns: dict[str, tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray] | None]] = {}
     for target, key in sources.items():
         converted = _arrow_column(table.column(key), target in floats, target in hints.numeric)
         if converted is None:
             return False
         columns[target] = converted
-    part = slice(offset, offset + n)
+    part = slice(start, start + table.num_rows)
     for target, (texts, numbers) in columns.items():
         if texts is not None:
             if not pd.isna(texts).all():
@@ -704,6 +680,53 @@ def _arrow_fill(
             cache.nums[target][1][part] = numbers[1]
     cache.filled[part] = True
     return True
+
+
+def _stream_table(stream: Any, offset: int) -> tuple[Any, int]:
+    """(table of the lines' JSON, position of its first row) or (None, 0)."""
+    store = getattr(stream, "cache", None)
+    whole = getattr(stream, "stream", None)
+    if store is None or whole is None or 2 * len(stream.ts) < len(whole.ts):
+        lines = stream.arrow_lines() if hasattr(stream, "arrow_lines") else None
+        return (_arrow_table(lines) if lines is not None else None), offset
+    key = ("arrow-json",)
+    if key not in store:
+        store[key] = _arrow_table(stream.whole_arrow_lines())
+    return store[key], 0
+
+
+def _arrow_table(lines: Any) -> Any:
+    """pyarrow's reading of ``lines`` as JSON objects, or None when it could differ.
+
+    A line that starts with ``{`` and ends with ``}`` cannot leave an object open for
+    the next line to close, so "as many rows as lines" proves one object per line;
+    NaN / Infinity literals (pyarrow accepts them, orjson does not) are refused.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.json as pj
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        return None
+    if len(lines) == 0:
+        return None
+    if not pc.all(pc.starts_with(lines, "{")).as_py():
+        return None
+    if not pc.all(pc.ends_with(lines, "}")).as_py():
+        return None
+    joined = pc.binary_join_element_wise(lines, pa.scalar(""), pa.scalar("\n"))
+    _validity, offsets, data = joined.buffers()
+    width = np.int64 if pa.types.is_large_string(joined.type) else np.int32
+    ends = np.frombuffer(offsets, dtype=width)[joined.offset : joined.offset + len(joined) + 1]
+    body = data.slice(int(ends[0]), int(ends[-1] - ends[0]))
+    block = max(1 << 20, min(16 << 20, body.size // 4))  # fewer, larger blocks parse faster
+    try:
+        table = pj.read_json(pa.BufferReader(body), read_options=pj.ReadOptions(block_size=block))
+    except (pa.ArrowException, ValueError):
+        return None
+    if table.num_rows != len(lines) or not _all_finite(table.columns):
+        return None
+    return table
 
 
 def _all_finite(columns: Sequence[Any]) -> bool:
