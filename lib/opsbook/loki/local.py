@@ -3,9 +3,15 @@
 Reads, once, JSONL in logcli's ``--output=jsonl`` shape (``{"labels", "line",
 "timestamp"}``), JSONL with ``{"ts", "labels", "line"}`` and Loki push / query JSON
 (``{"streams": [...]}`` or ``{"data": {"resultType": "streams", "result": [...]}}``), and
-keeps each stream columnar: a sorted ``int64`` numpy array of timestamps and a list of
-lines. Entries identical in stream, timestamp and line are stored once, as Loki's
-ingester does. Queries answer exactly like Loki's HTTP ``data`` object.
+keeps each stream columnar: a sorted ``int64`` numpy array of timestamps and its lines.
+Entries identical in stream, timestamp and line are stored once, as Loki's ingester
+does; entries of a stream sharing a timestamp keep file order. Queries answer exactly
+like Loki's HTTP ``data`` object.
+
+Plain logcli files go through pyarrow's JSON reader: no Python object per record, lines
+left undecoded in arrow memory until a query needs their text (metric queries with
+``| json`` mostly do not, see :mod:`opsbook.loki.logql.columnar`). Anything unusual in
+the file falls back to a per-record loader with the same results and error messages.
 
 >>> logs = LocalLogs([])
 >>> logs.add_lines({"app": "api"}, [(1_000_000_000, "hello")])

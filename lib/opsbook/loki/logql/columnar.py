@@ -55,6 +55,7 @@ from opsbook.loki.logql.units import go_duration_ns, parse_bytes, parse_float
 
 FAST_PATH = True
 ARROW_JSON = True
+MAX_CACHED_SHAPES = 8  # label sets cached per stream (each ~8-16 bytes a line a label)
 
 LabelsKey = tuple[tuple[str, str], ...]
 SeriesPart = tuple[LabelsKey, np.ndarray, np.ndarray]
@@ -483,6 +484,9 @@ def _json_columns(stream: Any, hints: Hints, floats: frozenset[str], rows: np.nd
         size = len(stream.stream.ts) if store is not None else n
         cache = _JsonCache.empty(size, hints.names, floats)
         if store is not None:
+            shapes = [k for k in store if k[0] == "json"]
+            for old in shapes[: max(0, len(shapes) + 1 - MAX_CACHED_SHAPES)]:
+                del store[old]  # oldest first: rebuilt from the kept table when needed
             store[key] = cache
     todo = rows[~cache.filled[rows + offset]]
     if len(todo):
