@@ -184,12 +184,13 @@ def test_columnar_loader_matches_per_record_loader(
         line = ["GET /x", "caf\u00e9 \u2603", 'quote " and \\', "tab\tline", "same"][i % 5]
         rows.append(_record(labels, line, stamp))
     rows.append(rows[4])  # an exact duplicate entry: stored once
+    rows.append(_record({"app": "api", "extra": "1"}, "late label", "2023-11-14T22:15:00Z"))
     path = tmp_path / "many.jsonl"
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     columnar, per_record, took = _load_both(path, monkeypatch)
     assert took
     assert columnar == per_record
-    assert columnar[0] == 60  # type: ignore[index]
+    assert columnar[0] == 61  # type: ignore[index]
 
 
 @pytest.mark.parametrize(

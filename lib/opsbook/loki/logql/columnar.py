@@ -153,7 +153,6 @@ class _Run:
         # ``nums`` holds the labels of ``plan.floats`` that | json set from JSON numbers
         self.cols: dict[str, np.ndarray] = {}
         self.nums: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self.json_view: _JsonView | None = None
 
     # ------------------------------------------------------------------ label columns
     def col(self, name: str) -> np.ndarray:
@@ -225,7 +224,6 @@ class _Run:
 
     def json(self, hints: Hints, rows: np.ndarray) -> None:
         view = _json_columns(self.stream, hints, self.plan.floats, rows)
-        self.json_view = view
         every = len(rows) == self.n
         for target, column in view.texts.items():
             if every and target not in self.cols and target not in (ERROR, ERROR_DETAILS):
