@@ -22,6 +22,7 @@ the file falls back to a per-record loader with the same results and error messa
 from __future__ import annotations
 
 import gc
+import mmap
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -196,9 +197,8 @@ class LocalLogs:
     def _load(self, path: Path) -> None:
         if not path.exists():
             raise ConfigError(f"log file not found: {path}", hint="check log_paths")
-        data = path.read_bytes()
-        stripped = data.lstrip()
-        if not stripped:
+        data = _map_file(path)  # read-only mapping: no copy of a large export
+        if not _NOT_BLANK.search(data):
             return
         doc = _whole_document(data)
         if isinstance(doc, dict) and ("streams" in doc or "data" in doc):
@@ -232,9 +232,10 @@ class LocalLogs:
             ts = np.array([int(v[0]) for v in values], dtype=np.int64)
             self._append(_clean_labels(labels, path), ts, [str(v[1]) for v in values])
 
-    def _load_jsonl(self, data: bytes, path: Path) -> None:
+    def _load_jsonl(self, data: Any, path: Path) -> None:
         if self._load_jsonl_columnar(data, path):
             return
+        data = bytes(data)
         raw_lines = data.split(b"\n")
         if raw_lines and not raw_lines[-1].strip():
             raw_lines.pop()
@@ -277,7 +278,7 @@ class LocalLogs:
             idx = order[bounds[slot] : bounds[slot + 1]]
             self._append(labels, ts_all[idx], line_arr[idx].tolist())
 
-    def _load_jsonl_columnar(self, data: bytes, path: Path) -> bool:
+    def _load_jsonl_columnar(self, data: Any, path: Path) -> bool:
         """Load logcli JSONL with pyarrow's JSON reader (no Python object per record).
 
         Returns False, having loaded nothing, unless every record is exactly
@@ -491,7 +492,21 @@ class LocalLogs:
 _NON_SPACE = re.compile(rb"[^ \t\r\n]")
 
 
-def _whole_document(data: bytes) -> Any:
+_NOT_BLANK = re.compile(rb"[^ \t\n\r\x0b\x0c]")
+
+
+def _map_file(path: Path) -> Any:
+    """The file's bytes as a read-only memory map (``b""`` when empty)."""
+    with path.open("rb") as handle:
+        try:
+            if os.fstat(handle.fileno()).st_size == 0:
+                return handle.read()  # empty, or a pipe / special file that reports 0
+            return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # not mappable: read it
+            return handle.read()
+
+
+def _whole_document(data: Any) -> Any:
     """``orjson.loads(data)``, or None when the file is not one JSON document.
 
     A first line that is a complete JSON value followed by more content means JSONL: the
@@ -505,7 +520,7 @@ def _whole_document(data: bytes) -> Any:
         except orjson.JSONDecodeError:
             pass
     try:
-        return orjson.loads(data)
+        return orjson.loads(memoryview(data))
     except orjson.JSONDecodeError:
         return None
 
@@ -618,7 +633,7 @@ def _query_matchers(expr: ast.Expr) -> list[tuple[ast.Matcher, ...]]:
 # ----------------------------------------------------------------------------- columnar loading
 
 
-def _read_logcli_table(data: bytes) -> Any:
+def _read_logcli_table(data: Any) -> Any:
     """pyarrow table of a logcli JSONL file, or None when the file is not plainly that shape.
 
     Each record must sit on its own line (see :func:`_one_object_per_line`) with exactly
@@ -633,7 +648,8 @@ def _read_logcli_table(data: bytes) -> Any:
         return None
     if not _one_object_per_line(data):
         return None
-    segments = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    newlines = int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n")))
+    segments = newlines + (0 if data[-1:] == b"\n" else 1)
     fields = [("timestamp", pa.string()), ("line", pa.string())]
     first = _first_labels(data)
     if first:  # declaring the label struct spares pyarrow inferring it (half the time)
@@ -658,7 +674,7 @@ def _read_logcli_table(data: bytes) -> Any:
     return table
 
 
-def _first_labels(data: bytes) -> list[str]:
+def _first_labels(data: Any) -> list[str]:
     """Label names of the first record when they all hold strings (else [])."""
     newline = data.find(b"\n")
     try:
@@ -671,7 +687,7 @@ def _first_labels(data: bytes) -> list[str]:
     return list(labels)
 
 
-def _one_object_per_line(data: bytes) -> bool:
+def _one_object_per_line(data: Any) -> bool:
     """True when every line starts with ``{`` and none holds ``}`` then ``{``.
 
     With that shape no record can continue onto the next line and no line can hold two
@@ -680,7 +696,7 @@ def _one_object_per_line(data: bytes) -> bool:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if not data.startswith(b"{"):
+    if data[:1] != b"{":
         return False
     offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64).tobytes())
     whole = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)])
