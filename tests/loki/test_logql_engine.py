@@ -774,6 +774,7 @@ def test_window_quantiles_leave_unordered_cases_to_sorted(value: float, q: float
         (['{"status": 200}', '{"other": {"a": 1}}'], True),  # a nested object nobody reads
         (['{"status": 200}', '{"route": {"a": 1}}'], False),  # could flatten into route
         (['{"status": 200}', '{"status": {"a": 1}}'], False),
+        (['{"status": 200}', '{"status": 500, "route": "\udc80"}'], False),  # lone surrogate
     ],
 )
 def test_arrow_json_takes_only_what_orjson_reads_the_same(

@@ -689,12 +689,22 @@ def _stream_table(stream: Any, offset: int) -> tuple[Any, int]:
     store = getattr(stream, "cache", None)
     whole = getattr(stream, "stream", None)
     if store is None or whole is None or 2 * len(stream.ts) < len(whole.ts):
-        lines = stream.arrow_lines() if hasattr(stream, "arrow_lines") else None
-        return (_arrow_table(lines) if lines is not None else None), offset
+        return _arrow_table(_lines_of(stream, "arrow_lines")), offset
     key = ("arrow-json",)
     if key not in store:
-        store[key] = _arrow_table(stream.whole_arrow_lines())
+        store[key] = _arrow_table(_lines_of(stream, "whole_arrow_lines"))
     return store[key], 0
+
+
+def _lines_of(stream: Any, method: str) -> Any:
+    """Lines as a pyarrow array, or None (no such method, or text pyarrow cannot hold)."""
+    fetch = getattr(stream, method, None)
+    if fetch is None:
+        return None
+    try:
+        return fetch()
+    except (UnicodeError, ValueError):  # lone surrogates: orjson reports them per line
+        return None
 
 
 def _arrow_table(lines: Any) -> Any:
@@ -710,7 +720,7 @@ def _arrow_table(lines: Any) -> Any:
         import pyarrow.json as pj
     except ImportError:  # pragma: no cover - pyarrow is a dependency
         return None
-    if len(lines) == 0:
+    if lines is None or len(lines) == 0:
         return None
     if not pc.all(pc.starts_with(lines, "{")).as_py():
         return None
