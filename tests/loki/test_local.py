@@ -243,3 +243,21 @@ def test_stream_keeps_file_order_for_equal_timestamps(tmp_path: Path) -> None:
     path.write_text("\n".join(rows) + "\n")
     data = LocalLogs(path).query_range('{app="a"}', T0, T0 + 10 * S, direction="forward")
     assert [v[1] for v in data["result"][0]["values"]] == ["first", "second", "third"]
+
+
+def test_add_lines_after_a_columnar_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import opsbook.loki.local as local
+
+    path = _logcli(tmp_path / "x.jsonl")
+    extra = [(T0 + 2 * S, "a2"), (T0 + 3 * S, "a3"), (T0 + S, "early")]
+    outcomes = []
+    for columnar in (True, False):
+        monkeypatch.setattr(local, "COLUMNAR_LOAD", columnar)
+        logs = LocalLogs(path)
+        logs.query(
+            'sum by (app) (count_over_time({app="api"} | json | __error__="" [1m]))', T0 + 60 * S
+        )
+        logs.add_lines({"env": "prod", "app": "api"}, extra)
+        outcomes.append(_snapshot(logs))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0] == 6  # type: ignore[index]  # a2 at T0+2.5 s differs from a2 at 2 s
