@@ -107,6 +107,8 @@ def test_rerun_is_idempotent_and_keeps_previous_target(migrated, demo_store: Pat
     assert again.integrity_ok
     assert [c.staging for c in again.collections] == [c.staging for c in result.collections]
     assert all(c.resumed_from == c.info.count and not c.batches for c in again.collections)
+    assert again.records_written == 0 and again.records_per_s == 0.0
+    assert result.records_written == result.total_records and result.records_per_s > 0
     fresh = migrate(chroma_path=str(demo_store), work_dir=str(work), dry_run=False, backup=False)
     assert fresh.cutover_done
     with open_target("local", work / "qdrant") as target:

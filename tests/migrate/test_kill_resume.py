@@ -69,6 +69,7 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
     assert result.integrity_ok and result.cutover_done, result.mismatch_examples()
     assert result.total_records == 2000
     assert any(0 < c.resumed_from < c.info.count for c in result.collections)
+    assert result.records_written == sum(c.info.count - c.resumed_from for c in result.collections)
     with open_target("local", work / "qdrant") as target:
         for c in result.collections:
             assert target.count(c.alias) == c.info.count

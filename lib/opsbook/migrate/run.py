@@ -34,6 +34,7 @@ from opsbook.migrate.verify import VerifyReport, verify_collection
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 #: Write rates measured on a 2-core machine (points/s, 384-d), used for dry-run estimates.
+VERIFY_RATE = 4000.0  # records/s verified (re-read, retrieve, compare), same machine
 WRITE_RATES = {"local": 3000.0, "memory": 15000.0, "edge": 20000.0, "server": 5000.0}
 
 
@@ -202,8 +203,15 @@ class MigrationResult:
         return sum(c.info.count for c in self.collections)
 
     @property
+    def records_written(self) -> int:
+        """Records upserted by this run (a resumed run skips finished batches)."""
+        return sum(b.records for c in self.collections for b in c.batches)
+
+    @property
     def records_per_s(self) -> float:
-        return self.total_records / self.write_s if self.write_s > 0 else 0.0
+        """Write throughput of this run: records written / write time (0 if none written)."""
+        written = self.records_written
+        return written / self.write_s if written and self.write_s > 0 else 0.0
 
     @property
     def integrity_ok(self) -> bool:
@@ -319,7 +327,8 @@ def plan(config: MigrationConfig | None = None, **kwargs: Any) -> Plan:
         src = source.identity
     total = sum(p.info.count for p in plans)
     read_s = sum(p.read_s for p in plans)
-    estimate = 3 * read_s + total / WRITE_RATES.get(cfg.target, 1000.0)
+    write = total / WRITE_RATES.get(cfg.target, 1000.0)
+    estimate = 3 * read_s + write + total / VERIFY_RATE
     return Plan(cfg, src, identity, plans, estimate)
 
 
