@@ -19,8 +19,8 @@ from opsbook.migrate.target import open_target
 SCRIPT = """
 import sys
 from opsbook.migrate import migrate
-migrate(chroma_path=sys.argv[1], work_dir=sys.argv[2], dry_run=False, batch_size=20,
-        backup=False)
+migrate(chroma_path=sys.argv[1], work_dir=sys.argv[2], dry_run=False,
+        batch_size=int(sys.argv[4]), backup=False, target=sys.argv[3])
 print("FINISHED")
 """
 
@@ -34,11 +34,12 @@ def _progress(work: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("target", "batch_size"), [("local", 20), ("edge", 5)])
+def test_sigkill_then_resume(tmp_path: Path, target: str, batch_size: int) -> None:
     store = make_demo_chroma(tmp_path / "chroma", n_docs=2000, seed=3)
     work = tmp_path / "work"
     proc = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT, str(store), str(work)],
+        [sys.executable, "-c", SCRIPT, str(store), str(work), target, str(batch_size)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -62,16 +63,17 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
         chroma_path=str(store),
         work_dir=str(work),
         dry_run=False,
-        batch_size=20,
+        batch_size=batch_size,
         backup=False,
         resume=True,
+        target=target,
     )
     assert result.integrity_ok and result.cutover_done, result.mismatch_examples()
     assert result.total_records == 2000
     assert any(0 < c.resumed_from < c.info.count for c in result.collections)
     assert result.records_written == sum(c.info.count - c.resumed_from for c in result.collections)
-    with open_target("local", work / "qdrant") as target:
+    with open_target(target, work / "qdrant") as qdrant:
         for c in result.collections:
-            assert target.count(c.alias) == c.info.count
-            chroma_ids = [cid for page in target.scroll_ids(c.alias) for _, cid in page]
+            assert qdrant.count(c.alias) == c.info.count
+            chroma_ids = [cid for page in qdrant.scroll_ids(c.alias) for _, cid in page]
             assert len(chroma_ids) == len(set(chroma_ids)) == c.info.count
