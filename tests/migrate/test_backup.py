@@ -106,3 +106,20 @@ def test_live_migration_takes_a_backup_first(demo_store: Path, tmp_path: Path) -
     )
     assert result.backup_path and Path(result.backup_path).parent == tmp_path / "bk"
     verify_backup(Path(result.backup_path))
+
+
+def test_failed_backup_leaves_nothing(
+    demo_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: the copy fails half-way; no partial backup folder remains."""
+    import opsbook.migrate.backup as backup_mod
+
+    def broken_copy(src: Path, dest: Path) -> Path:
+        dest.mkdir(parents=True)
+        (dest / "chroma.sqlite3").write_bytes(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(backup_mod, "copy_store", broken_copy)
+    with pytest.raises(OSError, match="disk full"):
+        backup_directory(demo_store, tmp_path / "backups")
+    assert not any((tmp_path / "backups").iterdir())

@@ -9,10 +9,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +51,27 @@ def _new_dir(root: Path, prefix: str) -> Path:
     return dest
 
 
+@contextlib.contextmanager
+def _all_or_nothing(dest: Path) -> Iterator[Path]:
+    """Remove a half-written backup folder if anything fails; the manifest is written last."""
+    try:
+        yield dest
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+
+
 def backup_directory(src: Path, backup_root: Path) -> Path:
     """Copy a Chroma directory with a sha256 manifest; the copy is checked against the source."""
-    dest = _new_dir(backup_root, "chroma-dir")
+    with _all_or_nothing(_new_dir(backup_root, "chroma-dir")) as dest:
+        return _backup_directory(src, dest)
+
+
+def _backup_directory(src: Path, dest: Path) -> Path:
     before = hash_tree(src)
     copy_store(src, dest / "store")
     copied = hash_tree(dest / "store")
     if copied != before:
-        shutil.rmtree(dest, ignore_errors=True)
         raise BackupError(
             f"the copy of {src} differs from the source (was it being written?)",
             hint="stop the service writing to Chroma, then run again",
@@ -70,11 +85,15 @@ def export_collections(
     source: ChromaSource, names: list[str], backup_root: Path, page: int = 1000
 ) -> Path:
     """Portable Parquet export of a (server) source's collections."""
+    with _all_or_nothing(_new_dir(backup_root, "chroma-export")) as dest:
+        dest.mkdir(parents=True)
+        return _export(source, names, dest, page)
+
+
+def _export(source: ChromaSource, names: list[str], dest: Path, page: int) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    dest = _new_dir(backup_root, "chroma-export")
-    dest.mkdir(parents=True)
     collections = {}
     for name in names:
         info = source.info(name)
