@@ -226,3 +226,11 @@ def test_local_writes_use_wal_then_restore_the_default_journal(tmp_path: Path) -
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     with open_target("local", tmp_path / "q") as again:
         assert again.count("c1") == 1
+
+
+def test_dry_run_leaves_an_existing_target_byte_identical(migrated, demo_store: Path) -> None:
+    _, work, _ = migrated
+    before = tree_digest(work / "qdrant")
+    p = plan(chroma_path=str(demo_store), work_dir=str(work))
+    assert p.ok and all(c.current for c in p.collections)  # it saw the live aliases
+    assert tree_digest(work / "qdrant") == before
