@@ -17,12 +17,15 @@ are stamped when built and sent as fast as replies come back.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import random
 import selectors
 import socket
 import time
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -35,6 +38,17 @@ from opsbook.pubsub.resp import ConnParams, RawConn, ReplyError, pack
 
 CLOCK = time.perf_counter_ns
 SPIN_NS = 20_000
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """No cyclic-GC pauses inside a measured step (reference counting still frees memory)."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def raise_nofile_limit() -> tuple[int, int]:
@@ -254,7 +268,8 @@ def subscriber_main(params: ConnParams, pipe: Connection) -> None:
             pipe.send({"pong": os.getpid()})
             continue
         try:
-            report = run_subscribers(params, cmd, lambda: pipe.send({"ready": True}))
+            with _no_gc():
+                report = run_subscribers(params, cmd, lambda: pipe.send({"ready": True}))
         except Exception as exc:  # reported to the orchestrator, which raises WorkerFailed
             pipe.send({"error": f"{type(exc).__name__}: {exc}"})
             continue
@@ -381,7 +396,8 @@ def publisher_main(params: ConnParams, pub_id: int, pipe: Connection) -> None:
             pipe.send({"pong": os.getpid()})
             continue
         try:
-            report = run_publisher(params, pub_id, cmd)
+            with _no_gc():
+                report = run_publisher(params, pub_id, cmd)
         except Exception as exc:
             pipe.send({"error": f"{type(exc).__name__}: {exc}"})
             continue
