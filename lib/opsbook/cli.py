@@ -18,13 +18,14 @@ import yaml
 
 from opsbook import audit, execute
 from opsbook import runbook as rbmod
+from opsbook.clikit import OpsbookGroup
 from opsbook.errors import ConfigError, OpsbookError
 from opsbook.settings import audit_root
 
 DOMAINS = ("archive", "migrate", "loki", "pubsub")
 
 
-class _Group(click.Group):
+class _Group(OpsbookGroup):
     """Turns OpsbookError into a message and exit code instead of a traceback.
 
     Domain command groups (``opsbook loki ...``) load on first use, so ``opsbook --help``
@@ -41,15 +42,6 @@ class _Group(click.Group):
             if isinstance(group, click.Command):
                 return group
         return command
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except OpsbookError as exc:
-            click.secho(f"error: {exc.message}", fg="red", err=True)
-            if exc.hint:
-                click.echo(f"  hint: {exc.hint}", err=True)
-            ctx.exit(exc.exit_code)
 
 
 @click.group(cls=_Group)

@@ -10,26 +10,13 @@ from typing import Any
 import click
 import orjson
 
-from opsbook.errors import ConfigError, OpsbookError
+from opsbook.clikit import OpsbookGroup
+from opsbook.errors import ConfigError
 from opsbook.loki.http import LokiHTTP, is_log_query
 from opsbook.loki.source import resolve_window
 from opsbook.loki.timeutil import ns_to_rfc3339
 
-
-class _LokiGroup(click.Group):
-    """Turns OpsbookError into a message and its exit code (also when run standalone)."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except OpsbookError as exc:
-            click.secho(f"error: {exc.message}", fg="red", err=True)
-            if exc.hint:
-                click.echo(f"  hint: {exc.hint}", err=True)
-            ctx.exit(exc.exit_code)
-
-
-cli = _LokiGroup(
+cli = OpsbookGroup(
     name="loki",
     help="Loki: export logs, validate and backtest alert rules, generate demo logs.",
 )

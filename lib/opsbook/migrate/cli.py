@@ -8,23 +8,9 @@ from typing import Any
 
 import click
 
-from opsbook.errors import OpsbookError
+from opsbook.clikit import OpsbookGroup
 
-
-class _Group(click.Group):
-    """Turns OpsbookError into a message and its exit code (also when run standalone)."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except OpsbookError as exc:
-            click.secho(f"error: {exc.message}", fg="red", err=True)
-            if exc.hint:
-                click.echo(f"  hint: {exc.hint}", err=True)
-            ctx.exit(exc.exit_code)
-
-
-cli = _Group(
+cli = OpsbookGroup(
     name="migrate",
     help="Chroma → Qdrant migration with backup, verification and an atomic alias cutover.",
 )

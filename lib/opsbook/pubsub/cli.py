@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
-from opsbook.errors import OpsbookError
+from opsbook.clikit import OpsbookGroup
 
-
-class _Group(click.Group):
-    """Turns OpsbookError into a message and its exit code."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except OpsbookError as exc:
-            click.secho(f"error: {exc.message}", fg="red", err=True)
-            if exc.hint:
-                click.echo(f"  hint: {exc.hint}", err=True)
-            ctx.exit(exc.exit_code)
-
-
-cli = _Group(
+cli = OpsbookGroup(
     name="pubsub",
     help="Redis pub/sub benchmark: endpoint check, latency sweep, redis-benchmark baseline.",
 )
