@@ -214,3 +214,54 @@ def test_reruns_never_overwrite(write_runbook, audit_dir: Path) -> None:
     for rel, digest in run_json["artifacts"].items():
         assert audit.sha256_file(second.folder / rel) == digest
     assert {"python", "packages", "suite_commit"} <= set(run_json["environment"])
+
+
+@pytest.mark.parametrize("log_output", [True, False])
+def test_log_output_streams_cell_output(
+    write_runbook, audit_dir: Path, capsys, log_output: bool
+) -> None:
+    path = write_runbook("""
+    name: chatty
+    steps:
+      - id: one
+        notebook: notebooks/add.ipynb
+        parameters: {x: 40}
+    """)
+    result = execute.run(path, {}, opts(audit_dir, log_output=log_output))
+    assert result.status == "succeeded"
+    shown = capsys.readouterr().err
+    assert ("total is 42" in shown) is log_output
+    log = (result.folder / "steps/one/step.log").read_text()
+    assert "total is 42" in log  # the step log always has the cell output
+
+
+def test_resume_a_failed_run_and_interactive_gate(
+    write_runbook, audit_dir: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "marker"
+    path = write_runbook(f"""
+    name: failthenfix
+    steps:
+      - id: ok
+        notebook: notebooks/add.ipynb
+      - id: flaky
+        notebook: notebooks/flaky.ipynb
+        parameters: {{marker: "{marker}"}}
+      - id: gate
+        gate: approval
+    """)
+    failed = execute.run(path, {}, opts(audit_dir))
+    assert failed.status == "failed"
+    asked: list[str] = []
+
+    def confirm(message: str) -> bool:
+        asked.append(message)
+        return True
+
+    resumed = execute.resume(failed.run_id, opts(audit_dir, interactive=True, confirm=confirm))
+    assert resumed.status == "succeeded"
+    assert [s["status"] for s in resumed.data["steps"]] == ["carried", "succeeded", "approved"]
+    assert asked and "gate" in asked[0]
+    assert resumed.data["approvals"][0]["via"] == "prompt"
+    with pytest.raises(Exception, match="nothing to resume"):
+        execute.resume(resumed.run_id, opts(audit_dir))

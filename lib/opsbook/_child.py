@@ -9,6 +9,7 @@ outcome to ``SPEC.json``'s ``result_path``: status, error name, value and cell i
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,29 @@ def _outcome(exc: BaseException | None) -> dict[str, Any]:
     }
 
 
+LOG_PREFIX = "│ "
+
+
+class _PrefixedFormatter(logging.Formatter):
+    """Prefix every line of papermill's log (cell output included) so the runner can tell
+    it apart from the progress bar and show it only with ``--log-output``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "\n".join(LOG_PREFIX + line for line in super().format(record).splitlines())
+
+
+def _log_to_stdout() -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(_PrefixedFormatter("%(message)s"))
+    logger = logging.getLogger("papermill")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 def main(spec_path: str) -> int:
     spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+    _log_to_stdout()
     import papermill
 
     error: BaseException | None = None

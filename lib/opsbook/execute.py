@@ -531,14 +531,18 @@ def _run_child(
 
 
 def _pump(stream: IO[str], log: IO[str], options: RunOptions) -> None:
+    """Copy the child's output to the step log; show progress (and, with ``--log-output``,
+    papermill's cell output) on the terminal."""
+    from opsbook._child import LOG_PREFIX
+
     for line in stream:
         log.write(line)
         log.flush()
-        is_cell_output = (
-            " - INFO - " in line and "Executing" not in line and "Ending Cell" not in line
-        )
-        if options.log_output or not is_cell_output:
-            sys.stderr.write(line)
+        progress, prefix, logged = line.partition(LOG_PREFIX)
+        if progress.strip() and "Kernel is running over TCP without encryption" not in progress:
+            sys.stderr.write(progress if prefix else line)
+        if prefix and options.log_output:
+            sys.stderr.write(prefix + logged)
 
 
 def _kill_tree(pid: int) -> None:
