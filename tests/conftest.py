@@ -58,6 +58,14 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
             'opsbook.record("points", n)',
         ],
     ),
+    "figure": (
+        "n = 5  # points\n",
+        [
+            "import opsbook\nfrom matplotlib.figure import Figure",
+            "fig = Figure(figsize=(4, 3))\nfig.subplots().plot(range(n))\nfig",
+            'opsbook.record("points", n)',
+        ],
+    ),
 }
 
 

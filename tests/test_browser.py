@@ -27,6 +27,8 @@ def test_index_and_step_report_render(chromium: str, write_runbook, audit_dir: P
     steps:
       - id: chart
         notebook: notebooks/chart.ipynb
+      - id: figure
+        notebook: notebooks/figure.ipynb
       - id: boom
         notebook: notebooks/fail.ipynb
     """)
@@ -52,6 +54,10 @@ def test_index_and_step_report_render(chromium: str, write_runbook, audit_dir: P
     assert report.console_errors == [] and report.broken_images == []
     assert len(report.images) == 1  # the chart
     assert "chart: succeeded" in report.probe and "import matplotlib" not in report.probe
+
+    # a bare matplotlib Figure (what the library charts return) renders as an image too
+    figure = check_page(result.folder / "steps/figure/report.html")
+    assert len(figure.images) == 1 and figure.broken_images == []
 
     failed = check_page(result.folder / "steps/boom/report.html", probe="document.body.innerText")
     assert "boom: failed" in failed.probe and "ValueError" in failed.probe

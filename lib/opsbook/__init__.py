@@ -5,3 +5,28 @@ from opsbook.record import MIME_TYPE, record, results
 
 __all__ = ["MIME_TYPE", "OpsbookError", "record", "results", "__version__"]
 __version__ = "0.1.0"
+
+
+def _show_figures_inline() -> None:
+    """In a Jupyter kernel, display matplotlib ``Figure`` objects as PNG images.
+
+    Library charts return ``matplotlib.figure.Figure`` without going through pyplot, and
+    IPython only registers the PNG formatter for figures once pyplot's inline backend is
+    activated; without this a chart shows up as ``<Figure size 800x600>`` in notebooks and
+    reports.
+    """
+    import sys
+
+    if "IPython" not in sys.modules:
+        return
+    try:
+        from IPython import get_ipython
+        from IPython.core.pylabtools import select_figure_formats
+    except ImportError:  # pragma: no cover
+        return
+    shell = get_ipython()
+    if shell is not None and hasattr(shell, "display_formatter"):
+        select_figure_formats(shell, {"png"}, bbox_inches="tight")
+
+
+_show_figures_inline()
