@@ -103,7 +103,7 @@ def warm_run(logs: LocalLogs, query: str, start: int, end: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=2, help="cold runs per query (best kept)")
+    parser.add_argument("--repeat", type=int, default=3, help="cold runs per query (best kept)")
     args = parser.parse_args()
     print(f"load average before: {_loadavg()}")
     with tempfile.TemporaryDirectory() as tmp:
