@@ -820,3 +820,30 @@ def test_columnar_caches_serve_a_sequence_of_different_queries(
     monkeypatch.setattr(columnar, "FAST_PATH", True)
     assert store.query(narrow, time=ns(30)) == expected_narrow  # a slice, not the stream
     assert expected_narrow["result"]
+
+
+@pytest.mark.parametrize("arrow", [False, True])
+def test_error_series_show_numbers_and_errors_as_the_json_stage_wrote_them(
+    arrow: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opsbook.loki.logql import columnar
+
+    store = LocalLogs([])
+    lines = [
+        '{"__error__": "x", "latency_ms": 5.50, "v": "abc"}',  # unwrap error replaces "x"
+        '{"latency_ms": 7, "v": "1.5"}',
+        '{"latency_ms": 1e2, "v": "nope"}',
+    ]
+    store.add_lines({"app": "e"}, [(ns(i), line) for i, line in enumerate(lines)])
+    monkeypatch.setattr(columnar, "ARROW_JSON", arrow)
+    for query in (
+        'sum by (__error__) (sum_over_time({app="e"} | json | latency_ms > 0 | unwrap v [1m]))',
+        'sum by (app) (count_over_time({app="e"} | json | latency_ms > 0 | v > 1 [1m]))',
+    ):
+        monkeypatch.setattr(columnar, "FAST_PATH", False)
+        expected = _outcome(store, query)
+        monkeypatch.setattr(columnar, "FAST_PATH", True)
+        for stream in store._streams.values():
+            stream.cache.clear()
+        assert _outcome(store, query) == expected
+        assert isinstance(expected, tuple) and "Err" in expected[1]

@@ -401,9 +401,11 @@ class _Run:
         for name, arr in self.cols.items():
             if arr[row] is not None:
                 labels[name] = arr[row]
-        if any(has[row] for _values, has in self.nums.values()):
+        numbers = [name for name, (_values, has) in self.nums.items() if has[row]]
+        if numbers:  # their text: what the json stage itself writes for this line
             assert self.plan.hints is not None
-            labels.update(_reference_json(self.stream.lines[row], self.base, self.plan.hints))
+            written = _reference_json(self.stream.lines[row], self.base, self.plan.hints)
+            labels.update((name, written[name]) for name in numbers)
         return tuple(sorted((k, v) for k, v in labels.items() if v != ""))
 
     def split(
