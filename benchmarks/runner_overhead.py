@@ -31,8 +31,11 @@ CELLS = [
 
 def make_project(root: Path) -> Path:
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     param = nbformat.v4.new_code_cell(PARAMS)
     param.metadata["tags"] = ["parameters"]
     nb.cells = [param, *(nbformat.v4.new_code_cell(c) for c in CELLS)]
@@ -78,10 +81,14 @@ def main() -> None:
     script, run, step = (statistics.median(x) for x in (scripts, runs, steps))
     print(f"repeats: {args.repeats} (medians)")
     print(f"plain python script          : {script:7.2f} s")
-    print(f"papermill step (kernel+exec) : {step:7.2f} s   ratio {step / script:5.1f}x  "
-          f"overhead {step - script:+.2f} s")
-    print(f"whole opsbook run (1 step)   : {run:7.2f} s   ratio {run / script:5.1f}x  "
-          f"overhead {run - script:+.2f} s (adds record, reports, ledger, index)")
+    print(
+        f"papermill step (kernel+exec) : {step:7.2f} s   ratio {step / script:5.1f}x  "
+        f"overhead {step - script:+.2f} s"
+    )
+    print(
+        f"whole opsbook run (1 step)   : {run:7.2f} s   ratio {run / script:5.1f}x  "
+        f"overhead {run - script:+.2f} s (adds record, reports, ledger, index)"
+    )
 
 
 if __name__ == "__main__":
