@@ -25,7 +25,7 @@ import selectors
 import socket
 import time
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -257,9 +257,9 @@ def run_subscribers(params: ConnParams, cmd: dict[str, Any], ready: Any) -> dict
     }
 
 
-def subscriber_main(params: ConnParams, pipe: Connection) -> None:
-    """Entry point of a subscriber process: serve step commands until ``stop``."""
-    raise_nofile_limit()
+def _serve(pipe: Connection, handle: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """Serve orchestrator commands on ``pipe`` until ``stop``: ``ping`` answers with the pid,
+    anything else runs ``handle`` (GC paused) and sends its report or the error."""
     while True:
         cmd = pipe.recv()
         if cmd["op"] == "stop":
@@ -269,11 +269,17 @@ def subscriber_main(params: ConnParams, pipe: Connection) -> None:
             continue
         try:
             with _no_gc():
-                report = run_subscribers(params, cmd, lambda: pipe.send({"ready": True}))
+                report = handle(cmd)
         except Exception as exc:  # reported to the orchestrator, which raises WorkerFailed
             pipe.send({"error": f"{type(exc).__name__}: {exc}"})
             continue
         pipe.send(report)
+
+
+def subscriber_main(params: ConnParams, pipe: Connection) -> None:
+    """Entry point of a subscriber process: serve step commands until ``stop``."""
+    raise_nofile_limit()
+    _serve(pipe, lambda cmd: run_subscribers(params, cmd, lambda: pipe.send({"ready": True})))
 
 
 # --------------------------------------------------------------------------- publisher
@@ -388,17 +394,4 @@ def _sleep_until(target_ns: int) -> None:
 
 def publisher_main(params: ConnParams, pub_id: int, pipe: Connection) -> None:
     """Entry point of a publisher process: serve ``run`` commands until ``stop``."""
-    while True:
-        cmd = pipe.recv()
-        if cmd["op"] == "stop":
-            return
-        if cmd["op"] == "ping":
-            pipe.send({"pong": os.getpid()})
-            continue
-        try:
-            with _no_gc():
-                report = run_publisher(params, pub_id, cmd)
-        except Exception as exc:
-            pipe.send({"error": f"{type(exc).__name__}: {exc}"})
-            continue
-        pipe.send(report)
+    _serve(pipe, lambda cmd: run_publisher(params, pub_id, cmd))
