@@ -225,10 +225,11 @@ class _Run:
         """Copy finished steps of the run being resumed; return where to continue."""
         if not self.previous:
             return 0
-        index = 0
-        for index, old in enumerate(self.previous["steps"]):  # noqa: B007
+        self.data["approvals"] = list(self.previous.get("approvals", []))
+        ids = [s.id for s in self.rb.steps]
+        for old in self.previous["steps"]:
             if old["status"] not in ("succeeded", "skipped", "approved", "carried"):
-                break
+                return ids.index(old["id"])
             carried = dict(
                 old,
                 status="carried",
@@ -240,12 +241,6 @@ class _Run:
                 "outputs": old.get("outputs") or {},
                 "status": old["status"],
             }
-        else:
-            index = len(self.previous["steps"])
-        self.data["approvals"] = list(self.previous.get("approvals", []))
-        ids = [s.id for s in self.rb.steps]
-        if index < len(self.previous["steps"]):
-            return ids.index(self.previous["steps"][index]["id"])
         return len(ids)
 
     def _context(self, step: Step) -> dict[str, Any]:
@@ -390,9 +385,8 @@ class _Run:
                 "rollback_for": step.id,
             }
             self.data["steps"].append(rb_entry)
-            self._notebook(
-                rollback, rb_entry, self._context(rollback)
-            ) if not rollback.is_gate else None
+            if not rollback.is_gate:
+                self._notebook(rollback, rb_entry, self._context(rollback))
         return "abort"
 
     def _read_outputs(self, nb_path: Path) -> dict[str, Any]:

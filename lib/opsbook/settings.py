@@ -44,11 +44,3 @@ def secret(env_name: str | None, *, required: bool = False) -> str | None:
 def audit_root() -> Path:
     """Root folder of audit records: ``$OPSBOOK_AUDIT_DIR`` or ``./audit``."""
     return Path(os.environ.get("OPSBOOK_AUDIT_DIR", "audit")).resolve()
-
-
-def redact(text: str, secrets: set[str] | None = None) -> str:
-    """Replace every known secret value in ``text`` with ``***``."""
-    for value in sorted((secrets or set()) | _SEEN_SECRETS, key=len, reverse=True):
-        if len(value) >= 4:
-            text = text.replace(value, "***")
-    return text
