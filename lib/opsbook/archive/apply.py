@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from opsbook.archive.classify import Classification
 from opsbook.archive.errors import ArchiveConflict, VerifyFailed
 from opsbook.archive.gitutil import git, head_sha, tracked_files
 from opsbook.archive.inventory import LOCKFILES, _name_rx, _path_rx, disk_usage
+from opsbook.archive.paths import contained, is_within
 from opsbook.archive.txn import Transaction
 from opsbook.errors import ConfigError
 
@@ -52,6 +53,17 @@ class Move:
     monthly_cost: float
     edits: list[ws.Edit] = field(default_factory=list)
     workflows: list[tuple[str, str]] = field(default_factory=list)
+    archived_at: str = ""
+
+    @classmethod
+    def from_entry(cls, entry: dict[str, Any]) -> Move:
+        """A move read back from an ``archive.json`` entry (unknown keys ignored)."""
+        known = {f.name for f in fields(cls)} - {"edits", "workflows"}
+        return cls(
+            **{k: v for k, v in entry.items() if k in known},
+            edits=[ws.Edit(**e) for e in entry.get("edits", [])],
+            workflows=[(w[0], w[1]) for w in entry.get("workflows", [])],
+        )
 
 
 @dataclass
@@ -70,6 +82,7 @@ class ArchivePlan:
     monthly_saving_usd: float
     readme: str = ""
     commit_message: str = ""
+    earlier: list[Move] = field(default_factory=list)  # already in archive_dir (earlier batches)
 
     @property
     def apps_after(self) -> int:
@@ -93,14 +106,49 @@ class ArchivePlan:
         )
 
 
+def check_archive_dir(repo: Path, rel: str, apps_dirs: list[str]) -> str:
+    """Refuse an archive folder that is the repo root, inside ``.git``, inside an apps dir
+    (or holding one), or that leads out of the repository through a symlink."""
+    hint = 'use a folder of its own outside the apps dirs, e.g. "archive/{date}-experimental-apps"'
+    if rel in ("", "."):
+        raise ConfigError(
+            "archive_dir is the repository root: the apps would be moved into the repo itself",
+            hint=hint,
+        )
+    contained(repo, rel, "archive_dir")
+    for d in apps_dirs:
+        if is_within(rel, d):
+            raise ConfigError(
+                f"archive_dir {rel!r} is inside the apps dir {d!r}, so archived apps would "
+                "still count as apps",
+                hint=hint,
+            )
+        if is_within(d, rel):
+            raise ConfigError(
+                f"archive_dir {rel!r} holds the apps dir {d!r}: the archive would mix with live "
+                "apps",
+                hint=hint,
+            )
+    return rel
+
+
 def _archive_dir(template: str, day: date) -> str:
     rel = ws.norm(template.replace("{date}", day.isoformat()))
-    if not rel or rel.startswith("/") or ".." in rel.split("/") or os.path.isabs(template):
+    if rel.startswith("/") or ".." in rel.split("/") or os.path.isabs(template):
         raise ConfigError(
             f"archive_dir {template!r} must be a relative folder inside the repository",
             hint='use e.g. "archive/{date}-experimental-apps"',
         )
     return rel
+
+
+def _earlier_moves(repo: Path, rel: str) -> list[Move]:
+    """Apps already archived in ``rel`` by an earlier batch (its ``archive.json``)."""
+    path = contained(repo, f"{rel}/{MANIFEST}", "archive manifest")
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return [Move.from_entry(e) for e in data.get("apps", [])]
 
 
 def plan_archive(
@@ -114,15 +162,16 @@ def plan_archive(
     """
     inv = classification.inventory
     repo = inv.repo
-    rel = _archive_dir(archive_dir, day or datetime.now(UTC).date())
-    if any(rel == d or rel.startswith(d + "/") for d in inv.apps_dirs):
-        raise ConfigError(
-            f"archive_dir {rel!r} is inside an apps dir, so archived apps would still count",
-            hint='pick a folder outside apps_dirs, e.g. "archive/{date}-experimental-apps"',
-        )
+    rel = check_archive_dir(
+        repo, _archive_dir(archive_dir, day or datetime.now(UTC).date()), inv.apps_dirs
+    )
+    earlier = _earlier_moves(repo, rel)
     names = classification.candidates
     apps = {inv.app(n).path: inv.app(n).package for n in names}
     edits = ws.plan_edits(repo, apps)
+    for e in edits:
+        contained(repo, e.file, "config file")
+    folder_names = [inv.app(n).name for n in names] + [m.app for m in earlier]
     moves: list[Move] = []
     archived_paths = set(apps)
     shared = {
@@ -132,7 +181,8 @@ def plan_archive(
     }
     for n in names:
         a, v = inv.app(n), classification.verdicts[n]
-        dst = f"{rel}/{a.name}"
+        # two apps of the same name (apps/web, packages/web) get their path as folder name
+        dst = f"{rel}/{a.name if folder_names.count(a.name) == 1 else a.path.replace('/', '__')}"
         if (repo / dst).exists():
             raise ArchiveConflict(
                 f"{dst} already exists", hint="pick another archive_dir or restore it first"
@@ -171,8 +221,9 @@ def plan_archive(
         len(inv.apps),
         classification.bytes_reclaimable,
         classification.monthly_saving_usd,
+        earlier=earlier,
     )
-    plan.readme = render_readme(plan)
+    plan.readme = render_readme(plan.archive_dir, earlier + moves, plan.apps_dirs, plan.lockfiles)
     plan.commit_message = _commit_message(plan)
     return plan
 
@@ -181,29 +232,34 @@ def _fmt_bytes(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
 
 
-def _restore_cmds(plan: ArchivePlan, m: Move) -> list[str]:
+def _restore_cmds(lockfiles: list[str], m: Move) -> list[str]:
     cmds = [f"opsbook archive restore . {m.app}", "# or by hand:", f"git mv {m.dst} {m.src}"]
     for e in m.edits:
         cmds.append(f"# put back in {e.file} ({'.'.join(e.path)}): {e.raw.strip()}")
     for src, dst in m.workflows:
         cmds.append(f"git mv {dst} {src}")
-    cmds.extend(LOCK_COMMANDS[lf] for lf in plan.lockfiles if lf in LOCK_COMMANDS)
+    cmds.extend(LOCK_COMMANDS[lf] for lf in lockfiles if lf in LOCK_COMMANDS)
     return cmds
 
 
-def render_readme(plan: ArchivePlan) -> str:
-    """The archive's README: each app, why, last commit, size, deploys, how to restore."""
+def render_readme(
+    archive_dir: str, moves: list[Move], apps_dirs: list[str], lockfiles: list[str]
+) -> str:
+    """The archive's README: each app, why, last commit, size, deploys, how to restore.
+
+    ``moves`` are every app in the folder, earlier batches included.
+    """
     lines = [
-        f"# Archived apps ({Path(plan.archive_dir).name})",
+        f"# Archived apps ({Path(archive_dir).name})",
         "",
-        f"{len(plan.moves)} apps moved out of {', '.join(plan.apps_dirs)} by the opsbook archive "
-        "audit. Their history is intact (`git log --follow`). To undo the whole archive, "
-        "`git revert` the commit that created this folder; to bring back one app, use the "
+        f"{len(moves)} apps moved out of {', '.join(apps_dirs)} by the opsbook archive "
+        "audit. Their history is intact (`git log --follow`). To undo a whole batch, "
+        "`git revert` the commit that archived it; to bring back one app, use the "
         "commands under it. Dependency folders (node_modules, .venv, build output) were not "
         "kept: reinstall after restoring.",
         "",
     ]
-    for m in plan.moves:
+    for m in moves:
         lines += [
             f"## {m.app}",
             "",
@@ -217,7 +273,7 @@ def render_readme(plan: ArchivePlan) -> str:
             "- restore:",
             "",
             "  ```sh",
-            *[f"  {c}" for c in _restore_cmds(plan, m)],
+            *[f"  {c}" for c in _restore_cmds(lockfiles, m)],
             "  ```",
             "",
         ]
@@ -293,6 +349,7 @@ def apply_archive(plan: ArchivePlan, commit: bool = True, prune: bool = True) ->
     dependency/build folders of archived apps are deleted (they are regenerable).
     """
     repo = plan.repo
+    check_archive_dir(repo, plan.archive_dir, plan.apps_dirs)
     before = _apps_tree_bytes(repo, plan.apps_dirs)
     with Transaction(repo, "archive apply") as tx:
         if not plan.moves:
@@ -344,15 +401,25 @@ def _move_apps(tx: Transaction, repo: Path, plan: ArchivePlan, prune: bool) -> i
 
 
 def _write_manifest(tx: Transaction, repo: Path, plan: ArchivePlan) -> None:
-    manifest = {
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "archive_dir": plan.archive_dir,
-        "apps_dirs": plan.apps_dirs,
-        "lockfiles": plan.lockfiles,
-        "apps": [_manifest_entry(m) for m in plan.moves],
-    }
+    """Write (or extend) ``archive.json``: a second batch in the same folder adds its apps
+    and a ``batches`` line, it never replaces the entries of the first."""
+    path = contained(repo, f"{plan.archive_dir}/{MANIFEST}", "archive manifest")
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    manifest: dict[str, Any] = (
+        json.loads(path.read_text(encoding="utf-8"))
+        if path.is_file()
+        else {"created": stamp, "archive_dir": plan.archive_dir, "apps": [], "batches": []}
+    )
+    for m in plan.moves:
+        m.archived_at = stamp
+    manifest["apps_dirs"] = sorted({*manifest.get("apps_dirs", []), *plan.apps_dirs})
+    manifest["lockfiles"] = sorted({*manifest.get("lockfiles", []), *plan.lockfiles})
+    manifest["apps"] = [*manifest.get("apps", []), *(_manifest_entry(m) for m in plan.moves)]
+    manifest.setdefault("batches", []).append(
+        {"archived_at": stamp, "apps": [m.app for m in plan.moves]}
+    )
     tx.write(repo / plan.archive_dir / "README.md", plan.readme)
-    tx.write(repo / plan.archive_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    tx.write(path, json.dumps(manifest, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------- verify
@@ -445,7 +512,7 @@ class VerifyReport:
 
 def load_manifest(repo: Path, archive_path: str) -> dict[str, Any]:
     """Read ``<archive_path>/archive.json`` written by apply."""
-    path = repo / archive_path / MANIFEST
+    path = contained(repo, f"{ws.norm(archive_path)}/{MANIFEST}", "archive manifest")
     if not path.is_file():
         raise ConfigError(
             f"no archive manifest at {path}",

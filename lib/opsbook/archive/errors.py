@@ -33,6 +33,10 @@ class NotArchived(ConfigError):
     """Restore found no archive manifest entry for the app."""
 
 
+class UnsafePath(ConfigError):
+    """A path from a manifest, config or parameter leaves the repository or enters .git."""
+
+
 class ApplyFailed(OpsbookError):
     """Apply or restore failed part-way; the tree was put back to where it was."""
 

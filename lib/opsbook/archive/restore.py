@@ -4,15 +4,18 @@ workflows, update the archive's manifest and README, one commit."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from opsbook.archive import workspaces as ws
-from opsbook.archive.apply import LOCK_COMMANDS, MANIFEST, ArchivePlan, Move, render_readme
-from opsbook.archive.errors import ArchiveConflict, NotArchived
+from opsbook.archive.apply import LOCK_COMMANDS, MANIFEST, Move, render_readme
+from opsbook.archive.errors import ArchiveConflict, NotArchived, UnsafePath
 from opsbook.archive.gitutil import git, head_sha, repo_root
+from opsbook.archive.paths import contained, is_within
 from opsbook.archive.txn import Transaction
+from opsbook.errors import ConfigError
 
 
 @dataclass
@@ -28,30 +31,88 @@ class RestoreResult:
     next_steps: list[str]
 
 
+EDIT_KEYS = {f.name for f in fields(ws.Edit)}
+
+
+def _manifests(repo: Path, archive_root: str) -> list[tuple[str, Path]]:
+    """(relative path, path) of every ``archive.json`` one folder below ``archive_root``."""
+    root = contained(repo, ws.norm(archive_root), "archive_root")
+    if not root.is_dir():
+        return []
+    found = []
+    for folder in sorted(os.scandir(root), key=lambda e: e.name):
+        rel = f"{ws.norm(archive_root)}/{folder.name}/{MANIFEST}"
+        if folder.is_dir(follow_symlinks=True) and (root / folder.name / MANIFEST).exists():
+            found.append((rel, contained(repo, rel, "archive manifest")))
+    return found
+
+
+def _check_entry(repo: Path, manifest_rel: str, index: int, entry: object) -> dict[str, Any]:
+    """Every path of one manifest entry, contained in the repository, before anything runs.
+
+    ``dst`` must lie in the manifest's own folder and ``src`` outside it; config edits must
+    be of a kind restore knows. Raises :class:`UnsafePath` or :class:`ConfigError`.
+    """
+    where = f"{manifest_rel} apps[{index}]"
+    if not isinstance(entry, dict) or not isinstance(entry.get("app"), str):
+        raise ConfigError(f"{where} is not an archived-app entry", hint="restore it by hand")
+    folder = manifest_rel.rsplit("/", 1)[0]
+    for key in ("src", "dst"):
+        contained(repo, entry.get(key), f"{where}.{key}")
+    src, dst = ws.norm(entry["src"]), ws.norm(entry["dst"])
+    if not is_within(dst, folder) or dst == folder or is_within(src, folder) or src in ("", "."):
+        raise UnsafePath(
+            f"{where} moves {dst!r} -> {src!r}: an archived app must come from {folder}/ and go "
+            "back outside it; refused, nothing was touched",
+            hint="the manifest was edited by hand: check it against git log",
+        )
+    for i, pair in enumerate(entry.get("workflows", [])):
+        if not (isinstance(pair, list | tuple) and len(pair) == 2):
+            raise ConfigError(f"{where}.workflows[{i}] is not a [from, to] pair")
+        contained(repo, pair[0], f"{where}.workflows[{i}][0]")
+        contained(repo, pair[1], f"{where}.workflows[{i}][1]")
+    for i, edit in enumerate(entry.get("edits", [])):
+        if (
+            not isinstance(edit, dict)
+            or set(edit) != EDIT_KEYS
+            or edit.get("kind") not in ws.EDIT_KINDS
+            or not all(isinstance(p, str) for p in edit.get("path") or [None])
+        ):
+            raise ConfigError(
+                f"{where}.edits[{i}] is not an edit restore knows; nothing was touched",
+                hint="the manifest was edited by hand: check it against git log",
+            )
+        contained(repo, edit.get("file"), f"{where}.edits[{i}].file")
+    return entry
+
+
 def find_archived(
     repo: Path, app: str, archive_root: str = "archive"
 ) -> tuple[Path, dict[str, Any]]:
-    """(manifest path, entry) of the most recent archive holding ``app``."""
-    hits: list[tuple[str, Path, dict[str, Any]]] = []
+    """(manifest path, entry) of the most recent archive holding ``app``.
+
+    Every manifest under ``archive_root`` is read (an archive folder may hold several
+    batches); the entry found is checked with :func:`_check_entry` before it is returned.
+    """
+    hits: list[tuple[str, Path, str, int, dict[str, Any]]] = []
     known: list[str] = []
-    root = repo / archive_root
-    for manifest in sorted(root.glob(f"*/{MANIFEST}")) if root.is_dir() else []:
+    for rel, manifest in _manifests(repo, archive_root):
         data = json.loads(manifest.read_text(encoding="utf-8"))
-        for entry in data.get("apps", []):
-            known.append(entry["app"])
-            if ws.norm(app) in (entry["app"], entry["src"], entry.get("package"), entry["dst"]):
-                hits.append((data.get("created", ""), manifest, entry))
+        for i, entry in enumerate(data.get("apps", []) if isinstance(data, dict) else []):
+            if not isinstance(entry, dict):
+                continue
+            known.append(str(entry.get("app")))
+            names = (entry.get("app"), entry.get("src"), entry.get("package"), entry.get("dst"))
+            if ws.norm(app) in names:
+                when = entry.get("archived_at") or data.get("created", "")
+                hits.append((str(when), manifest, rel, i, entry))
     if not hits:
         raise NotArchived(
             f"no archived app named {app!r} under {archive_root}/",
             hint=f"archived apps: {', '.join(sorted(known)) or 'none'}",
         )
-    _, manifest, entry = max(hits, key=lambda h: h[0])
-    return manifest, entry
-
-
-def _edit(d: dict[str, Any]) -> ws.Edit:
-    return ws.Edit(**d)
+    _, manifest, rel, index, entry = max(hits, key=lambda h: h[0])
+    return manifest, _check_entry(repo, rel, index, entry)
 
 
 def _rewrite_archive(tx: Transaction, repo: Path, manifest: Path, app: str) -> list[str]:
@@ -62,44 +123,20 @@ def _rewrite_archive(tx: Transaction, repo: Path, manifest: Path, app: str) -> l
     if not data["apps"]:
         for name in (MANIFEST, "README.md"):
             if (folder / name).exists():
-                git(
-                    repo,
-                    [
-                        "rm",
-                        "-q",
-                        "--cached",
-                        "--ignore-unmatch",
-                        "--",
-                        str((folder / name).relative_to(repo)),
-                    ],
-                )
+                rel = (folder / name).relative_to(repo).as_posix()
+                git(repo, ["rm", "-q", "--cached", "--ignore-unmatch", "--", rel])
                 (folder / name).unlink()
-        return [str(folder.relative_to(repo))]
-    moves = []
-    for e in data["apps"]:
-        e2 = {k: v for k, v in e.items() if k not in ("edits", "workflows")}
-        moves.append(
-            Move(
-                **e2,
-                edits=[_edit(x) for x in e["edits"]],
-                workflows=[tuple(w) for w in e["workflows"]],
-            )
-        )  # type: ignore[misc]
-    plan = ArchivePlan(
-        repo,
-        data["archive_dir"],
+        return [folder.relative_to(repo).as_posix()]
+    moves = [Move.from_entry(e) for e in data["apps"]]
+    readme = render_readme(
+        folder.relative_to(repo).as_posix(),
         moves,
-        {},
-        data.get("lockfiles", []),
-        {},
         data.get("apps_dirs", ["apps"]),
-        0,
-        0,
-        0.0,
+        data.get("lockfiles", []),
     )
-    tx.write(folder / "README.md", render_readme(plan))
+    tx.write(folder / "README.md", readme)
     tx.write(manifest, json.dumps(data, indent=2) + "\n")
-    return [str(folder.relative_to(repo))]
+    return [folder.relative_to(repo).as_posix()]
 
 
 def _drop_empty_dirs(folder: Path, stop: Path) -> None:
@@ -149,7 +186,7 @@ def restore(
                 tx.rename(repo / w_dst, repo / w_src)
                 workflows.append(w_src)
         for e in reversed(entry.get("edits", [])):
-            if ws.revert_edit(repo, _edit(e)):
+            if ws.revert_edit(repo, ws.Edit(**e)):
                 restored.append(f"{e['file']}: {e['value']}")
         paths = [src, dst, *workflows, *(w for _, w in entry.get("workflows", []))]
         paths += sorted({e["file"] for e in entry.get("edits", [])})
@@ -168,7 +205,7 @@ def restore(
                 ],
             )
             sha = head_sha(repo)
-    _drop_empty_dirs(manifest.parent, repo / archive_root)
+    _drop_empty_dirs(manifest.parent, repo / ws.norm(archive_root))
     return RestoreResult(
         entry["app"],
         src,

@@ -32,10 +32,11 @@ class Transaction:
         self.pruned: list[tuple[Path, Path]] = []
 
     def _inside(self, path: Path) -> Path:
+        """``path`` with its folder resolved; refused outside the repository or in .git."""
         path = path if path.is_absolute() else self.repo / path
         resolved = path.parent.resolve() / path.name
-        if self.repo not in resolved.parents:
-            raise ApplyFailed(f"refusing to touch {path}: outside {self.repo}")
+        if self.repo not in resolved.parents or ".git" in resolved.relative_to(self.repo).parts:
+            raise ApplyFailed(f"refusing to touch {path}: outside the working tree of {self.repo}")
         return resolved
 
     def makedirs(self, folder: Path) -> None:

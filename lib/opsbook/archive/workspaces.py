@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from opsbook.archive import jsonedit
+from opsbook.archive.paths import contained
 from opsbook.errors import ConfigError
 
 #: Folder names holding installed dependencies, build output or caches (regenerable).
@@ -63,6 +64,9 @@ class Package:
     dependencies: set[str] = field(default_factory=set)
     description: str = ""
     keywords: list[str] = field(default_factory=list)
+
+
+EDIT_KINDS = ("json-array", "json-object", "yaml-list")
 
 
 @dataclass
@@ -367,7 +371,7 @@ def _pnpm_edits(repo: Path, apps: dict[str, str | None]) -> list[Edit]:
 
 def apply_edit(repo: Path, edit: Edit) -> None:
     """Remove the entry described by ``edit`` from its file (no-op if already gone)."""
-    path = repo / edit.file
+    path = contained(repo, edit.file, "config file")
     text = path.read_text(encoding="utf-8")
     if edit.kind == "yaml-list":
         lines = text.splitlines(keepends=True)
@@ -387,7 +391,7 @@ def apply_edit(repo: Path, edit: Edit) -> None:
 
 def revert_edit(repo: Path, edit: Edit) -> bool:
     """Put an entry back where it was relative to its neighbours; False if already there."""
-    path = repo / edit.file
+    path = contained(repo, edit.file, "config file")
     if not path.is_file():
         return False
     text = path.read_text(encoding="utf-8")
