@@ -74,11 +74,11 @@ def test_bad_parameters_exit_2(write_runbook, audit_dir: Path, tmp_path: Path) -
     code, out = invoke("run", str(path), "-p", "b=1")
     assert code == 2 and "has no parameter 'b'" in out and "declared parameters: a (int)" in out
     code, out = invoke("run", str(path), "-p", "a=notanint")
-    assert code == 2 and "expects a int" in out
+    assert code == 2 and "expects an int" in out
     code, out = invoke("run", str(path), "-p", "novalue")
     assert code == 2 and "name=value" in out
     code, out = invoke("run", str(tmp_path / "missing.yaml"))
-    assert code == execute.EXIT_INVALID and "does not exist" in out
+    assert code == execute.EXIT_USAGE and "does not exist" in out
     code, out = invoke("run", str(path), "-f", str(tmp_path / "nope.yaml"))
     assert code == 2 and "does not exist" in out
     assert not audit_dir.exists() or not any(audit_dir.iterdir())  # nothing half-written
@@ -99,3 +99,47 @@ def test_params_file_keeps_types(write_runbook, audit_dir: Path, tmp_path: Path)
 def test_show_unknown_run(audit_dir: Path) -> None:
     code, out = invoke("show", "nope")
     assert code == 2 and "is not a run" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "position", "problem"),
+    [
+        ("a: 1\nnames: [x, y\n", ":3:1:", "expected ',' or ']'"),
+        ("a: 1\nnames: !!python/object:os.system {}\n", ":2:8:", "python/object"),
+        ("a: 1\nwhen: 2026-02-30\n", ":2:7:", "not a valid date"),
+    ],
+)
+def test_bad_params_file_names_file_line_and_column(
+    write_runbook, audit_dir: Path, tmp_path: Path, text: str, position: str, problem: str
+) -> None:
+    params = tmp_path / "p.yaml"
+    params.write_text(text)
+    code, out = invoke("run", str(write_runbook(RUNBOOK)), "-f", str(params))
+    assert code == execute.EXIT_USAGE, out
+    assert f"{params}{position}" in out and problem in out
+    assert "Traceback" not in out
+    assert not audit_dir.exists()
+
+
+def test_unknown_gate_refused(write_runbook, audit_dir: Path) -> None:
+    code, out = invoke("run", str(write_runbook(RUNBOOK)), "--approve", "nosuchgate")
+    assert code == execute.EXIT_USAGE
+    assert "no gate 'nosuchgate'" in out and "gates: gate" in out
+    assert not audit_dir.exists()
+
+
+def test_validate_lists_schema_and_semantic_problems_at_once(write_runbook) -> None:
+    bad = write_runbook(
+        RUNBOOK.replace("    message: ok?", "    message: ok?\n    colour: red").replace(
+            "x: ", "nope: "
+        )
+    )
+    code, out = invoke("validate", str(bad))
+    assert code == execute.EXIT_INVALID
+    assert "unknown key 'colour'" in out and "parameter 'nope' is not declared" in out
+
+
+def test_validate_missing_file_is_bad_input(tmp_path: Path) -> None:
+    code, out = invoke("validate", str(tmp_path / "nope.yaml"))
+    assert code == execute.EXIT_USAGE and "does not exist" in out
+

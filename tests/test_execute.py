@@ -265,3 +265,19 @@ def test_resume_a_failed_run_and_interactive_gate(
     assert resumed.data["approvals"][0]["via"] == "prompt"
     with pytest.raises(Exception, match="nothing to resume"):
         execute.resume(resumed.run_id, opts(audit_dir))
+
+
+def test_string_parameter_reaches_the_notebook_as_a_string(write_runbook, audit_dir: Path) -> None:
+    path = write_runbook("""
+    name: typed
+    parameters:
+      tenant: {type: str, default: ""}
+    steps:
+      - id: one
+        notebook: notebooks/add.ipynb
+        parameters: {label: "{{ params.tenant }}"}
+    """)
+    result = execute.run(path, {"tenant": "123456"}, opts(audit_dir))
+    assert result.status == "succeeded"
+    assert result.data["steps"][0]["parameters"] == {"label": "123456"}
+    assert result.data["steps"][0]["outputs"]["label"] == "123456"

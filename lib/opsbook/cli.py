@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
 from opsbook import audit, execute
 from opsbook import runbook as rbmod
@@ -61,10 +60,7 @@ def cli() -> None:
 def _parse_params(pairs: tuple[str, ...], files: tuple[str, ...]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for name in files:
-        path = Path(name)
-        if not path.is_file():
-            raise ConfigError(f"parameters file {name} does not exist")
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = rbmod.read_yaml(Path(name), "parameters file") or {}
         if not isinstance(data, dict):
             raise ConfigError(f"parameters file {name} must be a mapping of name: value")
         params.update(data)
@@ -101,21 +97,22 @@ def validate(paths: tuple[str, ...]) -> None:
     files = [Path(p) for p in paths] or rbmod.discover(Path.cwd())
     if not files:
         raise ConfigError("no runbooks found", hint="run from the project root or pass paths")
-    bad = 0
+    codes = set()
     for path in files:
         try:
-            problems = rbmod.validate(rbmod.load(path))
+            problems = rbmod.check_file(path)
         except OpsbookError as exc:
             problems = [exc.message]
+            codes.add(exc.exit_code)
         if problems:
-            bad += 1
+            codes.add(execute.EXIT_INVALID)
             click.secho(f"✗ {path}", fg="red")
             for problem in problems:
                 click.echo(f"    {problem}")
         else:
             click.secho(f"✓ {path}", fg="green")
-    if bad:
-        sys.exit(execute.EXIT_INVALID)
+    if codes:  # a missing file (2) before an invalid runbook (4)
+        sys.exit(min(codes))
 
 
 @cli.command()

@@ -38,6 +38,7 @@ from opsbook.record import results_from_notebook
 from opsbook.runbook import (
     LoadedRunbook,
     Step,
+    check_approvals,
     evaluate_condition,
     load,
     render,
@@ -91,6 +92,7 @@ def run(
     options = options or RunOptions()
     loaded = load(path)
     check(loaded)
+    check_approvals(loaded.runbook, options.approve)
     resolved = resolve_parameters(loaded.runbook, params or {})
     return _Run(loaded, resolved, options).execute()
 
@@ -109,6 +111,7 @@ def resume(run_id: str, options: RunOptions | None = None) -> RunResult:
     loaded.path = Path(previous["runbook"]["path"])
     loaded.root = Path(previous["project_root"])
     check(loaded)
+    check_approvals(loaded.runbook, options.approve)
     state = _Run(loaded, previous["parameters"], options, previous=previous)
     return state.execute()
 

@@ -6,29 +6,46 @@ passes is declared in that notebook's ``parameters`` cell, literal values fit th
 declared types, and every template names a real parameter, an earlier step and an
 output that step's notebook records.
 
-Templates are Jinja2 *native* templates, so ``"{{ steps.audit.outputs.candidates }}"``
-arrives in the notebook as a list, not as its string form.
+Templates are sandboxed Jinja2 templates that keep types: a template that is one
+``{{ expression }}`` passes the expression's value unchanged, so
+``"{{ steps.audit.outputs.candidates }}"`` arrives in the notebook as a list and a ``str``
+parameter that looks like a number stays a string; a template mixing text and expressions
+is a string. Nothing is ever ``literal_eval``-ed, and attributes starting with ``_`` are
+out of reach (``jinja2.sandbox``).
 """
 
 from __future__ import annotations
 
 import ast
+import copy
+import datetime as dt
+import json
+import math
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Literal
 
 import papermill
 import yaml
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
-from jinja2.exceptions import UndefinedError
-from jinja2.nativetypes import NativeEnvironment
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.nativetypes import NativeCodeGenerator, NativeTemplate
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from opsbook.errors import ConfigError, RunbookError
 
-ParamType = Literal["str", "int", "float", "bool", "path", "enum", "list", "dict"]
+ParamType = Literal["str", "int", "float", "bool", "path", "enum", "list", "dict", "date"]
+#: Largest accepted runbook parameter, measured as JSON. Bigger data belongs in a file
+#: whose path is the parameter: a parameter is copied into the record, the step entry,
+#: the injected notebook cell and its metadata.
+MAX_PARAM_BYTES = 64 * 1024
+#: Longest accepted ``timeout_s`` of a step (a week).
+MAX_TIMEOUT_S = 7 * 24 * 3600
 TEMPLATE_ROOTS = {"params", "steps", "run", "step"}
 _RECORD_CALL = re.compile(r"""record\(\s*["']([A-Za-z_]\w*)["']""")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -43,6 +60,8 @@ class ParamSpec(BaseModel):
     required: bool = False
     default: Any = None
     allowed: list[Any] | None = None
+    min: float | None = Field(default=None, allow_inf_nan=False)
+    max: float | None = Field(default=None, allow_inf_nan=False)
     help: str = ""
 
 
@@ -73,7 +92,7 @@ class Step(BaseModel):
     notebook: str | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
     when: str | None = None
-    timeout_s: float | None = None
+    timeout_s: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
     retries: int = Field(default=0, ge=0, le=10)
     on_failure: str = "abort"
     gate: Literal["approval"] | None = None
@@ -177,31 +196,145 @@ def project_root_for(path: Path) -> Path:
     return path.parent.parent if path.parent.name == "runbooks" else path.parent
 
 
-def load(path: str | Path) -> LoadedRunbook:
-    """Read and schema-check a runbook file; raise :class:`RunbookError` naming the field."""
-    path = Path(path)
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` whose impossible dates (2026-02-30) are errors with a position."""
+
+
+def _timestamp(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} is not a valid date ({exc})", node.start_mark
+        ) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
+
+def read_yaml(path: Path, what: str, error: type[ConfigError] = ConfigError) -> Any:
+    """Parse a YAML file (safe tags only); raise ``error`` naming ``file:line:column``.
+
+    >>> read_yaml(Path("params.yaml"), "parameters file")  # doctest: +SKIP
+    ConfigError: parameters file params.yaml:2:8: could not determine a constructor ...
+    """
     if not path.is_file():
-        raise RunbookError(
+        raise ConfigError(f"{what} {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        hint = "only plain YAML values are accepted (no !! tags)" if "tag" in problem else None
+        raise error(f"{what} {where}: not valid YAML: {problem}", hint=hint) from None
+    except yaml.YAMLError as exc:
+        raise error(f"{what} {path}: not valid YAML: {exc}") from None
+
+
+def _read_runbook(path: Path) -> tuple[str, dict[str, Any]]:
+    if not path.is_file():
+        raise ConfigError(
             f"runbook file {path} does not exist",
             hint="pass a path like runbooks/archive-experimental-apps.yaml (see `opsbook validate`)",
         )
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise RunbookError(f"{path}: not valid YAML: {exc}") from None
+    data = read_yaml(path, "runbook", RunbookError)
     if not isinstance(data, dict):
         raise RunbookError(f"{path}: a runbook is a mapping with name, parameters and steps")
+    return path.read_text(encoding="utf-8"), data
+
+
+def load(path: str | Path) -> LoadedRunbook:
+    """Read and schema-check a runbook file; raise :class:`RunbookError` naming the field.
+
+    A missing file is a :class:`ConfigError` (bad input, exit 2).
+    """
+    path = Path(path)
+    text, data = _read_runbook(path)
     try:
         runbook = Runbook.model_validate(data)
     except ValidationError as exc:
-        raise RunbookError(f"{path}: {_describe_validation(exc, data)}") from None
+        raise RunbookError(f"{path}: {'; '.join(_describe_validation(exc, data))}") from None
     return LoadedRunbook(
         path=path.resolve(), root=project_root_for(path), text=text, runbook=runbook
     )
 
 
-def _describe_validation(exc: ValidationError, data: dict[str, Any]) -> str:
+def check_file(path: str | Path) -> list[str]:
+    """Every problem of a runbook file in one pass: schema errors, then semantic ones.
+
+    Where the schema refuses a field, the semantic checks run on the file without it
+    (an unknown key, a bad ``timeout_s`` or type is left out; a step or section missing
+    a required field is left out whole), so fixing one list does not reveal another.
+    """
+    path = Path(path)
+    text, data = _read_runbook(path)
+    schema_problems: list[str] = []
+    refused_specs: set[str] = set()  # parameters whose spec lost a field
+    runbook = None
+    for _ in range(50):  # each pass removes at least one offending key
+        try:
+            runbook = Runbook.model_validate(data)
+            break
+        except ValidationError as exc:
+            for line in _describe_validation(exc, data):
+                if f"{path.name}: {line}" not in schema_problems:
+                    schema_problems.append(f"{path.name}: {line}")
+            refused_specs |= {
+                str(e["loc"][1]) for e in exc.errors() if e["loc"][:1] == ("parameters",)
+            }
+            data = _without_errors(data, exc, path)
+    if runbook is None:
+        return schema_problems
+    loaded = LoadedRunbook(
+        path=path.resolve(), root=project_root_for(path), text=text, runbook=runbook
+    )
+    noise = tuple(f"{path.name}: parameter {name!r} " for name in refused_specs)
+    return schema_problems + [p for p in validate(loaded) if not p.startswith(noise)]
+
+
+_GONE = object()
+
+
+def _without_errors(data: dict[str, Any], exc: ValidationError, path: Path) -> dict[str, Any]:
+    """A copy of ``data`` without the values the schema refused."""
+    data = copy.deepcopy(data)
+    for err in exc.errors():
+        loc = list(err["loc"])
+        if err["type"] == "missing" and len(loc) == 1:
+            data[loc[0]] = path.stem if loc[0] == "name" else []
+            continue
+        if err["type"] == "missing":
+            loc = loc[:-1]  # drop the whole step / section / secret
+        _drop(data, loc)
+    return _purge(data)
+
+
+def _drop(data: Any, loc: list[Any]) -> None:
+    """Mark the deepest existing container entry along ``loc`` as gone."""
+    parent: Any = None
+    key: Any = None
+    node = data
+    for part in loc:
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if not (in_dict or in_list):
+            break
+        parent, key, node = node, part, node[part]
+    if parent is not None:
+        parent[key] = _GONE
+
+
+def _purge(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _purge(v) for k, v in node.items() if v is not _GONE}
+    if isinstance(node, list):
+        return [_purge(v) for v in node if v is not _GONE]
+    return node
+
+
+def _describe_validation(exc: ValidationError, data: dict[str, Any]) -> list[str]:
     lines = []
     for err in exc.errors():
         loc = list(err["loc"])
@@ -210,13 +343,14 @@ def _describe_validation(exc: ValidationError, data: dict[str, Any]) -> str:
         if err["type"] == "extra_forbidden":
             msg = f"unknown key {loc[-1]!r} (check the spelling; see the runbook schema in README)"
         lines.append(f"{where}: {msg}")
-    return "; ".join(lines)
+    return lines
 
 
 def _location(loc: list[Any], data: dict[str, Any]) -> str:
     if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
         steps = data.get("steps") or []
-        step_id = steps[loc[1]].get("id", f"#{loc[1]}") if loc[1] < len(steps) else loc[1]
+        step = steps[loc[1]] if isinstance(steps, list) and loc[1] < len(steps) else None
+        step_id = step.get("id", f"#{loc[1]}") if isinstance(step, dict) else f"#{loc[1]}"
         rest = ".".join(str(p) for p in loc[2:])
         return f"step {step_id!r}" + (f" {rest}" if rest else "")
     return ".".join(str(p) for p in loc) or "runbook"
@@ -224,7 +358,40 @@ def _location(loc: list[Any], data: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------------ templating
 
-_ENV = NativeEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
+
+def _typed_concat(values: Iterable[Any]) -> Any:
+    """One output node keeps its value and type; several are joined as a string.
+
+    Unlike ``jinja2.nativetypes.native_concat`` nothing is ``literal_eval``-ed, so the
+    string ``"123"`` stays a string and ``"[{{ a }}]"`` is text, not a list.
+    """
+    iterator: Iterator[Any] = iter(values)
+    head = list(islice(iterator, 2))
+    if len(head) == 1:
+        return head[0]
+    return "".join(str(v) for v in chain(head, iterator))
+
+
+class _TypedTemplate(NativeTemplate):
+    """A native template rendered with :func:`_typed_concat`."""
+
+    def render(self, *args: Any, **kwargs: Any) -> Any:
+        ctx = self.new_context(dict(*args, **kwargs))
+        try:
+            return _typed_concat(self.root_render_func(ctx))
+        except Exception:
+            return self.environment.handle_exception()
+
+
+class TemplateEnvironment(ImmutableSandboxedEnvironment):
+    """Sandboxed (no ``_`` attributes, no mutating methods) and type-keeping."""
+
+    code_generator_class = NativeCodeGenerator
+    template_class = _TypedTemplate
+    concat = staticmethod(_typed_concat)  # type: ignore[assignment]
+
+
+_ENV = TemplateEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
 
 
 def is_template(value: Any) -> bool:
@@ -248,6 +415,8 @@ def render(value: Any, context: dict[str, Any]) -> Any:
         if isinstance(result, Undefined):
             str(result)  # raises UndefinedError naming what is missing
         return result
+    except SecurityError as exc:
+        raise RunbookError(f"template {value!r} is unsafe: {exc.message}") from None
     except UndefinedError as exc:
         raise RunbookError(
             f"template {value!r} refers to something that does not exist: {exc.message}",
@@ -266,6 +435,8 @@ def evaluate_condition(expr: str, context: dict[str, Any]) -> bool:
             value = _ENV.compile_expression(expr)(**context)
             if isinstance(value, Undefined):
                 str(value)
+        except SecurityError as exc:
+            raise RunbookError(f"condition {expr!r} is unsafe: {exc.message}") from None
         except UndefinedError as exc:
             raise RunbookError(f"condition {expr!r}: {exc.message}") from None
     if isinstance(value, str):
@@ -273,32 +444,55 @@ def evaluate_condition(expr: str, context: dict[str, Any]) -> bool:
     return bool(value)
 
 
+def _trees(value: Any, bare: bool) -> list[nodes.Template]:
+    """Parsed templates inside ``value`` (a bare string is an expression when ``bare``)."""
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _trees(v, False)]
+    if isinstance(value, list):
+        return [t for v in value for t in _trees(v, False)]
+    if not isinstance(value, str) or not value.strip():
+        return []
+    if not is_template(value) and not bare:
+        return []
+    return [_ENV.parse(value if is_template(value) else "{{ " + value + " }}")]
+
+
 def template_references(value: Any, *, bare: bool = False) -> list[tuple[str, ...]]:
     """Dotted references (``("steps", "audit", "outputs", "candidates")``) in a value.
 
     With ``bare=True`` a string without ``{{ }}`` is read as an expression (``when:``).
+    Names the template defines itself (``{% for x in ... %}``, ``{% set %}``, ``loop``)
+    and Jinja's globals (``range``, ``dict``, ...) are not references.
     """
     refs: list[tuple[str, ...]] = []
-    if isinstance(value, dict):
-        for v in value.values():
-            refs.extend(template_references(v))
-        return refs
-    if isinstance(value, list):
-        for v in value:
-            refs.extend(template_references(v))
-        return refs
-    if not isinstance(value, str) or not value.strip():
-        return refs
-    if not is_template(value) and not bare:
-        return refs
-    source = value if is_template(value) else "{{ " + value + " }}"
-    tree = _ENV.parse(source)
-    for node in tree.find_all((nodes.Getattr, nodes.Name, nodes.Getitem)):
-        chain = _chain(node)
-        if chain:
-            refs.append(chain)
+    for tree in _trees(value, bare):
+        local = {n.name for n in tree.find_all(nodes.Name) if n.ctx != "load"}
+        local |= {"loop", *_ENV.globals}
+        for node in tree.find_all((nodes.Getattr, nodes.Name, nodes.Getitem)):
+            chain_ = _chain(node)
+            if chain_ and chain_[0] not in local:
+                refs.append(chain_)
     # keep only maximal chains (a.b.c, not also a.b and a)
     return [r for r in refs if not any(o != r and o[: len(r)] == r for o in refs)]
+
+
+def unsafe_attributes(value: Any, *, bare: bool = False) -> list[str]:
+    """Attributes starting with ``_`` that a template reaches for (``''.__class__``).
+
+    The sandbox refuses them at run time; validation names them before anything runs.
+    """
+    found: list[str] = []
+    for tree in _trees(value, bare):
+        for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+            if isinstance(node, nodes.Getattr):
+                name = node.attr
+            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+                name = node.arg.value
+            else:
+                continue
+            if name.startswith("_") and name not in found:
+                found.append(name)
+    return found
 
 
 def _chain(node: nodes.Node) -> tuple[str, ...] | None:
@@ -353,6 +547,7 @@ def inspect(path: Path) -> NotebookInfo:
 _PY_TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,),
     "path": (str,),
+    "date": (str,),
     "enum": (str, int, float, bool),
     "int": (int,),
     "float": (int, float),
@@ -398,12 +593,10 @@ def _notebook_type(info: dict[str, Any]) -> str | None:
 def _types_compatible(runbook_type: str, notebook_type: str | None) -> bool:
     if notebook_type is None:
         return True
-    if runbook_type in ("path", "enum"):
-        return (
-            notebook_type in ("str", "int", "float")
-            if runbook_type == "enum"
-            else notebook_type == "str"
-        )
+    if runbook_type in ("path", "date"):
+        return notebook_type == "str"
+    if runbook_type == "enum":
+        return notebook_type in ("str", "int", "float")
     if notebook_type == "float" and runbook_type == "int":
         return True
     return runbook_type == notebook_type
@@ -432,6 +625,11 @@ def validate(loaded: LoadedRunbook) -> list[str]:
             )
         if step.on_failure == step.id:
             problems.append(f"{prefix}: on_failure cannot name the step itself")
+        elif step.on_failure in ids and rb.step(step.on_failure).is_gate:
+            problems.append(
+                f"{prefix}: on_failure names the approval gate {step.on_failure!r}; "
+                "a rollback step runs a notebook"
+            )
         if step.is_gate:
             if step.notebook or step.parameters:
                 problems.append(f"{prefix}: an approval gate takes a message, not a notebook")
@@ -443,8 +641,31 @@ def validate(loaded: LoadedRunbook) -> list[str]:
                     value, f"{prefix} {key}", rb, seen, infos, step, bare=key == "when"
                 )
         seen.append(step.id)
+    problems += _check_on_failure_cycles(rb, where)
     if rb.summary is not None:
         problems += _check_summary(rb.summary, where, rb, seen, infos)
+    return problems
+
+
+def _check_on_failure_cycles(rb: Runbook, where: str) -> list[str]:
+    """Refuse ``on_failure`` chains that come back to where they started (a -> b -> a).
+
+    Every step of such a cycle is somebody's rollback step, so none would run at all.
+    """
+    targets = {s.id: s.on_failure for s in rb.steps}
+    problems: list[str] = []
+    reported: set[frozenset[str]] = set()
+    for start in targets:
+        path = [start]
+        while targets.get(path[-1]) in targets and targets[path[-1]] not in path:
+            path.append(targets[path[-1]])
+        closing = targets.get(path[-1])
+        if closing == start and len(path) > 1 and frozenset(path) not in reported:
+            reported.add(frozenset(path))
+            problems.append(
+                f"{where}: on_failure cycle {' -> '.join(path + [start])}: each of these steps "
+                "is another's rollback, so none would run; make one of them abort or continue"
+            )
     return problems
 
 
@@ -452,7 +673,7 @@ def _check_summary(
     summary: Summary, where: str, rb: Runbook, ids: list[str], infos: dict[str, NotebookInfo]
 ) -> list[str]:
     problems = []
-    fake = Step(id="summary", gate="approval")
+    fake = Step(id="_summary", gate="approval")
     for section in summary.sections:
         prefix = f"{where}: summary section {section.heading!r}"
         if section.step not in ids:
@@ -473,15 +694,40 @@ def _check_param_specs(rb: Runbook, where: str) -> list[str]:
             problems.append(f"{where}: parameter {name!r} must be an identifier")
         if spec.type == "enum" and not spec.allowed:
             problems.append(f"{where}: parameter {name!r} is an enum: list its `allowed` values")
+        problems += [f"{where}: parameter {name!r} {p}" for p in _check_bounds_spec(spec)]
         if spec.default is not None and not value_fits(spec.default, spec.type):
             problems.append(
-                f"{where}: parameter {name!r} default {spec.default!r} is not a {spec.type}"
+                f"{where}: parameter {name!r} default {spec.default!r} is not {_a(spec.type)}"
             )
+        elif spec.default not in (None, ""):
+            try:
+                _check_value(name, spec, spec.default)
+            except ConfigError as exc:
+                problems.append(f"{where}: default of {exc.message}")
         if spec.allowed and spec.default is not None and spec.default not in spec.allowed:
             problems.append(
                 f"{where}: parameter {name!r} default {spec.default!r} is not one of {spec.allowed}"
             )
     return problems
+
+
+def _check_bounds_spec(spec: ParamSpec) -> list[str]:
+    if spec.min is None and spec.max is None:
+        return []
+    if spec.type not in ("int", "float"):
+        return [f"is {_a(spec.type)}: min/max apply to int and float parameters"]
+    if spec.min is not None and spec.max is not None and spec.min > spec.max:
+        return [f"min {_num(spec.min)} is greater than max {_num(spec.max)}"]
+    return []
+
+
+def _a(word: str) -> str:
+    """``"an int"``, ``"a str"``: the article that fits a type name."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def _check_notebook_step(
@@ -577,11 +823,15 @@ def _check_template(
         refs = template_references(value, bare=bare)
     except TemplateSyntaxError as exc:
         return [f"{where}: template syntax error: {exc.message}"]
-    problems = []
+    problems = [
+        f"{where}: template reaches for {name!r}: Python internals (attributes starting "
+        "with _) are out of reach of runbook templates"
+        for name in unsafe_attributes(value, bare=bare)
+    ]
     for ref in refs:
         root = ref[0]
         if root not in TEMPLATE_ROOTS:
-            if root in ("true", "false", "none", "True", "False", "None", "loop"):
+            if root in ("true", "false", "none", "True", "False", "None"):
                 continue
             problems.append(
                 f"{where}: template names {'.'.join(ref)!r}; use params.*, "
@@ -596,6 +846,7 @@ def _check_template(
                 )
         elif root == "steps":
             problems += _check_step_ref(ref, where, earlier, infos, step)
+            problems += _check_rollback_ref(ref, where, rb, step)
         elif root in ("run", "step") and (len(ref) < 2 or ref[1] not in _RUN_KEYS[root]):
             problems.append(
                 f"{where}: {'.'.join(ref)!r} is unknown; {root}.* has "
@@ -605,6 +856,19 @@ def _check_template(
 
 
 _RUN_KEYS = {"run": {"id", "dir", "work_dir", "runbook"}, "step": {"id", "dir"}}
+
+
+def _check_rollback_ref(ref: tuple[str, ...], where: str, rb: Runbook, step: Step) -> list[str]:
+    """A step on the normal path cannot depend on a step that runs only as a rollback."""
+    rollbacks = rb.rollback_step_ids
+    target = ref[1] if len(ref) > 1 else ""
+    if target not in rollbacks or step.id in rollbacks or step.id == "_summary":
+        return []
+    owners = ", ".join(repr(s.id) for s in rb.steps if s.on_failure == target)
+    return [
+        f"{where}: uses {'.'.join(ref)!r} but {target!r} runs only as the rollback of "
+        f"{owners} (on_failure), never on the normal path"
+    ]
 
 
 def _check_step_ref(
@@ -638,7 +902,7 @@ def _check_step_ref(
 
 
 def coerce_cli_value(raw: str, spec: ParamSpec, name: str) -> Any:
-    """Turn a ``-p name=value`` string into the declared type."""
+    """Turn a ``-p name=value`` string into the declared type (str, path, date stay strings)."""
     try:
         if spec.type == "int":
             return int(raw)
@@ -653,21 +917,64 @@ def coerce_cli_value(raw: str, spec: ParamSpec, name: str) -> Any:
             raise ValueError(raw)
         if spec.type in ("list", "dict"):
             value = yaml.safe_load(raw)
-            if not value_fits(value, spec.type):
+            if not value_fits(value, spec.type) or value is None:
                 raise ValueError(raw)
             return value
         if spec.type == "enum":
             value = yaml.safe_load(raw)
             return value if value in (spec.allowed or []) else raw
     except (ValueError, yaml.YAMLError):
-        raise ConfigError(f"parameter {name!r} expects a {spec.type}, got {raw!r}") from None
+        raise ConfigError(f"parameter {name!r} expects {_a(spec.type)}, got {raw!r}") from None
     return raw
+
+
+def _typed(name: str, spec: ParamSpec, value: Any) -> Any:
+    """A given value in the declared type: CLI strings coerced, YAML dates as ISO text."""
+    if isinstance(value, str) and spec.type not in ("str", "path", "date"):
+        value = coerce_cli_value(value, spec, name)
+    if spec.type == "date" and isinstance(value, dt.date):  # YAML reads 2026-11-28 as a date
+        value = value.isoformat()
+    if spec.type == "float" and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    return value
+
+
+def _check_value(name: str, spec: ParamSpec, value: Any) -> None:
+    """Refuse a value outside its type, allowed values, bounds or the size limit."""
+    if value is None:
+        return
+    if not value_fits(value, spec.type):
+        raise ConfigError(f"parameter {name!r} expects {_a(spec.type)}, got {value!r}")
+    if spec.allowed and value not in spec.allowed:
+        raise ConfigError(f"parameter {name!r} must be one of {spec.allowed}, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"parameter {name!r} expects a finite number, got {value!r}")
+    if spec.min is not None and value < spec.min:
+        raise ConfigError(f"parameter {name!r} must be at least {_num(spec.min)}, got {value!r}")
+    if spec.max is not None and value > spec.max:
+        raise ConfigError(f"parameter {name!r} must be at most {_num(spec.max)}, got {value!r}")
+    if spec.type == "date" and value:
+        try:
+            dt.datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise ConfigError(
+                f"parameter {name!r}: {value!r} is not a valid date ({exc})",
+                hint="an ISO date such as 2026-11-28 or date-time such as 2026-11-28T10:00:00Z",
+            ) from None
+    size = len(json.dumps(value, default=str).encode("utf-8"))
+    if size > MAX_PARAM_BYTES:
+        raise ConfigError(
+            f"parameter {name!r} is {size:,} bytes; the limit is {MAX_PARAM_BYTES // 1024} KiB "
+            "per parameter",
+            hint="put large data in a file and pass its path",
+        )
 
 
 def resolve_parameters(
     rb: Runbook, given: dict[str, Any], *, base: Path | None = None
 ) -> dict[str, Any]:
-    """Merge given values with defaults, check names, types, allowed values and requireds."""
+    """Merge given values with defaults; check names, types, allowed values, bounds, dates,
+    sizes and requireds. Every value comes back in its declared type."""
     unknown = sorted(set(given) - set(rb.parameters))
     if unknown:
         known = ", ".join(f"{n} ({s.type})" for n, s in rb.parameters.items()) or "none"
@@ -678,9 +985,7 @@ def resolve_parameters(
     resolved: dict[str, Any] = {}
     for name, spec in rb.parameters.items():
         if name in given:
-            value = given[name]
-            if isinstance(value, str) and spec.type not in ("str", "path"):
-                value = coerce_cli_value(value, spec, name)
+            value = _typed(name, spec, given[name])
         elif spec.required:
             raise ConfigError(
                 f"runbook {rb.name!r} needs parameter {name!r} ({spec.type}): {spec.help}",
@@ -688,14 +993,22 @@ def resolve_parameters(
             )
         else:
             value = spec.default
-        if value is not None and not value_fits(value, spec.type):
-            raise ConfigError(f"parameter {name!r} expects a {spec.type}, got {value!r}")
-        if spec.allowed and value is not None and value not in spec.allowed:
-            raise ConfigError(f"parameter {name!r} must be one of {spec.allowed}, got {value!r}")
+        _check_value(name, spec, value)
         if spec.type == "path" and isinstance(value, str) and value:
             value = str((base or Path.cwd()).joinpath(Path(value).expanduser()).resolve())
         resolved[name] = value
     return resolved
+
+
+def check_approvals(rb: Runbook, approve: Iterable[str]) -> None:
+    """Refuse ``--approve`` names that are not approval gates of the runbook."""
+    gates = [s.id for s in rb.steps if s.is_gate]
+    unknown = sorted(set(approve) - set(gates))
+    if unknown:
+        raise ConfigError(
+            f"--approve: runbook {rb.name!r} has no gate {', '.join(map(repr, unknown))}",
+            hint=f"its gates: {', '.join(gates) or 'none (nothing to approve)'}",
+        )
 
 
 def discover(root: Path) -> list[Path]:

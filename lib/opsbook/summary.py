@@ -24,13 +24,14 @@ import io
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, StrictUndefined
+from jinja2 import StrictUndefined
 from jinja2.exceptions import TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from opsbook.report import STATUS_COLOURS, fmt_value, page, pill
 from opsbook.runbook import Summary, SummarySection, evaluate_condition
 
-_TEXT_ENV = Environment(undefined=StrictUndefined, autoescape=False)
+_TEXT_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 _TEXT_ENV.filters["bytes"] = lambda n: _human_bytes(n)
 _TEXT_ENV.filters["pct"] = lambda x: f"{100 * float(x):.1f}%"
 _TEXT_ENV.filters["usd"] = lambda x: f"${float(x):,.2f}"
