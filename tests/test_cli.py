@@ -143,3 +143,20 @@ def test_validate_missing_file_is_bad_input(tmp_path: Path) -> None:
     code, out = invoke("validate", str(tmp_path / "nope.yaml"))
     assert code == execute.EXIT_USAGE and "does not exist" in out
 
+
+def test_domain_parameter_out_of_range_refused_before_anything_runs(audit_dir: Path) -> None:
+    root = Path(__file__).resolve().parents[1]
+    cases = [
+        ("migrate-chroma-to-qdrant.yaml", "batch_size=0"),
+        ("archive-experimental-apps.yaml", "staleness_days=99999999999999"),
+        ("archive-experimental-apps.yaml", "now=2026-02-30"),
+    ]
+    for name, param in cases:
+        code, out = (
+            invoke("run", str(root / "runbooks" / name), "-p", param, "-p", f"repo_path={root}")
+            if name.startswith("archive")
+            else invoke("run", str(root / "runbooks" / name), "-p", param)
+        )
+        assert code == execute.EXIT_USAGE, (param, out)
+        assert param.split("=")[0] in out
+    assert not audit_dir.exists()

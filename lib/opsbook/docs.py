@@ -19,6 +19,8 @@ def runbook_markdown(path: Path) -> str:
     for name, spec in book.parameters.items():
         default = "*required*" if spec.required else f"`{spec.default!r}`"
         kind = spec.type + (f" ({', '.join(map(str, spec.allowed))})" if spec.allowed else "")
+        if spec.min is not None or spec.max is not None:
+            kind += f" {_bound(spec.min)}..{_bound(spec.max)}"
         lines.append(f"| `{name}` | {kind} | {default} | {spec.help} |")
     if book.secrets:
         lines += [
@@ -31,6 +33,12 @@ def runbook_markdown(path: Path) -> str:
     )
     lines += ["", f"Steps: {steps}", ""]
     return "\n".join(lines)
+
+
+def _bound(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
 
 
 def main() -> int:
