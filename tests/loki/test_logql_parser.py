@@ -97,7 +97,6 @@ UNSUPPORTED = [
     '{app="a"} | xml',
     '{app="a"} | line_format "{{ __timestamp__ }}"',
     '{app="a"} | line_format "{{ range .a }}x{{ end }}"',
-    '{app="a"} |~ "\\\\pL+"',
 ]
 
 

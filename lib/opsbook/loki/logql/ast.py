@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
+
+from opsbook.loki.logql.regex import Regex
 
 
 @dataclass(frozen=True)
@@ -13,7 +14,7 @@ class Matcher:
     name: str
     op: str
     value: str
-    regex: re.Pattern[str] | None = None
+    regex: Regex | None = None
 
     def matches(self, value: str) -> bool:
         if self.op == "=":
@@ -21,7 +22,7 @@ class Matcher:
         if self.op == "!=":
             return value != self.value
         assert self.regex is not None
-        hit = self.regex.fullmatch(value) is not None
+        hit = self.regex.test_full(value)
         return hit if self.op == "=~" else not hit
 
     def __str__(self) -> str:
@@ -253,7 +254,7 @@ class LabelReplace:
     dst: str
     replacement: str
     src: str
-    regex: re.Pattern[str]
+    regex: Regex
 
 
 Expr = LogSelector | RangeAgg | VectorAgg | BinOp | Literal | VectorLit | LabelReplace

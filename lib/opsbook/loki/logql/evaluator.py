@@ -10,7 +10,6 @@ without ``bool`` keep the vector's sample).
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -30,6 +29,7 @@ from opsbook.loki.logql.pipeline import (
     label_filter_names,
     run_entry,
 )
+from opsbook.loki.logql.regex import expand_go_template
 from opsbook.loki.logql.units import go_duration_ns, parse_bytes, parse_float
 
 LabelsKey = tuple[tuple[str, str], ...]
@@ -826,49 +826,6 @@ def _sort_value(value: float, top: bool) -> float:
     if math.isnan(value):
         return -math.inf if top else math.inf
     return value
-
-
-def expand_go_template(template: str, match: re.Match[str]) -> str:
-    """Go ``Regexp.Expand``: ``$1``, ``${1}``, ``$name``, ``${name}``, ``$$``."""
-    out: list[str] = []
-    i = 0
-    while i < len(template):
-        ch = template[i]
-        if ch != "$" or i + 1 >= len(template):
-            out.append(ch)
-            i += 1
-            continue
-        nxt = template[i + 1]
-        if nxt == "$":
-            out.append("$")
-            i += 2
-            continue
-        if nxt == "{":
-            end = template.find("}", i + 2)
-            name = template[i + 2 : end] if end > 0 else ""
-            if end < 0 or not re.fullmatch(r"\w+", name):
-                out.append(ch)
-                i += 1
-                continue
-            i = end + 1
-        else:
-            found = re.match(r"\w+", template[i + 1 :])
-            if not found:
-                out.append(ch)
-                i += 1
-                continue
-            name = found.group()
-            i += 1 + len(name)
-        out.append(_group_text(match, name))
-    return "".join(out)
-
-
-def _group_text(match: re.Match[str], name: str) -> str:
-    try:
-        value = match.group(int(name) if name.isdigit() else name)
-    except IndexError:
-        return ""
-    return value or ""
 
 
 _WINDOW_FUNCS: dict[str, Callable[[list[float], float], float]] = {

@@ -15,7 +15,7 @@ from typing import NoReturn
 from opsbook.loki.logql import ast
 from opsbook.loki.logql.errors import LogQLParseError, UnsupportedLogQL
 from opsbook.loki.logql.lexer import BYTES, DURATION, EOF, IDENT, NUMBER, STRING, Token, tokenize
-from opsbook.loki.logql.regex import RegexSyntaxError, RegexUnsupported, compile_re2
+from opsbook.loki.logql.regex import Regex, RegexSyntaxError, compile_re2
 
 RANGE_OPS = frozenset(
     {
@@ -336,11 +336,9 @@ class Parser:
             regex = self.compile_regex(value, tok, dotall=True)
         return ast.Matcher(name, op, value, regex)
 
-    def compile_regex(self, value: str, tok: Token, dotall: bool = False) -> re.Pattern[str]:
+    def compile_regex(self, value: str, tok: Token, dotall: bool = False) -> Regex:
         try:
             return compile_re2(value, dotall)
-        except RegexUnsupported as exc:
-            self.unsupported(str(exc), tok)
         except RegexSyntaxError as exc:
             self.fail(str(exc), tok)
 

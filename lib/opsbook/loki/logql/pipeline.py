@@ -134,9 +134,12 @@ def _line_predicate(flt: ast.LineFilter) -> Callable[[str], bool]:
         return lambda line: all(v not in line for v in values)
     if op in ("|~", "!~"):
         regexes = [compile_re2(v) for v in values]
+        if len(regexes) == 1:
+            test = regexes[0].test
+            return test if op == "|~" else (lambda line: not test(line))
         if op == "|~":
-            return lambda line: any(r.search(line) for r in regexes)
-        return lambda line: not any(r.search(line) for r in regexes)
+            return lambda line: any(r.test(line) for r in regexes)
+        return lambda line: not any(r.test(line) for r in regexes)
     tests = [compile_line_pattern(v) for v in values]
     if op == "|>":
         return lambda line: any(t(line) for t in tests)

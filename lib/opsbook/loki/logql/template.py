@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from opsbook.loki.logql.regex import compile_re2
+from opsbook.loki.logql.regex import compile_re2, expand_go_template
 
 
 class TemplateError(ValueError):
@@ -152,14 +152,8 @@ def _replace_go(s: str, old: str, new: str, n: int) -> str:
 
 
 def _regex_replace(regex: str, s: str, repl: str) -> str:
-    pattern = compile_re2(regex)
-    template = re.sub(
-        r"\$(\w+)|\$\{(\w+)\}", lambda m: "\\g<" + (m.group(1) or m.group(2)) + ">", repl
-    )
-    try:
-        return pattern.sub(template, s)
-    except (re.error, IndexError):
-        return pattern.sub(lambda _m: "", s)
+    """Go ``ReplaceAllString``: ``$1`` / ``${name}`` in ``repl`` expand to the groups."""
+    return compile_re2(regex).sub(lambda match: expand_go_template(repl, match), s)
 
 
 def _substr(start: int, end: int, s: str) -> str:
