@@ -8,7 +8,9 @@ import pytest
 
 from opsbook.pubsub import endpoint as ep_mod
 from opsbook.pubsub.endpoint import Endpoint, resolve, start_redis_server
-from opsbook.pubsub.errors import BadRedisURL, RedisAuthFailed, RedisUnreachable
+from opsbook.pubsub.errors import BadRedisURL, NotRedis, RedisAuthFailed, RedisUnreachable
+
+from .conftest import FakeServer
 
 pytestmark = pytest.mark.services
 
@@ -79,3 +81,15 @@ def test_right_password_works_and_is_never_in_the_label(
             channels=[bench.channel("auth")], subs=[{}], rate=1000, count=200, size=128
         )
         assert res.summary["received"] == 200 and res.summary["lost"] == 0
+
+
+def test_a_server_that_is_not_redis_is_named_as_such(
+    not_redis: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPSBOOK_TEST_REDIS", f"redis://127.0.0.1:{not_redis.port}/0")
+    with pytest.raises(NotRedis) as info:
+        resolve("OPSBOOK_TEST_REDIS")
+    assert info.value.message.startswith(
+        f"the server at redis://127.0.0.1:{not_redis.port}/0 does not speak the Redis protocol"
+    )
+    assert info.value.exit_code == 2

@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsbook.pubsub.errors import RedisAuthFailed, RedisUnreachable
-from opsbook.pubsub.resp import ConnParams, RawConn, ReplyError, parse_url
+from opsbook.pubsub.errors import NotRedis, RedisAuthFailed, RedisUnreachable
+from opsbook.pubsub.resp import ConnParams, ProtocolError, RawConn, ReplyError, pack, parse_url
 from opsbook.settings import secret
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -84,21 +84,17 @@ def parse_info(text: bytes | str) -> dict[str, str]:
 
 
 def probe(params: ConnParams, *, timeout: float = 3.0) -> dict[str, str]:
-    """PING and INFO the server; raise a clear error for unreachable or refused credentials."""
-    conn = RawConn(params, timeout=timeout)
+    """PING and INFO the server; raise a clear error for unreachable, refused credentials
+    or a server that does not speak RESP (an HTTP or SSH port, say)."""
     try:
-        try:
-            conn.call("PING")
-        except ReplyError as exc:
-            if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
-                raise RedisAuthFailed(
-                    f"Redis at {params.redacted()} needs a password: {exc}",
-                    hint="put redis://:PASSWORD@host:port in the variable named by redis_url_env",
-                ) from None
-            raise RedisUnreachable(
-                f"Redis at {params.redacted()} answered PING with {exc}"
-            ) from None
+        conn = RawConn(params, timeout=timeout)
+    except ProtocolError as exc:  # the AUTH reply was not RESP
+        raise _not_redis(params, str(exc)) from None
+    try:
+        _ping(conn, params)
         info = parse_info(conn.call("INFO", "everything"))
+    except ProtocolError as exc:
+        raise _not_redis(params, str(exc)) from None
     except (OSError, ConnectionError) as exc:
         raise RedisUnreachable(
             f"Redis at {params.redacted()} dropped the connection: {exc}",
@@ -107,6 +103,37 @@ def probe(params: ConnParams, *, timeout: float = 3.0) -> dict[str, str]:
     finally:
         conn.close()
     return info
+
+
+RESP_FIRST_BYTES = b"+-:$*_%~#,(=!|>"  # every RESP2/RESP3 reply starts with one of these
+
+
+def _ping(conn: RawConn, params: ConnParams) -> None:
+    """PING, looking at the first bytes of the answer before parsing them as RESP."""
+    conn.send(pack("PING"))
+    first = conn.sock.recv(4096)
+    if not first:
+        raise ConnectionError("connection closed before answering PING")
+    if first[:1] not in [bytes([b]) for b in RESP_FIRST_BYTES]:
+        raise _not_redis(params, f"it answered {first[:40]!r}")
+    conn.reader.feed(first)
+    reply = conn.read_checked()
+    if isinstance(reply, ReplyError):
+        if "NOAUTH" in str(reply) or "WRONGPASS" in str(reply):
+            raise RedisAuthFailed(
+                f"Redis at {params.redacted()} needs a password: {reply}",
+                hint="put redis://:PASSWORD@host:port in the variable named by redis_url_env",
+            )
+        raise RedisUnreachable(f"Redis at {params.redacted()} answered PING with {reply}")
+    if reply != b"PONG":
+        raise _not_redis(params, f"it answered PING with {reply!r}")
+
+
+def _not_redis(params: ConnParams, detail: str) -> NotRedis:
+    return NotRedis(
+        f"the server at {params.redacted()} does not speak the Redis protocol ({detail})",
+        hint="check the host and port in the URL: is this the Redis port, or a proxy/HTTP port?",
+    )
 
 
 def resolve(redis_url_env: str | None = "REDIS_URL") -> Endpoint:

@@ -23,3 +23,7 @@ class RedisUnreachable(ServiceUnavailable):
 
 class WorkerFailed(PubSubError):
     """A publisher or subscriber process crashed or did not answer in time."""
+
+
+class NotRedis(ConfigError):
+    """The server at the URL answered, but not in the Redis protocol (RESP)."""

@@ -29,6 +29,15 @@ class ReplyError(Exception):
     """An error reply (``-ERR ...``) from Redis."""
 
 
+class ProtocolError(Exception):
+    """The bytes from the server are not RESP: it is not a Redis server."""
+
+
+_PROTOCOL_ERRORS: tuple[type[Exception], ...] = (
+    (ProtocolError, hiredis.ProtocolError) if HIREDIS else (ProtocolError,)
+)
+
+
 @dataclass(frozen=True)
 class ConnParams:
     """Where and how to connect; built from a ``redis://``, ``rediss://`` or ``unix://`` URL."""
@@ -159,7 +168,7 @@ class PyReader:
                 item, pos = got
                 items.append(item)
             return items, pos
-        raise ReplyError(f"protocol error: unexpected {head[:20]!r}")
+        raise ProtocolError(f"unexpected {head[:20]!r}")
 
 
 def make_reader() -> Any:
@@ -215,10 +224,18 @@ class RawConn:
         self.reader.feed(data)
         return len(data)
 
+    def read_checked(self) -> Any:
+        """:meth:`read_reply`, with a non-RESP answer raised as :class:`ProtocolError`
+        (hiredis raises its own class; callers need one)."""
+        try:
+            return self.read_reply()
+        except _PROTOCOL_ERRORS as exc:
+            raise ProtocolError(str(exc)) from None
+
     def call(self, *args: bytes | str | int) -> Any:
         """Send one command and return its reply (raising :class:`ReplyError`)."""
         self.send(pack(*args))
-        reply = self.read_reply()
+        reply = self.read_checked()
         if isinstance(reply, ReplyError):
             raise reply
         return reply
