@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from opsbook.errors import ConfigError
 from opsbook.pubsub.harness import Bench, StepResult
 
 TARGET_MS = 10.0
+REPEATS = 3  # runs behind every timing verdict; the median is the figure
 LATENCY_COLUMNS = [
     "label",
     "offered_rate",
@@ -33,6 +34,8 @@ LATENCY_COLUMNS = [
     "p999_ms",
     "max_ms",
     "publisher_lag_p99_ms",
+    "rtt_p50_ms",
+    "rtt_p99_ms",
     "client_cpu_pct",
     "redis_cpu_pct",
     "host_load_1m",
@@ -51,6 +54,7 @@ THROUGHPUT_COLUMNS = [
     "delivered_rate",
     "p50_ms",
     "p99_ms",
+    "rtt_p50_ms",
     "client_cpu_pct",
     "redis_cpu_pct",
     "host_load_1m",
@@ -231,49 +235,27 @@ def over_target(res: StepResult, target_ms: float = TARGET_MS) -> bool:
     return bool(res.summary["p99_ms"] > target_ms or saturated(res))
 
 
-def confirmed_step(
-    bench: Bench, rate: float, duration_s: float, *, size: int = 1024, confirm: bool = True
-) -> list[StepResult]:
-    """One step at ``rate``; when it crosses the target, run it once more.
-
-    On a shared host a single stall can push one step's p99 over 10 ms: a crossing counts
-    only when it reproduces (:func:`knee` looks at the best run per rate). Both runs are
-    kept and shown.
-    """
-    first = open_loop(bench, rate, duration_s, size=size, scenario="rate_sweep")
-    if not (confirm and over_target(first)):
-        return [first]
-    again = open_loop(
-        bench,
-        rate,
-        duration_s,
-        size=size,
-        scenario="rate_sweep",
-        label=f"{int(rate)} msg/s (repeat)",
-    )
-    return [first, again]
-
-
 def rate_sweep(
-    bench: Bench, rates: list[int], duration_s: float, *, size: int = 1024, confirm: bool = True
+    bench: Bench, rates: list[int], duration_s: float, *, size: int = 1024
 ) -> list[StepResult]:
-    """Latency vs offered rate, one subscriber; stops after the first saturated rate."""
+    """Latency vs offered rate, one subscriber, one run per rate; stops after the first
+    saturated rate. Nothing is re-run: a verdict comes from :func:`repeats_at_rate`."""
     out: list[StepResult] = []
     for rate in sorted(rates):
-        runs = confirmed_step(bench, rate, duration_s, size=size, confirm=confirm)
-        out += runs
-        if all(saturated(r) for r in runs):
+        out.append(open_loop(bench, rate, duration_s, size=size, scenario="rate_sweep"))
+        if saturated(out[-1]):
             break
     return out
 
 
 def knee(results: list[StepResult], target_ms: float = TARGET_MS) -> dict[str, Any]:
-    """Where p99 crosses ``target_ms``: the highest rate with a run under it, and the first
-    higher rate whose every run is over it (so one stalled run does not make a knee)."""
-    by_rate: dict[float, bool] = {}
+    """Where p99 crosses ``target_ms``: the highest rate that is under it and the first
+    higher rate that is over it. A rate measured several times is judged by the majority
+    of its runs (the median p99), never by its best run."""
+    runs: dict[float, list[bool]] = {}
     for r in results:
-        rate = r.config["offered_rate"]
-        by_rate[rate] = by_rate.get(rate, False) or not over_target(r, target_ms)
+        runs.setdefault(r.config["offered_rate"], []).append(not over_target(r, target_ms))
+    by_rate = {rate: 2 * sum(oks) > len(oks) for rate, oks in runs.items()}
     last_ok = max((rate for rate, ok in by_rate.items() if ok), default=None)
     first_over = min(
         (rate for rate, ok in by_rate.items() if not ok and (last_ok is None or rate > last_ok)),
@@ -301,15 +283,56 @@ def find_knee(
     k = knee(sweep)
     while not k["crossed"] and (k["last_ok_rate"] or 0) < max_rate:
         rate = int((k["last_ok_rate"] or 1000) * 2)
-        extra += confirmed_step(bench, rate, duration_s, size=size)
+        extra.append(open_loop(bench, rate, duration_s, size=size, scenario="rate_sweep"))
         k = knee(sweep + extra)
     for _ in range(refine):
         if not (k["crossed"] and k["last_ok_rate"]):
             break
         mid = int((k["knee_rate"] + k["last_ok_rate"]) / 2)
-        extra += confirmed_step(bench, mid, duration_s, size=size)
+        extra.append(open_loop(bench, mid, duration_s, size=size, scenario="rate_sweep"))
         k = knee(sweep + extra)
     return k, extra
+
+
+def repeated(run: Callable[[int], StepResult], repeats: int) -> list[StepResult]:
+    """``repeats`` runs of ``run(i)`` (i = 1..repeats), every one kept: the verdict is the
+    median and the agreement of all of them (:func:`opsbook.pubsub.verdict.outcome`)."""
+    if repeats < 1:
+        raise ConfigError(f"repeats={repeats} must be at least 1", hint="use 3 (the default)")
+    return [run(i + 1) for i in range(repeats)]
+
+
+def repeats_at_rate(
+    bench: Bench,
+    results: list[StepResult],
+    rate: int,
+    duration_s: float,
+    *,
+    repeats: int = REPEATS,
+) -> list[StepResult]:
+    """Exactly ``repeats`` latency runs at ``rate`` msg/s, 1 KB: the sweep's runs at that
+    rate count, the missing ones are run now (and appended to ``results``)."""
+    have = [r for r in results if r.config["offered_rate"] == rate and r.config["size"] == 1024]
+    more: list[StepResult] = []
+    if len(have) < repeats:
+        more = repeated(
+            lambda i: open_loop(
+                bench,
+                rate,
+                duration_s,
+                scenario="rate_sweep",
+                label=f"{int(rate)} msg/s (run {len(have) + i})",
+            ),
+            repeats - len(have),
+        )
+        results.extend(more)
+    return (have + more)[:repeats]
+
+
+def median_run(runs: list[StepResult], key: str = "p99_ms") -> StepResult:
+    """The run whose ``key`` is the median (the lower middle one for an even count)."""
+    ordered = sorted(runs, key=lambda r: r.summary[key])
+    return ordered[(len(ordered) - 1) // 2]
 
 
 # --------------------------------------------------------------------------- throughput
@@ -359,13 +382,17 @@ def max_throughput(
 def _sustained_at(
     bench: Bench, pubs: int, rate: int, duration_s: float, size: int
 ) -> tuple[bool, list[StepResult]]:
-    """A step that failed on latency alone (no loss) gets one more run: stalls of a shared
-    host should not set the ceiling; loss is never retried away."""
-    first = _throughput_step(bench, pubs, rate, duration_s, size)
-    if sustained(first) or first.summary["lost"] or first.summary["disconnects"]:
-        return sustained(first), [first]
-    again = _throughput_step(bench, pubs, rate, duration_s, size)
-    return sustained(again), [first, again]
+    """One run at ``rate``: the search takes it as it is (no re-run to a better figure)."""
+    step = _throughput_step(bench, pubs, rate, duration_s, size)
+    return sustained(step), [step]
+
+
+def throughput_repeats(
+    bench: Bench, rate: int, duration_s: float, *, size: int = 1024, repeats: int = REPEATS
+) -> list[StepResult]:
+    """``repeats`` sustained-throughput runs at ``rate`` (the claim's figure), 1 subscriber."""
+    pubs = _pubs_for(rate)
+    return repeated(lambda _: _throughput_step(bench, pubs, rate, duration_s, size), repeats)
 
 
 def _throughput_step(
@@ -611,22 +638,6 @@ def slow_table(res: StepResult) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- helpers for the report
-
-
-def at_rate(bench: Bench, results: list[StepResult], rate: int, duration_s: float) -> StepResult:
-    """The sweep's step at ``rate`` msg/s (a new one when the sweep did not test it).
-
-    When the sweep ran that rate twice (a crossing is re-run, see :func:`confirmed_step`)
-    this is the run with the lower p99, the same rule :func:`knee` uses; its summary says
-    ``runs_at_rate`` so the verdict can say so.
-    """
-    runs = [r for r in results if r.config["offered_rate"] == rate and r.config["size"] == 1024]
-    if not runs:
-        runs = confirmed_step(bench, rate, duration_s)
-        results.extend(runs)
-    best = min(runs, key=lambda r: r.summary["p99_ms"])
-    best.summary["runs_at_rate"] = len(runs)
-    return best
 
 
 def describe_break(res: StepResult | None) -> str:

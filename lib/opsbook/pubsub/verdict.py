@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any
 
 import pandas as pd
@@ -20,13 +21,38 @@ def _fmt(value: float | None, unit: str, digits: int = 1) -> str:
     return f"{value:,.{digits}f} {unit}"
 
 
-def latency_claim(
-    p99_at_10k: float | None,
-    knee: dict[str, Any],
-    target_ms: float = 10.0,
-    host_load: float | None = None,
-    runs: int = 1,
-) -> dict[str, Any]:
+def outcome(passes: list[bool]) -> str:
+    """The verdict of repeated runs: ``pass`` when every repeat passed, ``fail`` when none
+    did, ``unstable`` when only some did (a claim that holds sometimes does not hold)."""
+    if not passes:
+        return "not measured"
+    if all(passes):
+        return "pass"
+    return "fail" if not any(passes) else "unstable"
+
+
+def _median(values: list[float]) -> float | None:
+    clean = [v for v in values if v is not None and not math.isnan(v)]
+    return float(statistics.median(clean)) if clean else None
+
+
+def _repeats(figures: list[float | None], passes: list[bool], loads: list[Any]) -> list[dict]:
+    return [
+        {"repeat": i + 1, "figure": f, "pass": p, "host_load_1m": load}
+        for i, (f, p, load) in enumerate(zip(figures, passes, loads, strict=True))
+    ]
+
+
+def _shown(figures: list[float | None], unit: str, loads: list[Any]) -> str:
+    """Every repeat, and the host load beside it: "3.1, 12.4, 3.3 ms (host load 2.1, 5.8, 2.0)"."""
+    values = ", ".join("?" if f is None else f"{f:,.2f}" for f in figures)
+    load = ", ".join("?" if x is None else f"{x:.1f}" for x in loads)
+    return f"{values} {unit} (host load {load})"
+
+
+def latency_claim(steps: list[Any], knee: dict[str, Any], target_ms: float = 10.0) -> dict:
+    """p99 at 10,000 msg/s from every repeat (``steps``); the median is the figure, and the
+    verdict is :func:`outcome` of the repeats (each passes when its p99 <= ``target_ms``)."""
     knee_rate = knee.get("knee_rate")
     breaks = (
         f"p99 crosses {target_ms:g} ms between {knee.get('last_ok_rate') or 0:,.0f} and "
@@ -35,27 +61,46 @@ def latency_claim(
         else f"p99 stayed under {target_ms:g} ms up to {knee.get('last_ok_rate') or 0:,.0f} "
         "msg/s (highest tested)"
     )
-    ok = p99_at_10k is not None and not math.isnan(p99_at_10k) and p99_at_10k <= target_ms
-    notes = [f"better of {runs} runs"] if runs > 1 else []
-    if host_load is not None:
-        notes.append(f"host load {host_load:.1f}")
-    load = f" ({'; '.join(notes)})" if notes else ""
+    p99s = [s.summary.get("p99_ms") for s in steps]
+    loads = [s.summary.get("host_load_1m") for s in steps]
+    passes = [p is not None and not math.isnan(p) and p <= target_ms for p in p99s]
+    verdict = outcome(passes)
     return {
         "claim": CLAIM_LATENCY,
-        "measured": f"p99 {_fmt(p99_at_10k, 'ms', 2)}{load}",
-        "pass": bool(ok),
+        "measured": f"median p99 {_fmt(_median(p99s), 'ms', 2)} of {len(steps)} runs: "
+        + _shown(p99s, "ms", loads),
+        "verdict": verdict,
+        "pass": verdict == "pass",
         "breaks_when": breaks,
+        "repeats": _repeats(p99s, passes, loads),
     }
 
 
-def throughput_claim(max_rate: float | None, limiter: str) -> dict[str, Any]:
-    ok = bool(max_rate and max_rate >= 10_000)
+def throughput_claim(
+    steps: list[Any], max_rate: float | None, limiter: str, sustained: Any
+) -> dict:
+    """10,000 msg/s offered, ``len(steps)`` repeats, each judged by ``sustained`` (zero
+    loss, schedule kept); the median delivered rate is shown beside the searched maximum."""
+    delivered = [s.summary.get("delivered_rate") for s in steps]
+    loads = [s.summary.get("host_load_1m") for s in steps]
+    passes = [bool(sustained(s)) for s in steps]
+    verdict = outcome(passes)
     return {
         "claim": CLAIM_THROUGHPUT,
-        "measured": _fmt(max_rate, "msg/s", 0),
-        "pass": ok,
+        "measured": f"at 10,000 msg/s offered: sustained in {sum(passes)} of {len(steps)} runs, "
+        f"median delivered {_fmt(_median(delivered), 'msg/s', 0)} of "
+        + _shown(delivered, "msg/s", loads)
+        + f"; highest sustained rate found {_fmt(max_rate, 'msg/s', 0)} (one run per rate)",
+        "verdict": verdict,
+        "pass": verdict == "pass",
         "breaks_when": limiter,
+        "repeats": _repeats(delivered, passes, loads),
     }
+
+
+def _single(row: dict[str, Any]) -> dict[str, Any]:
+    """A claim measured once (a count, not a timing): the verdict is its pass/fail."""
+    return {**row, "verdict": "pass" if row["pass"] else "fail", "repeats": []}
 
 
 def connections_claim(
@@ -68,51 +113,63 @@ def connections_claim(
         breaks = f"only {requested:,} tried (profile); maxclients={maxclients:,}"
     else:
         breaks = f"maxclients={maxclients:,} and the fd limit cap it"
-    return {
-        "claim": CLAIM_CONNECTIONS,
-        "measured": f"{reached:,} idle subscribers",
-        "pass": ok,
-        "breaks_when": breaks,
-    }
+    return _single(
+        {
+            "claim": CLAIM_CONNECTIONS,
+            "measured": f"{reached:,} idle subscribers",
+            "pass": ok,
+            "breaks_when": breaks,
+        }
+    )
 
 
 def memory_claim(
     just_connected: float | None, settled: float | None, settle_s: float
 ) -> dict[str, Any]:
     ok = settled is not None and settled <= 1.5 * 1024
-    return {
-        "claim": CLAIM_MEMORY,
-        "measured": f"{_fmt(_kb(just_connected), 'KB')} just connected, "
-        f"{_fmt(_kb(settled), 'KB')} after {settle_s:g} s",
-        "pass": bool(ok),
-        "breaks_when": "every connection carries query/reply buffers (CLIENT LIST tot-mem); "
-        "a subscriber's output buffer grows with its backlog",
-    }
+    return _single(
+        {
+            "claim": CLAIM_MEMORY,
+            "measured": f"{_fmt(_kb(just_connected), 'KB')} just connected, "
+            f"{_fmt(_kb(settled), 'KB')} settled (after {settle_s:g} s)",
+            "pass": bool(ok),
+            "breaks_when": "every connection carries query/reply buffers (CLIENT LIST "
+            "tot-mem); a subscriber's output buffer grows with its backlog",
+        }
+    )
 
 
 def delivery_claim(slow_lost: int, jobs_lost: int) -> dict[str, Any]:
-    return {
-        "claim": CLAIM_DELIVERY,
-        "measured": f"{slow_lost:,} lost by a slow subscriber; {jobs_lost:,} ai:jobs lost "
-        "over pub/sub",
-        "pass": slow_lost == 0 and jobs_lost == 0,
-        "breaks_when": "a subscriber is slow (output-buffer limit cuts it off), absent or "
-        "restarting: pub/sub is at-most-once; use Streams for jobs",
-    }
+    return _single(
+        {
+            "claim": CLAIM_DELIVERY,
+            "measured": f"{slow_lost:,} lost by a slow subscriber; {jobs_lost:,} ai:jobs lost "
+            "over pub/sub",
+            "pass": slow_lost == 0 and jobs_lost == 0,
+            "breaks_when": "a subscriber is slow (output-buffer limit cuts it off), absent or "
+            "restarting: pub/sub is at-most-once; use Streams for jobs",
+        }
+    )
 
 
 def _kb(value: float | None) -> float | None:
     return None if value is None else value / 1024
 
 
+COLUMNS = ["claim", "measured", "verdict", "breaks_when"]
+
+
 def table(verdicts: list[dict[str, Any]]) -> pd.DataFrame:
-    return pd.DataFrame(verdicts, columns=["claim", "measured", "pass", "breaks_when"])
+    """The verdict table (every repeat is in ``measured``; the raw repeats stay in the
+    records)."""
+    return pd.DataFrame(verdicts, columns=COLUMNS)
 
 
 def build(
     *,
-    at_10k: Any,
+    at_10k: list[Any],
     knee: dict[str, Any],
+    tp_at_10k: list[Any],
     max_rate: float,
     limiter: str,
     cap: dict[str, Any],
@@ -120,7 +177,10 @@ def build(
     slow: Any,
     jobs: pd.DataFrame | None,
 ) -> list[dict[str, Any]]:
-    """All verdicts from the scenario results (see the notebook)."""
+    """All verdicts from the scenario results (see the notebook). ``at_10k`` and
+    ``tp_at_10k`` are the repeated runs at 10,000 msg/s (latency and throughput)."""
+    from opsbook.pubsub.scenarios import sustained
+
     samples = cap["samples"]
     fresh = samples[samples["when"] == "just connected"]["tot_mem_age_le_1s"].dropna()
     just = float(fresh.median()) if len(fresh) else None
@@ -128,13 +188,8 @@ def build(
     if jobs is not None and len(jobs):
         pubsub_jobs_lost = int(jobs.loc[jobs["transport"] == "pub/sub", "lost"].sum())
     return [
-        latency_claim(
-            at_10k.summary["p99_ms"] if at_10k is not None else None,
-            knee,
-            host_load=at_10k.summary.get("host_load_1m") if at_10k is not None else None,
-            runs=at_10k.summary.get("runs_at_rate", 1) if at_10k is not None else 1,
-        ),
-        throughput_claim(max_rate, limiter),
+        latency_claim(at_10k, knee),
+        throughput_claim(tp_at_10k, max_rate, limiter, sustained),
         connections_claim(cap["reached"], cap["requested"], cap["limit"], cap["maxclients"]),
         memory_claim(just, cap["settled"]["used_memory_per_conn"], settle_s),
         delivery_claim(int(slow.summary["lost"]), pubsub_jobs_lost),
