@@ -6,22 +6,28 @@ In the same run, against the same Redis (default 127.0.0.1:6379, or $REDIS_URL):
 * the harness: highest *sustained* open-loop rate, 1 publisher -> 1 subscriber, 1 KB
   (zero loss, schedule kept, p99 <= 100 ms), delivered msgs/s; goal >= 70% of the baseline,
 * the closed-loop saturation run (labelled; loses messages once the subscriber falls behind),
-* p50/p99 at 1,000 and 10,000 msg/s and around the knee where p99 crosses 10 ms.
+* p50/p99 at 1,000 and 10,000 msg/s (``--repeats`` runs each, median shown with every run)
+  and around the knee where p99 crosses 10 ms,
+* the delay table (``--delays 0,2,5``): the same 1 -> 1 runs through a loopback proxy that
+  delays each direction by d ms; expected p50 = 2d + the no-delay p50 (+ the proxy's own
+  measured lateness), and the publisher's lag, which must not grow with the round trip.
 
 Prints figures and ratios; asserts nothing about time.
 
-    .venv/bin/python benchmarks/pubsub.py [--duration 2 --requests 200000]
+    .venv/bin/python benchmarks/pubsub.py [--duration 2 --requests 200000 --delays 0,2,5]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+from typing import Any
 
 from opsbook.pubsub import crosscheck
 from opsbook.pubsub import scenarios as sc
 from opsbook.pubsub.endpoint import resolve
 from opsbook.pubsub.harness import Bench
+from opsbook.pubsub.netdelay import DelayProxy
 
 
 def _baseline(bench: Bench, requests: int, repeat: int) -> dict:
@@ -49,13 +55,73 @@ def _line(label: str, res: sc.StepResult | None) -> str:
     )
 
 
+def delay_table(target: Any, delays: list[float], rates: list[int], duration: float) -> None:
+    """p50 through a delaying proxy against 2d + the no-delay p50, per rate (median of 3)."""
+    print("\n== through a delaying proxy on loopback (d ms each way), 1 -> 1, 1 KB, median of 3")
+    print(
+        f"  {'rate':>7} {'d ms':>5} {'expected p50':>13} {'measured p50':>13} "
+        f"{'lag p50':>8} {'lag p99':>8} {'PING p50/p99':>14} {'proxy late':>10} {'load':>5}"
+    )
+    proxies = [DelayProxy((target.host, target.port), d) for d in delays]
+    benches = [Bench(p.endpoint(target), sub_procs=1, pub_procs=1) for p in proxies]
+    try:
+        for bench in benches:
+            bench.warm_up()
+        for rate in rates:
+            rows: dict[float, list[tuple[dict, float]]] = {d: [] for d in delays}
+            for _ in range(3):  # interleaved, so that every delay sees the same host load
+                for d, bench, proxy in zip(delays, benches, proxies, strict=True):
+                    proxy.lateness()
+                    res = sc.open_loop(bench, rate, duration)
+                    rows[d].append((res.summary, proxy.lateness()["late_p50_ms"]))
+            med = {
+                d: {k: statistics.median(s[k] for s, _ in rows[d]) for k in _DELAY_KEYS}
+                for d in delays
+            }
+            base = med[delays[0]]["p50_ms"]
+            for d in delays:
+                late = statistics.median(x for _, x in rows[d])
+                m = med[d]
+                print(
+                    f"  {rate:>7,} {d:>5g} {2 * d + base + 2 * late:>10.3f} ms "
+                    f"{m['p50_ms']:>10.3f} ms {m['publisher_lag_p50_ms']:>8.3f} "
+                    f"{m['publisher_lag_p99_ms']:>8.3f} {m['rtt_p50_ms']:>6.2f}/"
+                    f"{m['rtt_p99_ms']:<6.2f} {late:>10.3f} {m['host_load_1m']:>5.1f}"
+                )
+    finally:
+        for bench in benches:
+            bench.close()
+        for proxy in proxies:
+            proxy.close()
+
+
+_DELAY_KEYS = (
+    "p50_ms",
+    "p99_ms",
+    "publisher_lag_p50_ms",
+    "publisher_lag_p99_ms",
+    "rtt_p50_ms",
+    "rtt_p99_ms",
+    "host_load_1m",
+)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=2.0, help="seconds per step")
     parser.add_argument("--requests", type=int, default=200_000, help="redis-benchmark -n")
     parser.add_argument("--repeat", type=int, default=3, help="redis-benchmark runs (median)")
+    parser.add_argument("--repeats", type=int, default=3, help="latency runs per rate (median)")
+    parser.add_argument("--delays", default="0,2,5", help="proxy delays (ms each way); '' skips")
+    parser.add_argument("--delay-rates", default="1000,10000", help="rates of the delay table")
     args = parser.parse_args()
-    with resolve("REDIS_URL") as endpoint, Bench(endpoint) as bench:
+    with resolve("REDIS_URL") as endpoint:
+        return report(endpoint, args)
+
+
+def report(endpoint: Any, args: argparse.Namespace) -> int:
+    """Every measurement against ``endpoint``, printed in order."""
+    with Bench(endpoint) as bench:
         bench.warm_up()
         env = bench.environment()
         print(
@@ -69,6 +135,8 @@ def main() -> int:
         sweep = sc.rate_sweep(bench, [1_000, 10_000, 40_000], args.duration)
         knee, extra = sc.find_knee(bench, sweep, args.duration, refine=2)
         sweep += extra
+        for rate in (1_000, 10_000):
+            sc.repeats_at_rate(bench, sweep, rate, args.duration, repeats=args.repeats)
     delivered = max((s.summary["delivered_rate"] for s in steps_1 if sc.sustained(s)), default=0)
     print("\n== throughput, 1 KB, 1 subscriber")
     if "rps" in base:
@@ -105,10 +173,17 @@ def main() -> int:
     ]
     for label, rate in picks:
         runs = [s for s in sweep if rate is not None and s.config["offered_rate"] == rate]
-        for i, run in enumerate(runs or [None]):
-            print(_line(label if i == 0 else "  (repeat)", run))
+        print(_line(label, sc.median_run(runs) if runs else None))
+        if len(runs) > 1:
+            every = ", ".join(f"{r.summary['p99_ms']:.2f}" for r in runs)
+            loads = ", ".join(f"{r.summary['host_load_1m']:.1f}" for r in runs)
+            print(f"  {'':<34} (median of {len(runs)}; p99 of each: {every} ms; load {loads})")
     load = [s.summary["host_load_1m"] for s in sweep]
     print(f"  host load (1 min) during the sweep: {min(load):.1f} .. {max(load):.1f}")
+    delays = [float(d) for d in args.delays.split(",") if d.strip()]
+    if delays:
+        rates = [int(r) for r in args.delay_rates.split(",") if r.strip()]
+        delay_table(endpoint.params, delays, rates, args.duration)
     return 0
 
 

@@ -4,9 +4,11 @@
 step, so process start-up is paid once per notebook. A step: subscribers connect and
 subscribe, say ready; publishers start together at a common ``perf_counter_ns`` instant;
 when they are done the orchestrator publishes ``end:<step>`` on the control channel, which
-reaches each subscriber after every data message Redis sent it. The step's result merges
-the subscribers' histograms and compares what each connection got with what was sent to
-the channels it listens to: lost, duplicated, reordered.
+reaches each subscriber after every data message Redis sent it. Before the publishers
+start, the client <-> server round trip (PING p50/p99) is measured and recorded with the
+step. The step's result merges the subscribers' histograms and compares what each
+connection got with what was sent to the channels it listens to: lost, duplicated,
+reordered.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+import numpy as np
 import psutil
 from hdrh.histogram import HdrHistogram
 
@@ -32,6 +35,7 @@ from opsbook.pubsub.resp import HIREDIS, ConnParams, RawConn, ReplyError, pack
 from opsbook.pubsub.workers import CLOCK, publisher_main, subscriber_main
 
 START_DELAY_NS = 150_000_000
+RTT_PINGS = 50
 
 
 @dataclass
@@ -205,6 +209,18 @@ class Bench:
         info = parse_info(self.admin.call("INFO", "cpu"))
         return float(info.get("used_cpu_sys", 0)) + float(info.get("used_cpu_user", 0))
 
+    def rtt(self, pings: int = RTT_PINGS) -> dict[str, float]:
+        """Client <-> server round trip: ``pings`` sequential PINGs on the admin connection,
+        p50 and p99 in ms. Recorded beside every step's latency so that a reader can tell
+        the network from Redis (a 1 ms network adds 1 ms to every delivery)."""
+        samples = np.empty(pings, dtype=np.int64)
+        for i in range(pings):
+            t0 = CLOCK()
+            self.admin.call("PING")
+            samples[i] = CLOCK() - t0
+        p50, p99 = np.percentile(samples, [50, 99]) / 1e6
+        return {"rtt_p50_ms": round(float(p50), 4), "rtt_p99_ms": round(float(p99), 4)}
+
     def environment(self) -> dict[str, Any]:
         """Facts recorded with every result."""
         import redis as redis_py
@@ -283,6 +299,7 @@ class Bench:
                 }
             )
         self._await_ready(active)
+        network = self.rtt()
         workers = [p for p, _ in active] + pub_procs
         cpu0, rcpu0 = [p.cpu() for p in workers], self.redis_cpu()
         start = CLOCK() + START_DELAY_NS
@@ -323,6 +340,7 @@ class Bench:
             },
             cpu={"client_cpu_s": sum(cpu1) - sum(cpu0), "redis_cpu_s": rcpu1 - rcpu0},
         )
+        result.summary.update(network)
         self.results.append(result)
         return result
 
@@ -424,8 +442,10 @@ class Bench:
             "publish_errors": sum(r["errors"] for r in pub_reports),
             "publish_rate": total_sent / max(1e-9, (pub_last - pub_first) / 1e9),
             "delivered_rate": received / max(1e-9, window / 1e9),
+            "publisher_lag_p50_ms": lag.get_value_at_percentile(50) / 1000.0,
             "publisher_lag_p99_ms": lag.get_value_at_percentile(99) / 1000.0,
             "publisher_lag_max_ms": lag.get_max_value() / 1000.0,
+            "publishes_in_flight_max": max(r["max_in_flight"] for r in pub_reports),
             "timed_out": any(rep["timed_out"] for rep in sub_reports),
             "window_s": window / 1e9,
             **cpu,

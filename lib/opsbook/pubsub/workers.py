@@ -11,8 +11,10 @@ the way redis-py does silently, so a cut-off shows as ``disconnects`` plus seque
 A *publisher* process follows an open-loop schedule: message ``i`` is due at
 ``start_ns + i / rate``; when it falls behind it sends every due message at once (pipelined,
 up to ``batch_max``), each stamped with its own due time, so queueing delay stays in the
-latency (no coordinated omission). ``rate=None`` is a closed-loop saturation run: messages
-are stamped when built and sent as fast as replies come back.
+latency (no coordinated omission). It never waits for a reply while the schedule runs:
+replies are read between sends, when they are there, and only counted, so a round trip
+to a distant server is not mistaken for delivery latency. ``rate=None`` is a closed-loop
+saturation run: messages are stamped when built and sent as fast as replies come back.
 """
 
 from __future__ import annotations
@@ -324,7 +326,34 @@ def run_publisher(params: ConnParams, pub_id: int, cmd: dict[str, Any]) -> dict[
         conn.close()
 
 
+@dataclass
+class _Replies:
+    """What came back for the publishes (counted, never waited on while the schedule runs)."""
+
+    read: int = 0
+    receivers: int = 0
+    zero: int = 0
+    errors: int = 0
+
+    def drain(self, conn: RawConn) -> None:
+        """Count every reply already parsed from ``conn``."""
+        gets = conn.reader.gets
+        reply = gets()
+        while reply is not False:
+            self.read += 1
+            if isinstance(reply, int):
+                self.receivers += reply
+                self.zero += reply == 0
+            elif isinstance(reply, ReplyError):
+                self.errors += 1
+            reply = gets()
+
+
 def _publish(conn: RawConn, pub_id: int, cmd: dict[str, Any]) -> dict[str, Any]:
+    """Open loop (``rate`` set): sending follows the schedule and never waits for a reply;
+    replies are read between sends, when the socket has some, and only counted (a reply
+    that is a round trip away must not hold back what is due). Closed loop (``rate`` None):
+    each batch waits for its replies, which is what closed loop means."""
     step, count = int(cmd["step"]), int(cmd["count"])
     rate = cmd.get("rate")
     interval = int(1e9 / rate) if rate else 0
@@ -335,15 +364,18 @@ def _publish(conn: RawConn, pub_id: int, cmd: dict[str, Any]) -> dict[str, Any]:
     seqs = [0] * n_chan
     start = int(cmd["start_ns"])
     stop_at = start + int(float(cmd.get("max_s", 3600)) * 1e9)
+    replies = _Replies()
+    sel = selectors.DefaultSelector()
+    sel.register(conn.sock, selectors.EVENT_READ)
     _sleep_until(start)
-    lags, receivers, zero, errors, sent = array("q"), 0, 0, 0, 0
+    lags, sent, in_flight = array("q"), 0, 0
     first = CLOCK()
     while sent < count:
         now = CLOCK()
         if interval:
             due = min(count, (now - start) // interval + 1)
             if due <= sent:
-                _sleep_until(start + sent * interval)
+                _wait_reading(conn, sel, replies, start + sent * interval)
                 continue
             k = min(due - sent, batch_max)
         else:
@@ -357,29 +389,62 @@ def _publish(conn: RawConn, pub_id: int, cmd: dict[str, Any]) -> dict[str, Any]:
             head, pad, tail = frames[ch]
             parts += (head, HEADER.pack(pub_id, ch, step, seqs[ch], intended), pad, tail)
             seqs[ch] += 1
-        conn.send(b"".join(parts))
-        lags.append((now - (start + sent * interval if interval else now)) // 1000)
-        for _ in range(k):
-            reply = conn.read_reply()
-            if isinstance(reply, int):
-                receivers += reply
-                zero += reply == 0
-            elif isinstance(reply, ReplyError):
-                errors += 1
+        data = b"".join(parts)
+        in_flight = max(in_flight, sent - replies.read)  # sent before earlier replies came
+        sending = CLOCK()
+        conn.send(data)
+        lags.append((sending - (start + sent * interval if interval else now)) // 1000)
         sent += k
+        if not interval:
+            while replies.read < sent:
+                conn.fill()
+                replies.drain(conn)
     last = CLOCK()
+    _read_all(conn, sel, replies, sent)
+    sel.close()
     return {
         "pub_id": pub_id,
         "sent": sent,
         "sent_per_channel": seqs,
-        "receivers": receivers,
-        "zero_receivers": zero,
-        "errors": errors,
+        "receivers": replies.receivers,
+        "zero_receivers": replies.zero,
+        "errors": replies.errors,
         "first_ns": first,
         "last_ns": last,
         "lag": hist.encode(hist.from_values(np.frombuffer(lags, dtype=np.int64))),
         "batches": len(lags),
+        "max_in_flight": in_flight,
     }
+
+
+def _wait_reading(
+    conn: RawConn, sel: selectors.BaseSelector, replies: _Replies, target_ns: int
+) -> None:
+    """Until ``target_ns``: count replies as they arrive, then spin the last microseconds
+    so that nothing is sent before it is due (and nothing waits on a reply)."""
+    while True:
+        remaining = target_ns - CLOCK()
+        if remaining <= SPIN_NS:
+            while CLOCK() < target_ns:
+                pass
+            return
+        if sel.select((remaining - SPIN_NS / 2) / 1e9):
+            conn.fill()
+            replies.drain(conn)
+
+
+def _read_all(
+    conn: RawConn, sel: selectors.BaseSelector, replies: _Replies, sent: int, timeout_s: float = 30
+) -> None:
+    """After the last send: every reply, so that the report counts all of them."""
+    deadline = time.monotonic() + timeout_s
+    replies.drain(conn)
+    while replies.read < sent and time.monotonic() < deadline:
+        if sel.select(0.5):
+            conn.fill()
+            replies.drain(conn)
+    if replies.read < sent:
+        raise ConnectionError(f"{sent - replies.read} publish replies never arrived")
 
 
 def _sleep_until(target_ns: int) -> None:
