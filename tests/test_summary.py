@@ -30,6 +30,7 @@ summary:
       items:
         - {label: Total, value: "{{ steps.first.outputs.total }} units"}
         - {label: Items, value: "{{ steps.first.outputs.n_items }}", ok: "{{ steps.first.outputs.n_items == 3 }}"}
+        - {label: Files, value: "the notebook", link: notebook.ipynb}
     - heading: Skipped part
       step: never
       ok: "{{ steps.never.outputs.total > 0 }}"
@@ -61,6 +62,7 @@ def test_summary_page(write_runbook, audit_dir: Path) -> None:
     assert page.count("PASS") == 2 and "FAIL" not in page
     assert "not run" in page  # the skipped section does not break the page
     assert 'href="steps/first/report.html"' in page
+    assert '<a href="steps/first/notebook.ipynb">the notebook</a>' in page
     assert 'src="data:image/png;base64,' in page
     assert 'href="summary.html"' in (result.folder / "index.html").read_text()
 
@@ -73,3 +75,10 @@ def test_filters_and_table_columns() -> None:
     html = _table([{"z": 1, "a": True}], ["a", "z"])
     assert html.index(">a<") < html.index(">z<") and "PASS" in html
     assert "not available" in _table(None)
+
+
+@pytest.mark.parametrize("link", ["../../etc/passwd", "/etc/passwd", "a/../../b", "", "c:/x"])
+def test_summary_links_stay_inside_the_step_folder(write_runbook, link: str) -> None:
+    text = SUMMARISED.replace("link: notebook.ipynb", f"link: {link!r}")
+    with pytest.raises(Exception, match="relative path inside the step's folder"):
+        rb.load(write_runbook(text))

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import chain, islice
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import papermill
@@ -124,6 +124,20 @@ class SummaryItem(BaseModel):
     table: str | None = None
     columns: list[str] | None = None
     ok: str | None = None
+    #: A file or folder inside the step's folder the value links to (``grafana/``).
+    link: str | None = None
+
+    @field_validator("link")
+    @classmethod
+    def _link_inside_step(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = PurePosixPath(value).parts
+        if not value or value.startswith(("/", "\\")) or ".." in parts or ":" in value:
+            raise ValueError(
+                f"link {value!r} must be a relative path inside the step's folder (no '..')"
+            )
+        return value
 
 
 class SummarySection(BaseModel):

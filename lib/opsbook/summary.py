@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,9 @@ def _section(section: SummarySection, data: dict[str, Any], ctx: dict[str, Any])
         shown = (
             html.escape(value) if value not in (None, "") else '<span class="muted">not run</span>'
         )
+        if item.link and value not in (None, ""):
+            target = urllib.parse.quote(f"steps/{section.step}/{item.link}")
+            shown = f'<a href="{html.escape(target)}">{shown}</a>'
         rows.append(
             f'<tr><td>{html.escape(item.label)}</td><td class="v">{shown} '
             f"{_badge(_verdict(item.ok, ctx) if ran else None)}</td></tr>"

@@ -227,3 +227,75 @@ def backtest_command(
     click.echo(json.dumps(report, indent=2))
     if report["missed"]:
         raise click.exceptions.Exit(1)
+
+
+@cli.group("dashboards", cls=OpsbookGroup)
+def dashboards_group() -> None:
+    """The four P0 Grafana dashboards, built from the panels the notebook draws."""
+
+
+@dashboards_group.command("export")
+@click.option("--out", "out_dir", required=True, help="folder to write the JSON and YAML into")
+@click.option(
+    "--rules",
+    "rules_path",
+    default="runbooks/alerts/p0-alerts.yaml",
+    show_default=True,
+    help="Loki ruler YAML to export beside the dashboards (empty: none)",
+)
+@click.option("--logs", "log_paths", multiple=True, help="logs to backtest for annotations")
+@click.option("--url", "loki_url", default="", help="or a Loki base URL to backtest against")
+@click.option("--start", default="", help="RFC3339 / epoch; default: start of the data")
+@click.option("--end", default="", help="RFC3339 / epoch; default: end of the data")
+@click.option("--incidents", "incidents_path", default="", help="known incidents JSON")
+@click.option("--auth-env", default="", help="NAME of the env var with Loki credentials")
+def dashboards_export_command(
+    out_dir: str,
+    rules_path: str,
+    log_paths: tuple[str, ...],
+    loki_url: str,
+    start: str,
+    end: str,
+    incidents_path: str,
+    auth_env: str,
+) -> None:
+    """Write the dashboards as Grafana JSON, the alert rules, and incident annotations.
+
+    With --logs or --url the rules are backtested and every firing (and known incident)
+    becomes a Grafana annotation in incident-annotations.json. Import the dashboards with
+    Grafana's "Import dashboard" page or its provisioning folder.
+
+    \b
+    Example:
+      opsbook loki dashboards export --out grafana/ --logs prod-2026-11-28.jsonl
+    """
+    from opsbook.loki import backtest as bt
+    from opsbook.loki import grafana
+    from opsbook.loki.rules import load_rules
+    from opsbook.loki.source import open_analysis
+    from opsbook.paths import resolve
+
+    groups = load_rules(resolve(rules_path)) if rules_path else None
+    incidents: list[dict[str, Any]] = []
+    firings = None
+    end_ns = None
+    if loki_url or log_paths:
+        analysis = open_analysis(
+            loki_url=loki_url,
+            log_paths=list(log_paths),
+            start=start,
+            end=end,
+            auth_env=auth_env,
+            incidents_path=incidents_path,
+        )
+        incidents, end_ns = list(analysis.incidents), analysis.end_ns
+        if groups is not None:
+            result = bt.backtest(analysis.source, groups, analysis.start_ns, analysis.end_ns)
+            firings = bt.explain_firings(result, incidents)
+    elif incidents_path:
+        from opsbook.loki.simulate import load_ground_truth
+
+        incidents = load_ground_truth(resolve(incidents_path))["incidents"]
+    files = grafana.export(out_dir, rules=groups, incidents=incidents, firings=firings, end=end_ns)
+    for name, path in files.items():
+        click.echo(f"{name}: {path}")

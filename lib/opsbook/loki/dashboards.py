@@ -19,8 +19,9 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from opsbook.errors import ConfigError  # noqa: E402
+from opsbook.loki import panels as ps  # noqa: E402
 from opsbook.loki.source import instant_frame, metric_frame, step_seconds  # noqa: E402
-from opsbook.loki.timeutil import NS_PER_S, to_ns  # noqa: E402
+from opsbook.loki.timeutil import NS_PER_S, parse_duration, to_ns  # noqa: E402
 
 DEFAULT_PARSERS = {"backend-ts": "json", "backend-rag": "logfmt"}
 AI_SERVICE = "backend-ts"
@@ -169,33 +170,73 @@ def http_services(services: Sequence[str], parsers: Mapping[str, str] = DEFAULT_
     return [s for s in services if s in parsers]
 
 
+def panel_window(panel: ps.Panel, step: Any) -> str:
+    """The window ``$__auto`` stands for at ``step``: the step, or the panel's minimum."""
+    ns = int(step_seconds(step) * NS_PER_S)
+    if panel.min_window:
+        ns = max(ns, parse_duration(panel.min_window))
+    return window_text(ns)
+
+
+def target_frame(
+    source: Any,
+    panel: ps.Panel,
+    target: ps.Target,
+    start: Any,
+    end: Any,
+    step: Any,
+    services: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """One panel query evaluated the way Grafana would run it, plus a ``legend`` column.
+
+    Range targets run over ``[start, end]`` at ``step`` (or the target's fixed step);
+    instant targets (stat panels) run at ``end``.
+    """
+    expr = ps.bind(target.expr, window=panel_window(panel, step), services=services)
+    if target.instant:
+        frame = instant_frame(source, expr, end)
+    else:
+        frame = metric_frame(source, expr, start, end, target.step or step)
+    legends = [ps.legend_text(target.legend, labels) for labels in frame.get("labels", [])]
+    return frame.assign(legend=legends, target=target.ref_id)
+
+
+def panel_frame(
+    source: Any,
+    panel: ps.Panel,
+    start: Any,
+    end: Any,
+    step: Any,
+    services: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Every query of ``panel`` (see :func:`target_frame`), one frame."""
+    return _concat(
+        [target_frame(source, panel, t, start, end, step, services) for t in panel.targets]
+    )
+
+
+def _panel(dashboard: str, key: str) -> ps.Panel:
+    return ps.panel_by_key(dashboard, key)
+
+
 def traffic_frame(source: Any, services: Sequence[str], start: Any, end: Any, step: str) -> Any:
-    """Requests/s of every HTTP service over time."""
-    window = window_text(int(step_seconds(step) * NS_PER_S))
-    frames = [
-        metric_frame(source, requests_query(s, window), start, end, step)
-        for s in http_services(services)
-    ]
-    return fill_zeros(_concat(frames), start, end, step)
+    """Requests/s of every HTTP service over time (panel System Health / requests)."""
+    frame = panel_frame(source, _panel("system_health", "requests"), start, end, step, services)
+    return fill_zeros(frame, start, end, step)
 
 
 def errors_frame(source: Any, services: Sequence[str], start: Any, end: Any, step: str) -> Any:
-    """Error lines per minute of every service over time."""
-    window = window_text(int(step_seconds(step) * NS_PER_S))
-    frame = metric_frame(source, error_lines_query(services, window), start, end, step)
-    frame["value"] = frame["value"] * 60.0 / step_seconds(step)
-    return fill_zeros(frame, start, end, step)
+    """Error lines per minute of every service over time (panel System Health / error_lines)."""
+    panel = _panel("system_health", "error_lines")
+    return fill_zeros(panel_frame(source, panel, start, end, step, services), start, end, step)
 
 
 def latency_frame(source: Any, services: Sequence[str], start: Any, end: Any, step: str) -> Any:
     """P50/P95/P99 latency (ms) per HTTP service over time; column ``quantile``."""
-    window = window_text(max(int(step_seconds(step) * NS_PER_S), 5 * 60 * NS_PER_S))
-    frames = []
-    for service in http_services(services):
-        for q in QUANTILES:
-            frame = metric_frame(source, latency_query(service, q, window), start, end, step)
-            frames.append(frame.assign(quantile=f"p{int(q * 100)}"))
-    return _concat(frames)
+    frame = panel_frame(source, _panel("system_health", "latency"), start, end, step, services)
+    if frame.empty:
+        return frame.assign(quantile=[])
+    return frame.assign(quantile=frame["legend"].str.split().str[-1])
 
 
 def health_table(source: Any, services: Sequence[str], start: Any, end: Any) -> pd.DataFrame:
@@ -257,11 +298,9 @@ def route_latency_table(
 
 
 def ai_cost_frame(source: Any, start: Any, end: Any, step: str) -> pd.DataFrame:
-    """USD per model per step (windows tile the range exactly)."""
-    window = window_text(int(step_seconds(step) * NS_PER_S))
-    return fill_zeros(
-        metric_frame(source, ai_cost_query(window), start, end, step), start, end, step
-    )
+    """USD per model per step (windows tile the range exactly; panel AI Models / ai_cost)."""
+    frame = panel_frame(source, _panel("ai_models", "ai_cost"), start, end, step)
+    return fill_zeros(frame, start, end, step)
 
 
 def ai_cost_per_day(cost: pd.DataFrame) -> pd.DataFrame:
@@ -293,21 +332,17 @@ def ai_latency_table(source: Any, start: Any, end: Any) -> pd.DataFrame:
 
 
 def ai_latency_frame(source: Any, start: Any, end: Any, step: str) -> pd.DataFrame:
-    """P95 latency (ms) of model calls per model over time."""
-    window = window_text(max(int(step_seconds(step) * NS_PER_S), 5 * 60 * NS_PER_S))
-    return metric_frame(source, ai_latency_query(0.95, window), start, end, step)
+    """P95 latency (ms) of model calls per model over time (panel AI Models / ai_latency)."""
+    return panel_frame(source, _panel("ai_models", "ai_latency"), start, end, step)
 
 
 def infra_errors_frame(source: Any, start: Any, end: Any, step: str) -> pd.DataFrame:
     """Vector DB errors and Redis warnings/errors per step; column ``panel``."""
-    window = window_text(int(step_seconds(step) * NS_PER_S))
-    vec = fill_zeros(
-        metric_frame(source, vector_db_errors_query(window), start, end, step), start, end, step
-    )
-    red = fill_zeros(
-        metric_frame(source, redis_problems_query(window), start, end, step), start, end, step
-    )
-    return _concat([vec.assign(panel="vector DB errors"), red.assign(panel="redis")])
+    parts = []
+    for key, name in (("vector_db_errors", "vector DB errors"), ("redis_problems", "redis")):
+        frame = panel_frame(source, _panel("database", key), start, end, step)
+        parts.append(fill_zeros(frame, start, end, step).assign(panel=name))
+    return _concat(parts)
 
 
 # ------------------------------------------------------------------ charts
@@ -429,5 +464,94 @@ def sweep_figure(sweeps: pd.DataFrame, tuned: Mapping[str, float] | None = None)
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     for ax in axes[len(rules) :]:
+        ax.set_visible(False)
+    return fig
+
+
+# ------------------------------------------------------------------ Grafana previews
+
+
+def _calendar_days(start: Any, end: Any) -> tuple[int, int]:
+    """First and last UTC midnight that close a day touched by ``[start, end]``."""
+    day = 86400 * NS_PER_S
+    return -(-(to_ns(start) + 1) // day) * day, -(-to_ns(end) // day) * day
+
+
+def preview_frame(
+    source: Any, panel: ps.Panel, start: Any, end: Any, step: str, services: Sequence[str] | None
+) -> pd.DataFrame:
+    """What a dashboard preview draws for ``panel``: calendar panels per closing midnight."""
+    if any(t.step == "1d" for t in panel.targets):
+        first, last = _calendar_days(start, end)
+        return panel_frame(source, panel, first, last, "1d", services)
+    frame = panel_frame(source, panel, start, end, step, services)
+    if panel.kind == "timeseries" and panel.unit != "ms":
+        frame = fill_zeros(frame, start, end, step)
+    return frame
+
+
+def _is_bad(panel: ps.Panel, value: float) -> bool:
+    """Whether ``value`` is past the panel's first threshold (red in Grafana)."""
+    if not panel.thresholds:
+        return False
+    limit = panel.thresholds[0]
+    return value < limit if panel.bad_when == "below" else value >= limit
+
+
+def _draw_values(ax: Any, panel: ps.Panel, frame: pd.DataFrame) -> None:
+    """Stat and bar panels: one bar per legend (and per day), red past the threshold."""
+    if frame.empty:
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        return
+    limit = panel.thresholds[0] if panel.thresholds else None
+    if panel.kind == "stat":
+        names = list(frame["legend"])
+        values = list(frame["value"])
+        colours = ["tab:red" if _is_bad(panel, v) else "tab:green" for v in values]
+        ax.barh(names, values, color=colours)
+        for i, v in enumerate(values):
+            ax.text(v, i, f" {v:,.2f}", va="center", fontsize=8)
+        return
+    table = frame.pivot_table(index="timestamp", columns="legend", values="value", aggfunc="sum")
+    table.index = [t.strftime("%Y-%m-%d") for t in table.index - pd.Timedelta(1, "ns")]
+    table.plot.bar(ax=ax, stacked=True, rot=0, legend=True)
+    if limit is not None:
+        ax.axhline(limit, ls="--", color="tab:red", lw=1)
+
+
+def dashboard_figure(
+    source: Any,
+    spec: ps.Dashboard,
+    start: Any,
+    end: Any,
+    step: str = "1m",
+    incidents: Sequence[Mapping[str, Any]] | None = None,
+    services: Sequence[str] | None = None,
+) -> Figure:
+    """Every panel of a Grafana dashboard as the export defines it, drawn with matplotlib.
+
+    The data come from the exported queries themselves (:func:`preview_frame`), so this is
+    the dashboard a reviewer will see after importing the JSON into Grafana.
+    """
+    count = len(spec.panels)
+    columns = 2 if count > 1 else 1
+    rows = -(-count // columns)
+    fig = Figure(figsize=(12.0, 2.8 * rows + 0.4), layout="constrained")
+    fig.suptitle(f"{spec.title} (Grafana dashboard {spec.uid})", fontsize=11)
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax, panel in zip(axes, spec.panels, strict=False):
+        frame = preview_frame(source, panel, start, end, step, services)
+        unit = ps.units_label(panel.unit)
+        if panel.kind == "timeseries":
+            _plot_lines(ax, frame, "legend", panel.title, unit)
+            for limit in panel.thresholds:
+                ax.axhline(limit, ls="--", color="tab:red", lw=1)
+            shade_incidents(ax, incidents)
+        else:
+            _draw_values(ax, panel, frame)
+            ax.set_title(panel.title, fontsize=10)
+            ax.set_ylabel(unit)
+            ax.grid(alpha=0.3)
+    for ax in axes[count:]:
         ax.set_visible(False)
     return fig
