@@ -36,7 +36,9 @@ def test_live_run_then_rollback(tmp_path: Path) -> None:
     assert live["integrity_ok"] is True and live["cutover_done"] is True
     assert all(v == 0 for m in live["mismatches"].values() for v in m.values())
     assert all(c["source"] == c["target"] for c in live["counts"].values())
-    assert min(live["recall_at_10"].values()) >= 0.99 and live["records_per_s"] > 0
+    assert live["search_verified"] is True and live["records_per_s"] > 0
+    assert all(s["exact_search_failures"] == 0 for s in live["search"].values())
+    assert all(0 < r["chroma"] <= 1 for r in live["recall_at_10"].values())
     assert (tmp_path / "live" / "summary.json").exists()
     back = _run(tmp_path, "rollback", rollback=True, output_dir=str(tmp_path / "rb"), **common)
     assert {r["alias"] for r in back["rolled_back"]} == set(live["staging"])

@@ -20,7 +20,7 @@ _KINDS_OF = {
     "ids": ("missing", "extra", "duplicate"),
     "vectors": ("vector",),
     "payloads": ("payload", "document", "metadata"),
-    "search": ("recall",),
+    "search": ("search",),
 }
 
 
@@ -103,18 +103,46 @@ def vector_diff_chart(result: MigrationResult | Plan | None, tolerance: float = 
 
 
 def recall_chart(result: MigrationResult | Plan | None) -> Figure:
-    """Distribution of recall@10 per sampled query, per collection, with the threshold."""
-    if not isinstance(result, MigrationResult) or not any(c.report for c in result.collections):
-        return _empty("Search equivalence (recall@10)")
+    """Index quality: recall@10 vs exact search per query, Chroma HNSW beside the target's
+    ANN index, per collection (information only: the dashed line is the warning level)."""
+    reports = (
+        [c.report for c in result.collections if c.report is not None]
+        if isinstance(result, MigrationResult)
+        else []
+    )
+    if not reports:
+        return _empty("Index quality: recall@10 vs exact search")
+    if not any(r.search.measured for r in reports):
+        return _empty(
+            "Index quality: recall@10 vs exact search", "not measured (sample_queries = 0)"
+        )
     fig, ax = _figure()
-    reports = [c.report for c in result.collections if c.report is not None]
-    ax.boxplot([r.recalls or [1.0] for r in reports], showmeans=True)
-    ax.set_xticks(range(1, len(reports) + 1), [r.collection for r in reports])
-    ax.axhline(result.config.recall_threshold, color="red", ls="--", label="threshold")
+    x = np.arange(len(reports))
+    for shift, who, color in ((-0.2, "chroma", "#4c72b0"), (0.2, "target", "#55a868")):
+        data = [
+            r.search.chroma_recalls if who == "chroma" else r.search.target_recalls for r in reports
+        ]
+        where = [i + shift for i, d in zip(x, data, strict=True) if d]
+        if where:
+            box = ax.boxplot(
+                [d for d in data if d],
+                positions=where,
+                widths=0.35,
+                showmeans=True,
+                patch_artist=True,
+            )
+            for patch in box["boxes"]:
+                patch.set_facecolor(color)
+        for i, d in zip(x, data, strict=True):
+            if not d:
+                ax.text(i + shift, 0.5, "no ANN index\n(exact)", ha="center", fontsize="x-small")
+        ax.plot([], [], color=color, lw=6, label="Chroma HNSW" if who == "chroma" else "Qdrant ANN")
+    ax.set_xticks(x, [r.collection for r in reports])
+    ax.axhline(result.config.recall_threshold, color="red", ls="--", label="warning level")
     ax.set_ylim(-0.05, 1.05)
-    ax.set_ylabel("recall@10 (Chroma vs Qdrant exact)")
-    ax.set_title("Search equivalence per collection")
-    ax.legend(loc="lower right")
+    ax.set_ylabel("recall@10 vs exact (per query)")
+    ax.set_title("Index quality before and after the move")
+    ax.legend(loc="lower right", fontsize="small")
     return fig
 
 
@@ -132,6 +160,8 @@ def pass_fail_table(result: MigrationResult | Plan | None) -> Any:
             row[check] = (
                 "n/a" if r is None else ("FAIL" if any(r.mismatches[k] for k in kinds) else "PASS")
             )
+        if r is not None and not r.search.measured:
+            row["search"] = "not measured"
         row["overall"] = "PASS" if r is not None and r.ok else "FAIL"
         rows.append(row)
     return pd.DataFrame(rows)

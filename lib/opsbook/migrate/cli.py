@@ -102,7 +102,23 @@ def plan_cmd(**kw: Any) -> None:
 @click.option("--resume", is_flag=True, help="continue from the checkpoints in WORK_DIR")
 @click.option("--no-cutover", is_flag=True, help="verify but leave the aliases alone")
 @click.option("--no-backup", is_flag=True, help="skip the source backup")
-@click.option("--recall-threshold", default=0.99, show_default=True)
+@click.option(
+    "--recall-threshold",
+    default=0.99,
+    show_default=True,
+    help="ANN recall@10 below this is reported as a warning (never blocks)",
+)
+@click.option(
+    "--sample-queries",
+    default=1000,
+    show_default=True,
+    help="queries checked against exact search per collection (0 = not measured)",
+)
+@click.option(
+    "--allow-unverified-search",
+    is_flag=True,
+    help="cut over even with --sample-queries 0",
+)
 def run_cmd(resume: bool, no_cutover: bool, no_backup: bool, **kw: Any) -> None:
     """Back up, migrate into staging collections, verify every record, switch aliases.
 
@@ -123,6 +139,7 @@ def run_cmd(resume: bool, no_cutover: bool, no_backup: bool, **kw: Any) -> None:
         f"{r.total_records} records in {r.duration_s:.1f}s ({r.records_per_s:,.0f} rec/s "
         f"written); integrity {'OK' if r.integrity_ok else 'FAILED'}; "
         f"cutover {'done' if r.cutover_done else 'not done'}"
+        + ("" if r.search_verified else "; search NOT verified (sample_queries=0)")
     )
     raise SystemExit(0 if r.integrity_ok else 1)
 

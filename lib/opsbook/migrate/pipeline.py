@@ -14,10 +14,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import numpy as np
-
 from opsbook.migrate.checkpoint import Checkpoint
 from opsbook.migrate.errors import ValidationFailed
+from opsbook.migrate.exact import unit_rows
 from opsbook.migrate.ids import point_ids
 from opsbook.migrate.payload import build_payload
 from opsbook.migrate.source import Batch, ChromaSource, CollectionInfo
@@ -73,20 +72,6 @@ def prefetch(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
             yield item
     finally:
         stop.set()
-
-
-def unit_rows(vectors: np.ndarray, distance: str) -> np.ndarray:
-    """float32 rows, scaled to unit length for Cosine (zero rows left as they are).
-
-    Qdrant normalises Cosine vectors itself, but qdrant-client's local mode persists the
-    raw vector and reloads it unnormalised, so a reopened store would rank wrongly. Writing
-    unit vectors makes every target hold the same thing, in memory and on disk.
-    """
-    v = np.asarray(vectors, dtype=np.float32)
-    if distance != "Cosine" or v.size == 0:
-        return v
-    norms = np.linalg.norm(v, axis=1, keepdims=True)
-    return (v / np.where(norms == 0, 1, norms)).astype(np.float32)
 
 
 def to_points(batch: Batch) -> tuple[list[str], list[dict]]:

@@ -56,8 +56,9 @@ class MigrationConfig:
     cutover: bool = True
     verify: bool = True
     backup: bool = True
-    recall_threshold: float = 0.99
-    sample_queries: int = 20
+    recall_threshold: float = 0.99  # index quality (ANN recall@10): warns, never blocks
+    sample_queries: int = 1000  # queries checked against exact search; 0 = not measured
+    allow_unverified_search: bool = False  # cut over even though sample_queries=0
     backup_dir: str = ""
     work_dir: str = ""
     progress: bool = False
@@ -69,6 +70,12 @@ class MigrationConfig:
             self.collections = [self.collections] if self.collections else None
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if not isinstance(self.sample_queries, int) or self.sample_queries < 0:
+            raise ConfigError(
+                f"sample_queries must be an integer >= 0, got {self.sample_queries!r}",
+                hint="1000 is the default; 0 skips the search checks (then cutover needs "
+                "allow_unverified_search=True)",
+            )
         if not 0.0 <= float(self.recall_threshold) <= 1.0:
             raise ConfigError(f"recall_threshold must lie in [0, 1], got {self.recall_threshold}")
         if not self.work_dir:
@@ -215,7 +222,18 @@ class MigrationResult:
 
     @property
     def integrity_ok(self) -> bool:
+        """Every record matched, and every measured exact search agreed with the truth."""
         return all(c.report is not None and c.report.ok for c in self.collections)
+
+    @property
+    def search_verified(self) -> bool:
+        """The exact-search check ran (sample_queries > 0) on every collection."""
+        return all(c.report is not None and c.report.search.measured for c in self.collections)
+
+    @property
+    def cutover_allowed(self) -> bool:
+        """Integrity passed, and search was verified or explicitly allowed not to be."""
+        return self.integrity_ok and (self.search_verified or self.config.allow_unverified_search)
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {
@@ -231,8 +249,20 @@ class MigrationResult:
             c.info.name: dict(c.report.mismatches) if c.report else {} for c in self.collections
         }
 
-    def recall_at_10(self) -> dict[str, float]:
-        return {c.info.name: c.report.recall_at_10 for c in self.collections if c.report}
+    def search(self) -> dict[str, dict]:
+        """Per collection: exact-search integrity and index quality, or "not measured"."""
+        return {c.info.name: c.report.search.summary() for c in self.collections if c.report}
+
+    def recall_at_10(self) -> dict[str, dict[str, float | str]]:
+        """Per collection: recall@10 vs exact of Chroma's HNSW and of the target's ANN index
+        ("not measured" when no query ran, or when the target has no ANN index)."""
+        out = {}
+        for name, s in self.search().items():
+            out[name] = {
+                "chroma": s.get("chroma_recall", "not measured"),
+                "target": s.get("target_recall", "not measured"),
+            }
+        return out
 
     def table(self) -> Any:
         import pandas as pd
@@ -248,7 +278,9 @@ class MigrationResult:
                     "source": c.info.count,
                     "target": r.target_count if r else None,
                     "mismatches": sum(r.mismatches.values()) if r else None,
-                    "recall@10": round(r.recall_at_10, 4) if r else None,
+                    "exact_search": _search_cell(r),
+                    "chroma_recall@10": _recall_cell(r, "chroma"),
+                    "target_recall@10": _recall_cell(r, "target"),
                     "max_vector_diff": float(r.vector_diffs.max())
                     if r and len(r.vector_diffs)
                     else None,
@@ -264,6 +296,21 @@ class MigrationResult:
 
         rows = [e for c in self.collections if c.report for e in c.report.examples]
         return pd.DataFrame(rows, columns=["collection", "kind", "id", "detail"])
+
+
+def _search_cell(report: VerifyReport | None) -> str | None:
+    if report is None:
+        return None
+    if not report.search.measured:
+        return "not measured"
+    return "FAIL" if report.search.failures else f"PASS ({report.search.queries} queries)"
+
+
+def _recall_cell(report: VerifyReport | None, who: str) -> float | str | None:
+    if report is None:
+        return None
+    value = report.search.chroma_recall if who == "chroma" else report.search.target_recall
+    return "not measured" if value is None else round(value, 4)
 
 
 @contextlib.contextmanager
@@ -471,7 +518,7 @@ def migrate(config: MigrationConfig | None = None, **kwargs: Any) -> MigrationRe
         verify_s = time.perf_counter() - t0
         result = MigrationResult(cfg, results, 0.0, write_s, verify_s, backup_path, backup_s)
         result.skipped = skipped
-        if cfg.cutover and cfg.verify and result.integrity_ok:
+        if cfg.cutover and cfg.verify and result.cutover_allowed:
             result.cutover_entry = co.cutover(
                 target,
                 Path(cfg.work_dir),

@@ -72,6 +72,8 @@ def summary(
         "counts": {},
         "mismatches": {},
         "recall_at_10": {},
+        "search": {},
+        "search_verified": None,
         "duration_s": 0.0,
         "records_per_s": 0.0,
         "records_written": 0,
@@ -97,6 +99,10 @@ def summary(
             counts=result.counts(),
             mismatches=result.mismatches(),
             recall_at_10=result.recall_at_10(),
+            search=result.search(),
+            search_verified=result.search_verified,
+            cutover_requested=cfg.cutover,
+            allow_unverified_search=cfg.allow_unverified_search,
             records_per_s=round(result.records_per_s, 1),
             records_written=result.records_written,
             integrity_ok=result.integrity_ok and (plan is None or plan.ok),
@@ -138,4 +144,15 @@ def raise_if_failed(out: dict[str, Any]) -> None:
             f"verification failed, no cutover: {out['mismatches']}",
             hint="see the mismatch table and mismatches.csv; the aliases "
             "still point where they did",
+        )
+    if (
+        out["mode"] == "migrate"
+        and out.get("cutover_requested")
+        and not out["search_verified"]
+        and not out.get("allow_unverified_search")
+    ):
+        raise IntegrityFailed(
+            "search was not verified (sample_queries=0), so no alias moved",
+            hint="run again with sample_queries > 0 (1000 is the default), or pass "
+            "allow_unverified_search=True to cut over without the search check",
         )

@@ -164,18 +164,33 @@ class ChromaSource:
         """Every id of a collection (cheap: no vectors)."""
         return list(self.collection(name).get(include=[])["ids"])
 
-    def query(self, name: str, vectors: np.ndarray, k: int) -> list[list[str]]:
-        """Chroma's top-k ids for each query vector (embeddings given: no model needed)."""
+    def query(self, name: str, vectors: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        """Chroma's (approximate, HNSW) top-k (id, Chroma distance) per query vector.
+
+        Embeddings are given, so no embedding model is needed.
+        """
         col = self.collection(name)
         n = min(k, col.count())
         if n == 0 or len(vectors) == 0:
             return [[] for _ in vectors]
-        res = col.query(
-            query_embeddings=np.asarray(vectors, dtype=np.float32),
-            n_results=n,
-            include=["distances"],
-        )
-        return [list(ids) for ids in res["ids"]]
+        out: list[list[tuple[str, float]]] = []
+        for start in range(0, len(vectors), 256):
+            res = col.query(
+                query_embeddings=np.asarray(vectors[start : start + 256], dtype=np.float32),
+                n_results=n,
+                include=["distances"],
+            )
+            out.extend(
+                list(zip(ids, map(float, dist), strict=True))
+                for ids, dist in zip(res["ids"], res["distances"], strict=True)
+            )
+        return out
+
+    def vectors_of(self, name: str, ids: list[str]) -> np.ndarray:
+        """The stored vectors of ``ids``, in the order asked."""
+        raw = self.collection(name).get(ids=list(ids), include=["embeddings"])
+        by_id = dict(zip(raw["ids"], raw["embeddings"], strict=True))
+        return np.asarray([by_id[i] for i in ids], dtype=np.float32)
 
     def close(self) -> None:
         self._collections.clear()

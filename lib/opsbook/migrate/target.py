@@ -74,8 +74,14 @@ class Target(ABC):
         """Pages of (point id, payload chroma_id) over the whole collection."""
 
     @abstractmethod
-    def search(self, name: str, queries: np.ndarray, k: int) -> list[list[str]]:
-        """Exact top-k point ids per query."""
+    def search(
+        self, name: str, queries: np.ndarray, k: int, exact: bool = True
+    ) -> list[list[tuple[str, float]]]:
+        """Top-k (point id, Qdrant score) per query; exact search unless ``exact=False``."""
+
+    @abstractmethod
+    def ann_index(self, name: str) -> str | None:
+        """What an ``exact=False`` search uses when it is approximate; None = it is exact."""
 
     @abstractmethod
     def switch_aliases(self, changes: list[tuple[str, str | None]]) -> None:
@@ -177,13 +183,28 @@ class QdrantClientTarget(Target):
             if offset is None:
                 return
 
-    def search(self, name: str, queries: np.ndarray, k: int) -> list[list[str]]:
-        params = None if self.kind in ("local", "memory") else self.m.SearchParams(exact=True)
-        requests = [self.m.QueryRequest(query=q.tolist(), limit=k, params=params) for q in queries]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            responses = self.client.query_batch_points(name, requests=requests)
-        return [[str(p.id) for p in r.points] for r in responses]
+    def search(
+        self, name: str, queries: np.ndarray, k: int, exact: bool = True
+    ) -> list[list[tuple[str, float]]]:
+        # A server searches its HNSW index unless told exact=True; local mode always scans.
+        params = self.m.SearchParams(exact=exact)
+        out: list[list[tuple[str, float]]] = []
+        for start in range(0, len(queries), 256):  # bounded request size
+            requests = [
+                self.m.QueryRequest(query=q.tolist(), limit=k, params=params)
+                for q in queries[start : start + 256]
+            ]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                responses = self.client.query_batch_points(name, requests=requests)
+            out.extend([(str(p.id), float(p.score)) for p in r.points] for r in responses)
+        return out
+
+    def ann_index(self, name: str) -> str | None:
+        if self.kind in ("local", "memory"):
+            return None  # qdrant-client local mode has no index: every search is a scan
+        hnsw = self.client.get_collection(self.aliases().get(name, name)).config.hnsw_config
+        return f"HNSW (m={hnsw.m}, ef_construct={hnsw.ef_construct})"
 
     def switch_aliases(self, changes: list[tuple[str, str | None]]) -> None:
         current = self.aliases()
@@ -313,18 +334,29 @@ class EdgeTarget(Target):
             if offset is None:
                 return
 
-    def search(self, name: str, queries: np.ndarray, k: int) -> list[list[str]]:
+    def search(
+        self, name: str, queries: np.ndarray, k: int, exact: bool = True
+    ) -> list[list[tuple[str, float]]]:
         qe, shard = self.qe, self._shard(name)
-        out = []
-        for q in queries:
-            req = qe.SearchRequest(
-                query=qe.Query.Nearest(q.tolist()),
-                limit=k,
-                params=qe.SearchParams(exact=True),
-                with_payload=False,
-            )
-            out.append([str(p.id) for p in shard.search(req)])
+        out: list[list[tuple[str, float]]] = []
+        for start in range(0, len(queries), 256):  # one pass over the segments per batch
+            requests = [
+                qe.QueryRequest(
+                    query=qe.Query.Nearest(q.tolist()),
+                    limit=k,
+                    params=qe.SearchParams(exact=exact),
+                    with_payload=False,
+                )
+                for q in queries[start : start + 256]
+            ]
+            answers = shard.query_batch(qe.QueryBatchRequest(requests))
+            out.extend([(str(p.id), float(p.score)) for p in a] for a in answers)
         return out
+
+    def ann_index(self, name: str) -> str | None:
+        indexed = int(self._shard(name).info().indexed_vectors_count)
+        # below the optimizer's indexing threshold a shard has no HNSW graph: it scans
+        return f"HNSW ({indexed} vectors indexed)" if indexed else None
 
     def switch_aliases(self, changes: list[tuple[str, str | None]]) -> None:
         aliases = self.aliases()
