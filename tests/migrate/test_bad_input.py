@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from opsbook.migrate import migrate, plan
 from opsbook.migrate.errors import (
     SourceNotFound,
     SourceUnavailable,
+    SourceUnreadable,
     TargetConflict,
     TargetUnavailable,
     UnknownCollection,
@@ -118,3 +120,50 @@ def test_bad_options(demo_store: Path, tmp_path: Path, kwargs: dict) -> None:
     with pytest.raises(ConfigError):
         migrate(chroma_path=str(demo_store), work_dir=str(tmp_path), dry_run=False, **kwargs)
     _nothing_written(tmp_path)
+
+
+def _break_store(store: Path, how: str) -> None:
+    import sqlite3
+
+    db = store / "chroma.sqlite3"
+    if how == "garbage":
+        db.write_bytes(b"\x00garbage" * 5000)
+    elif how == "truncated":
+        db.write_bytes(db.read_bytes()[: db.stat().st_size // 3])
+    elif how == "foreign":
+        db.unlink()
+        with sqlite3.connect(db) as con:
+            con.execute("CREATE TABLE orders (id INTEGER)")
+    elif how == "pre-0.4":
+        db.unlink()
+        (store / "chroma-collections.parquet").write_bytes(b"PAR1")
+    elif how == "vectors-missing":  # vector segments gone and the log's vectors erased
+        for d in store.iterdir():
+            if d.is_dir():
+                shutil.rmtree(d)
+        with sqlite3.connect(db) as con:
+            con.execute("UPDATE embeddings_queue SET vector = NULL")
+
+
+@pytest.mark.parametrize(
+    ("how", "match"),
+    [
+        ("garbage", "not an SQLite database"),
+        ("truncated", "damaged SQLite|cannot open|cannot read"),
+        ("foreign", "not a Chroma store"),
+        ("pre-0.4", "before 0.4"),
+        ("vectors-missing", "cannot read the vectors of collection"),
+    ],
+)
+def test_unreadable_store_is_a_clear_error(
+    store: Path, tmp_path: Path, how: str, match: str
+) -> None:
+    _break_store(store, how)
+    work = tmp_path / "work"
+    with pytest.raises(SourceUnreadable, match=match) as err:
+        migrate(chroma_path=str(store), work_dir=str(work), dry_run=False)
+    assert isinstance(err.value, ConfigError) and err.value.hint
+    if how != "pre-0.4":
+        assert str(store / "chroma.sqlite3") in str(err.value)
+    _nothing_written(work)
+    assert not any((work / "source-copies").glob("*"))  # the copy is removed too

@@ -11,6 +11,7 @@ __all__ = [
     "MigrateError",
     "SourceNotFound",
     "SourceUnavailable",
+    "SourceUnreadable",
     "TargetConflict",
     "TargetUnavailable",
     "UnknownCollection",
@@ -24,6 +25,10 @@ class MigrateError(OpsbookError):
 
 class SourceNotFound(ConfigError):
     """The Chroma directory does not exist or is not a Chroma store."""
+
+
+class SourceUnreadable(ConfigError):
+    """The Chroma store exists but cannot be read: corrupt, foreign, too old, or vectors gone."""
 
 
 class UnknownCollection(ConfigError):

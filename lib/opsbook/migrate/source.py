@@ -8,7 +8,9 @@ ONNX model is never downloaded.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,7 +20,13 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from opsbook.migrate.errors import SourceNotFound, SourceUnavailable, UnknownCollection
+from opsbook.errors import OpsbookError
+from opsbook.migrate.errors import (
+    SourceNotFound,
+    SourceUnavailable,
+    SourceUnreadable,
+    UnknownCollection,
+)
 
 #: Chroma space → Qdrant distance name.
 DISTANCES = {"cosine": "Cosine", "l2": "Euclid", "ip": "Dot"}
@@ -107,15 +115,45 @@ def _to_batch(offset: int, raw: dict) -> Batch:
 class ChromaSource:
     """A read-only view of a Chroma store; use :func:`open_source` to create one."""
 
-    def __init__(self, client: Any, identity: str, copy_dir: Path | None = None) -> None:
+    def __init__(
+        self, client: Any, identity: str, copy_dir: Path | None = None, origin: str = ""
+    ) -> None:
         self.client = client
         self.identity = identity
         self.copy_dir = copy_dir
+        self.origin = origin  # the user's chroma.sqlite3, named in errors
         self._collections: dict[str, Any] = {}
+
+    @contextlib.contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        """Turn Chroma's errors while reading a directory store into one clear ConfigError.
+
+        chromadb reports a damaged store as ``InternalError`` / ``InvalidArgumentError``
+        tracebacks ("file is not a database", "Failed to apply logs to the hnsw segment
+        writer"); the user needs to know which file and what to do. Server sources keep
+        their errors (those are transport problems, not the store's).
+        """
+        if not self.origin:
+            yield
+            return
+        try:
+            yield
+        except OpsbookError:
+            raise
+        except Exception as exc:  # chromadb's error classes vary by version
+            raise SourceUnreadable(
+                f"cannot read {what} from the Chroma store {self.origin}: "
+                f"{type(exc).__name__}: {exc}",
+                hint="the store is damaged or incomplete (corrupt SQLite file, or vectors "
+                "missing); nothing was written to the target. Restore the folder from a "
+                "backup (opsbook migrate restore), or open it with the Chroma version that "
+                "wrote it and export it again",
+            ) from exc
 
     def names(self) -> list[str]:
         """All collection names, sorted."""
-        return sorted(c.name for c in self.client.list_collections())
+        with self._reading("the collection list"):
+            return sorted(c.name for c in self.client.list_collections())
 
     def check_names(self, wanted: list[str] | None) -> list[str]:
         """The requested collections (all when None); unknown names raise, never create."""
@@ -134,20 +172,33 @@ class ChromaSource:
 
     def collection(self, name: str) -> Any:
         if name not in self._collections:
-            self._collections[name] = self.client.get_collection(name, embedding_function=None)
+            with self._reading(f"collection {name!r}"):
+                self._collections[name] = self.client.get_collection(name, embedding_function=None)
         return self._collections[name]
 
     def info(self, name: str) -> CollectionInfo:
+        """Size, dimension and metric of a collection; a collection whose records have no
+        vectors is refused here, before anything is written."""
         col = self.collection(name)
         space, origin = resolve_metric(col.configuration, col.metadata)
-        first = col.get(limit=1, include=["embeddings"])
+        with self._reading(f"the vectors of collection {name!r}"):
+            count = col.count()
+            first = col.get(limit=1, include=["embeddings"])
         emb = first.get("embeddings")
         dim = len(emb[0]) if emb is not None and len(emb) else getattr(col, "dimension", None)
-        return CollectionInfo(name, col.count(), dim, space, _distance(space, name), origin)
+        if count and (emb is None or not len(emb) or not len(emb[0])):
+            raise SourceUnreadable(
+                f"collection {name!r} in {self.origin or self.identity} has {count} records "
+                "but no vectors",
+                hint="its vector data is missing; restore the store from a backup, or "
+                "re-embed the documents into Chroma before migrating",
+            )
+        return CollectionInfo(name, count, dim, space, _distance(space, name), origin)
 
     def read(self, name: str, offset: int, limit: int) -> Batch:
         """One page of records, in Chroma's stable internal order."""
-        raw = self.collection(name).get(limit=limit, offset=offset, include=_INCLUDE)
+        with self._reading(f"records of collection {name!r}"):
+            raw = self.collection(name).get(limit=limit, offset=offset, include=_INCLUDE)
         return _to_batch(offset, raw)
 
     def batches(self, name: str, batch_size: int, start: int = 0) -> Iterator[Batch]:
@@ -162,7 +213,8 @@ class ChromaSource:
 
     def all_ids(self, name: str) -> list[str]:
         """Every id of a collection (cheap: no vectors)."""
-        return list(self.collection(name).get(include=[])["ids"])
+        with self._reading(f"the ids of collection {name!r}"):
+            return list(self.collection(name).get(include=[])["ids"])
 
     def query(self, name: str, vectors: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
         """Chroma's (approximate, HNSW) top-k (id, Chroma distance) per query vector.
@@ -188,7 +240,8 @@ class ChromaSource:
 
     def vectors_of(self, name: str, ids: list[str]) -> np.ndarray:
         """The stored vectors of ``ids``, in the order asked."""
-        raw = self.collection(name).get(ids=list(ids), include=["embeddings"])
+        with self._reading(f"vectors of collection {name!r}"):
+            raw = self.collection(name).get(ids=list(ids), include=["embeddings"])
         by_id = dict(zip(raw["ids"], raw["embeddings"], strict=True))
         return np.asarray([by_id[i] for i in ids], dtype=np.float32)
 
@@ -198,20 +251,65 @@ class ChromaSource:
             shutil.rmtree(self.copy_dir, ignore_errors=True)
 
 
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_CHROMA_TABLES = {"collections", "segments", "embeddings"}
+
+
 def check_chroma_dir(path: str | Path) -> Path:
-    """The resolved path of a Chroma directory, or a clear error."""
+    """The resolved path of a Chroma directory, or a clear error naming the file.
+
+    Refused before anything is opened or written: a missing folder, a folder without
+    ``chroma.sqlite3`` (a Chroma < 0.4 DuckDB/Parquet store is named as such), a file that
+    is not SQLite (corrupt), and an SQLite database without Chroma's tables (foreign:
+    ``PersistentClient`` would silently initialise it as an empty store).
+    """
     p = Path(path).expanduser()
     if not p.exists():
         raise SourceNotFound(
             f"Chroma directory {p} does not exist",
             hint="pass chroma_path= the folder holding chroma.sqlite3",
         )
-    if not (p / "chroma.sqlite3").is_file():
+    db = p / "chroma.sqlite3"
+    if not db.is_file():
+        if any(p.glob("chroma-*.parquet")):
+            raise SourceUnreadable(
+                f"{p} is a Chroma store from before 0.4 (DuckDB + Parquet), which this "
+                "Chroma version cannot open",
+                hint="convert it with Chroma's migration tool (pip install chroma-migrate; "
+                "chroma-migrate), then pass the new folder",
+            )
         raise SourceNotFound(
             f"{p} is not a Chroma store (no chroma.sqlite3 inside)",
             hint="pass the folder given to chromadb.PersistentClient(path=...)",
         )
+    _check_sqlite(db)
     return p.resolve()
+
+
+def _check_sqlite(db: Path) -> None:
+    with open(db, "rb") as fh:
+        magic = fh.read(len(_SQLITE_MAGIC))
+    if magic != _SQLITE_MAGIC:
+        raise SourceUnreadable(
+            f"{db} is not an SQLite database (corrupt or not written by Chroma)",
+            hint="restore the folder from a backup (opsbook migrate restore); nothing was "
+            "written to the target",
+        )
+    try:  # immutable: read without creating journals or touching the file
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro&immutable=1", uri=True)) as c:
+            tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as exc:
+        raise SourceUnreadable(
+            f"{db} is a damaged SQLite database: {exc}",
+            hint="restore the folder from a backup (opsbook migrate restore); nothing was "
+            "written to the target",
+        ) from exc
+    missing = _CHROMA_TABLES - tables
+    if missing:
+        raise SourceUnreadable(
+            f"{db} is an SQLite database but not a Chroma store (no {sorted(missing)} tables)",
+            hint="pass the folder given to chromadb.PersistentClient(path=...)",
+        )
 
 
 def copy_store(src: Path, dest: Path) -> Path:
@@ -272,4 +370,14 @@ def open_source(
     if work_dir is None:
         raise SourceNotFound("a directory source needs a work_dir to hold its copy")
     copy = copy_store(src, Path(work_dir) / "source-copies" / uuid.uuid4().hex[:12])
-    return ChromaSource(_persistent(copy), f"dir:{src}", copy_dir=copy)
+    origin = str(src / "chroma.sqlite3")
+    try:
+        client = _persistent(copy)
+    except Exception as exc:  # chromadb: InternalError, a newer store's migrations, ...
+        shutil.rmtree(copy, ignore_errors=True)
+        raise SourceUnreadable(
+            f"Chroma cannot open {origin}: {type(exc).__name__}: {exc}",
+            hint="a store written by another Chroma version may need that version to export "
+            "it; a damaged one needs its backup. Nothing was written to the target",
+        ) from exc
+    return ChromaSource(client, f"dir:{src}", copy_dir=copy, origin=origin)
