@@ -115,3 +115,23 @@ def audit_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("OPSBOOK_AUDIT_DIR", str(root))
     monkeypatch.setenv("OPSBOOK_WORK_DIR", str(tmp_path / "work"))
     return root
+
+
+@pytest.fixture
+def keydir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder for keys; $OPSBOOK_TRUSTED_KEYS points at trusted.json inside it."""
+    from opsbook import signing
+
+    folder = tmp_path / "keys"
+    monkeypatch.setenv(signing.TRUSTED_ENV, str(folder / "trusted.json"))
+    return folder
+
+
+@pytest.fixture
+def key_a(keydir: Path, monkeypatch: pytest.MonkeyPatch):
+    """A trusted signing key named by $OPSBOOK_SIGNING_KEY."""
+    from opsbook import signing
+
+    signer, _ = signing.keygen(keydir / "a.pem", name="a")
+    monkeypatch.setenv(signing.KEY_ENV, str(keydir / "a.pem"))
+    return signer

@@ -15,7 +15,6 @@ chain and names every tampered, missing, unledgered or reordered record.
 
 from __future__ import annotations
 
-import fcntl
 import getpass
 import hashlib
 import json
@@ -23,20 +22,22 @@ import os
 import platform
 import secrets as _secrets
 import socket
-import stat
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+from opsbook import runlock
 from opsbook.errors import AuditError, ConfigError
+from opsbook.ledger import LEDGER_FILE, open_ledger
+from opsbook.redact import Redactor
+from opsbook.signing import Signer, TrustStore, refuse_inside_root, signer_from_env
 
-LEDGER = "ledger.jsonl"
+LEDGER = LEDGER_FILE
+UNSIGNED = "unsigned"
 RUN_JSON = "run.json"
 GENESIS = "0" * 64
 KEY_PACKAGES = (
@@ -56,22 +57,6 @@ KEY_PACKAGES = (
     "matplotlib",
     "pydantic",
 )
-_TEXT_SUFFIXES = {
-    ".ipynb",
-    ".html",
-    ".log",
-    ".json",
-    ".jsonl",
-    ".txt",
-    ".yaml",
-    ".yml",
-    ".csv",
-    ".md",
-    ".svg",
-    ".py",
-    ".toml",
-    ".xml",
-}
 
 
 def now_iso() -> str:
@@ -167,57 +152,27 @@ def _git_commit(root: Path) -> str | None:
 
 
 def secret_values(env_names: list[str]) -> set[str]:
-    """Values to redact: every declared secret that is set, and the password inside URLs."""
-    values: set[str] = set()
-    for name in env_names:
-        value = os.environ.get(name)
-        if not value:
-            continue
-        values.add(value)
-        try:
-            parts = urlsplit(value)
-            if parts.password:
-                values.add(parts.password)
-        except ValueError:
-            pass
-    from opsbook.settings import _SEEN_SECRETS
+    """Values to redact: every declared secret that is set, and the password inside URLs.
 
-    values |= _SEEN_SECRETS
-    return {v for v in values if len(v) >= 4}
+    Kept for callers that want the plain set; :class:`opsbook.redact.Redactor` is the
+    redactor (every encoding, short secrets, secrets read in the kernel)."""
+    return set(Redactor(env_names).sources)
 
 
 def redact_value(data: Any, values: set[str]) -> Any:
-    """Redact secret values anywhere inside a JSON-like structure."""
-    if not values:
-        return data
-    if isinstance(data, str):
-        for value in sorted(values, key=len, reverse=True):
-            data = data.replace(value, "***")
-        return data
-    if isinstance(data, dict):
-        return {k: redact_value(v, values) for k, v in data.items()}
-    if isinstance(data, list):
-        return [redact_value(v, values) for v in data]
-    return data
+    """Redact secret values (in every encoding) anywhere inside a JSON-like structure."""
+    redactor = Redactor()
+    for value in values:
+        redactor.add(value, "a given value")
+    return redactor.value(data)
 
 
 def redact_tree(folder: Path, values: set[str]) -> list[str]:
     """Scrub secret values from every file under ``folder``; return the files changed."""
-    if not values:
-        return []
-    changed = []
-    needles = sorted((v.encode() for v in values), key=len, reverse=True)
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        blob = path.read_bytes()
-        if not any(n in blob for n in needles):
-            continue
-        text_like = path.suffix.lower() in _TEXT_SUFFIXES
-        for needle in needles:
-            blob = blob.replace(needle, b"***" if text_like else b"*" * len(needle))
-        path.chmod(path.stat().st_mode | stat.S_IWUSR)
-        path.write_bytes(blob)
-        changed.append(str(path.relative_to(folder)))
-    return changed
+    redactor = Redactor()
+    for value in values:
+        redactor.add(value, "a given value")
+    return redactor.tree(folder)
 
 
 # -------------------------------------------------------------------------- sealing
@@ -242,115 +197,242 @@ def write_run_json(folder: Path, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def seal(root: Path, folder: Path, data: dict[str, Any], secret_env: list[str]) -> str:
-    """Redact, hash every artifact, write run.json, make files read-only, append to ledger.
+_FROM_ENV: Any = object()
 
-    Returns the ledger entry's hash.
+
+def seal_record(
+    root: Path,
+    folder: Path,
+    data: dict[str, Any],
+    *,
+    redactor: Redactor | None = None,
+    secret_env: list[str] | tuple[str, ...] = (),
+    signer: Signer | None = _FROM_ENV,
+) -> dict[str, Any]:
+    """Seal a record folder and append its (signed) ledger entry; return the entry.
+
+    The public sealing step for every kind of record (runs, action records): redact
+    every file and ``data`` (``data`` needs ``run_id`` and ``status``; ``approvals``
+    and ``kind`` go into the ledger entry too), hash every artifact into
+    ``data["artifacts"]``, write ``run.json``, make the files read-only, append a
+    ledger entry signed with ``signer`` (default: ``$OPSBOOK_SIGNING_KEY``, checked
+    against the trusted keys; None: unsigned), release the run lock and append a
+    checkpoint to ``$OPSBOOK_WITNESS`` when set.
+
+    >>> entry = seal_record(root, folder, {"run_id": folder.name, "status": "succeeded"})  # doctest: +SKIP
     """
-    values = secret_values(secret_env)
-    redact_tree(folder, values)
-    data = redact_value(data, values)
+    if signer is _FROM_ENV:
+        signer = signer_from_env(root)
+    redactor = redactor or Redactor(secret_env)
+    redactor.tree(folder)
+    redacted = redactor.value(data)
+    data.clear()
+    data.update(redacted)  # in place: the caller holds what was sealed
+    warnings = redactor.warnings
+    if warnings:
+        data["redaction_warnings"] = warnings
     data["artifacts"] = manifest(folder)
     write_run_json(folder, data)
     for path in folder.rglob("*"):
         if path.is_file():
             path.chmod(0o444)
-    return append_ledger(root, data["run_id"], data["status"], sha256_file(folder / RUN_JSON))
+    extra = {"approvals": data.get("approvals") or []}
+    if data.get("kind"):
+        extra["kind"] = data["kind"]
+    entry = append_ledger(
+        root,
+        data["run_id"],
+        data["status"],
+        sha256_file(folder / RUN_JSON),
+        signer=signer,
+        extra=extra,
+    )
+    runlock.release(root, data["run_id"])
+    from opsbook.checkpoint import witness
+
+    witness(root, signer, entry)
+    return entry
 
 
-@contextmanager
-def _ledger_lock(root: Path) -> Iterator[None]:
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / ".ledger.lock").open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def seal(root: Path, folder: Path, data: dict[str, Any], secret_env: list[str]) -> str:
+    """Redact, hash, write run.json, make read-only, append to the ledger; return its hash."""
+    return seal_record(root, folder, data, secret_env=secret_env)["hash"]
 
 
 def entry_hash(entry: dict[str, Any]) -> str:
-    body = {k: v for k, v in entry.items() if k != "hash"}
+    """sha256 of an entry's canonical JSON without its ``hash`` and ``signature``."""
+    body = {k: v for k, v in entry.items() if k not in ("hash", "signature")}
     return sha256_text(canonical(body))
 
 
 def read_ledger(root: Path) -> list[dict[str, Any]]:
-    path = root / LEDGER
-    if not path.exists():
-        return []
-    entries = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
-            entries.append({"_unreadable": line, "_line": number})
-    return entries
+    return open_ledger(root).entries()
 
 
-def append_ledger(root: Path, run_id: str, status: str, run_json_sha: str) -> str:
-    with _ledger_lock(root):
-        entries = read_ledger(root)
-        prev = entries[-1].get("hash", GENESIS) if entries else GENESIS
+def append_ledger(
+    root: Path,
+    run_id: str,
+    status: str,
+    run_json_sha: str,
+    *,
+    signer: Signer | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Append one entry chained to the head, signed when ``signer`` is given."""
+
+    def build(head: dict[str, Any] | None) -> dict[str, Any]:
+        if head is not None and ("_unreadable" in head or "hash" not in head):
+            raise AuditError(
+                f"the last entry of the {ledger.describe()} is unreadable: not extending it",
+                hint="run `opsbook verify`; the record stays unsealed (`opsbook recover`)",
+            )
         entry = {
-            "seq": len(entries) + 1,
+            "seq": (head["seq"] + 1) if head else 1,
             "run_id": run_id,
             "status": status,
             "run_json_sha256": run_json_sha,
             "sealed_at": now_iso(),
-            "prev": prev,
+            "prev": head["hash"] if head else GENESIS,
+            **(extra or {}),
+            "key": signer.fingerprint if signer else UNSIGNED,
         }
         entry["hash"] = entry_hash(entry)
-        with (root / LEDGER).open("a", encoding="utf-8") as fh:
-            fh.write(canonical(entry) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-    return entry["hash"]
+        if signer:
+            entry["signature"] = signer.sign(entry["hash"])
+        return entry
+
+    ledger = open_ledger(root)
+    return ledger.append(build)
 
 
 # ------------------------------------------------------------------------ verifying
 
 
-def verify(root: Path) -> list[str]:
+@dataclass
+class Verification:
+    """What :func:`verify_trail` found: problems (non-empty means fail) and notes."""
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    entries: int = 0
+    signed: int = 0
+    unsigned: list[str] = field(default_factory=list)
+    unledgered: dict[str, str] = field(default_factory=dict)
+    checkpoints: int = 0
+
+
+def verify(root: Path, **options: Any) -> list[str]:
     """Every problem in the audit trail under ``root``; an empty list means intact."""
-    problems: list[str] = []
+    return verify_trail(root, **options).problems
+
+
+def verify_trail(
+    root: Path,
+    *,
+    trust: TrustStore | None = None,
+    require_signed: bool = False,
+    strict: bool = False,
+    checkpoints: list[Any] | None = None,
+) -> Verification:
+    """Check the chain, every signature, every record and (given) checkpoints.
+
+    ``require_signed``: an unsigned entry is a problem (what CI and auditors use).
+    ``strict``: a record still running (not sealed yet) is a problem too.
+    """
+    if trust is None:
+        trust = TrustStore.load()
+    refuse_inside_root(trust.path, root, "trusted-keys file")
+    result = Verification()
     entries = read_ledger(root)
+    result.entries = len(entries)
     ledgered: set[str] = set()
     prev = GENESIS
+    seen_signed = False
     for index, entry in enumerate(entries, start=1):
         if "_unreadable" in entry:
-            problems.append(f"ledger line {entry['_line']}: unreadable (edited?)")
+            result.problems.append(f"ledger line {entry['_line']}: unreadable (edited?)")
             prev = "?"
             continue
         run_id = entry.get("run_id", "?")
         label = f"ledger entry {index} (run {run_id})"
-        if entry.get("seq") != index:
-            problems.append(
-                f"{label}: sequence number {entry.get('seq')} where {index} was "
-                "expected: ledger lines dropped or reordered"
-            )
-        if entry.get("prev") != prev:
-            problems.append(
-                f"{label}: does not chain to the entry before it: a ledger line was "
-                "dropped, inserted or reordered"
-            )
-        if entry.get("hash") != entry_hash(entry):
-            problems.append(f"{label}: entry hash does not match its content (edited)")
+        result.problems += _chain_problems(entry, index, prev, label)
         prev = entry.get("hash", "?")
+        signature = _signature_problem(entry, trust)
+        if signature == UNSIGNED:
+            result.unsigned.append(run_id)
+            if require_signed:
+                result.problems.append(f"{label}: unsigned (--require-signed)")
+            elif seen_signed:
+                result.problems.append(
+                    f"{label}: unsigned after signed entries (signature stripped?)"
+                )
+        elif signature:
+            result.problems.append(f"{label}: {signature}")
+        else:
+            result.signed += 1
+            seen_signed = True
         if run_id in ledgered:
-            problems.append(f"{label}: run listed twice in the ledger")
+            result.problems.append(f"{label}: run listed twice in the ledger")
         ledgered.add(run_id)
-        problems += verify_record(root / run_id, entry)
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.exists() else []:
+        result.problems += verify_record(root / run_id, entry)
+    _unledgered(root, ledgered, strict, result)
+    if checkpoints:
+        from opsbook.checkpoint import check_against
+
+        result.checkpoints = len(checkpoints)
+        for cp in checkpoints:
+            result.problems += check_against(cp, entries, trust)
+    return result
+
+
+def _chain_problems(entry: dict[str, Any], index: int, prev: str, label: str) -> list[str]:
+    problems = []
+    if entry.get("seq") != index:
+        problems.append(
+            f"{label}: sequence number {entry.get('seq')} where {index} was "
+            "expected: ledger lines dropped or reordered"
+        )
+    if entry.get("prev") != prev:
+        problems.append(
+            f"{label}: does not chain to the entry before it: a ledger line was "
+            "dropped, inserted or reordered"
+        )
+    if entry.get("hash") != entry_hash(entry):
+        problems.append(f"{label}: entry hash does not match its content (edited)")
+    return problems
+
+
+def _signature_problem(entry: dict[str, Any], trust: TrustStore) -> str | None:
+    """None when validly signed, ``UNSIGNED``, or what is wrong with the signature."""
+    key = entry.get("key")
+    if (key in (None, UNSIGNED)) and "signature" not in entry:
+        return UNSIGNED
+    return trust.check(key, entry.get("signature"), str(entry.get("hash")), entry.get("sealed_at"))
+
+
+def _unledgered(root: Path, ledgered: set[str], strict: bool, result: Verification) -> None:
+    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.exists() else []
+    for folder in folders:
         if folder.name.startswith(".") or folder.name in ledgered:
             continue
-        if (folder / RUN_JSON).exists():
-            data = _load_json(folder / RUN_JSON)
-            if data is not None and data.get("status") == "running":
-                continue  # a run in progress is not sealed yet
-            problems.append(f"record {folder.name}: not in the ledger (ledger line dropped?)")
-    return problems
+        lock = runlock.state(root, folder.name)
+        result.unledgered[folder.name] = lock.state
+        where = f"record {folder.name}: not in the ledger"
+        if lock.state == "running":
+            message = f"{where}: running ({lock.detail})"
+            (result.problems if strict else result.notes).append(
+                message + (" (--strict)" if strict else "")
+            )
+        elif lock.state == "interrupted":
+            result.problems.append(
+                f"{where}: interrupted ({lock.detail}); seal it as failed with "
+                f"`opsbook recover {folder.name}`"
+            )
+        else:
+            result.problems.append(
+                f"{where}: unknown ({lock.detail}): a planted folder, a dropped ledger "
+                "line or a run from before run locks"
+            )
 
 
 def verify_record(folder: Path, entry: dict[str, Any]) -> list[str]:
@@ -379,6 +461,23 @@ def verify_record(folder: Path, entry: dict[str, Any]) -> list[str]:
         if path.is_file() and path != run_json and rel not in listed:
             problems.append(f"record {name}: unexpected file {rel} added after sealing")
     return problems
+
+
+def verify_one(root: Path, run_id: str, trust: TrustStore | None = None) -> list[str]:
+    """Problems with one record: its ledger entry (chain, signature) and its files."""
+    trust = trust if trust is not None else TrustStore.load()
+    entries = read_ledger(root)
+    prev = GENESIS
+    for index, entry in enumerate(entries, start=1):
+        if entry.get("run_id") == run_id:
+            label = f"ledger entry {index} (run {run_id})"
+            problems = _chain_problems(entry, index, prev, label)
+            signature = _signature_problem(entry, trust)
+            if signature and signature != UNSIGNED:
+                problems.append(f"{label}: {signature}")
+            return problems + verify_record(root / run_id, entry)
+        prev = entry.get("hash", "?")
+    return [f"record {run_id}: not in the ledger (never sealed, or its ledger line was dropped)"]
 
 
 def _load_json(path: Path) -> dict[str, Any] | None:

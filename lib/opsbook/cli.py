@@ -54,6 +54,7 @@ def cli() -> None:
       opsbook run runbooks/archive-experimental-apps.yaml -p repo_path=../monorepo
       opsbook resume 20261128T101500Z-archive-experimental-apps-3fa2c1 --approve approve
       opsbook history && opsbook verify && opsbook report
+      opsbook keygen && opsbook verify --require-signed --checkpoint witness.log
     """
 
 
@@ -259,20 +260,178 @@ def report() -> None:
 
 
 @cli.command()
-def verify() -> None:
-    """Recompute every artifact hash and the ledger chain; name every tampered record.
+@click.option(
+    "--require-signed", is_flag=True, help="Fail on any unsigned entry (for CI and auditors)."
+)
+@click.option("--strict", is_flag=True, help="Fail on records still running, too.")
+@click.option(
+    "--checkpoint",
+    "checkpoints",
+    multiple=True,
+    metavar="LINE|FILE",
+    help="A checkpoint line or a file of them (repeatable); $OPSBOOK_WITNESS is read too.",
+)
+def verify(require_signed: bool, strict: bool, checkpoints: tuple[str, ...]) -> None:
+    """Check every hash, the ledger chain, every signature and the given checkpoints.
 
-    Example: opsbook verify || echo "audit trail tampered"
+    Names every tampered, missing, unsigned, unledgered (running, interrupted, unknown)
+    or rolled-back record. Exit 5 on any problem, 2 on bad input (malformed checkpoint,
+    unreadable trusted-keys file).
+
+    Example: opsbook verify --require-signed --checkpoint witness.log
     """
+    from opsbook import checkpoint as cpmod
+
     root = audit_root()
-    problems = audit.verify(root)
-    runs = len(audit.read_ledger(root))
-    if problems:
-        for problem in problems:
+    held = [cp for value in checkpoints for cp in cpmod.load(value)]
+    witness = cpmod.witness_path(root)
+    if witness is not None and witness.is_file() and witness.stat().st_size:
+        held += cpmod.load(str(witness))
+    result = audit.verify_trail(
+        root, require_signed=require_signed, strict=strict, checkpoints=held
+    )
+    for note in result.notes:
+        click.echo(f"· {note}")
+    signed = f"{result.signed} signed, {len(result.unsigned)} unsigned"
+    held_text = f", {result.checkpoints} checkpoint(s)" if result.checkpoints else ""
+    if result.problems:
+        for problem in result.problems:
             click.secho(f"✗ {problem}", fg="red")
-        click.echo(f"{len(problems)} problem(s) in {runs} ledgered run(s) under {root}")
+        click.echo(
+            f"{len(result.problems)} problem(s) in {result.entries} ledgered run(s) "
+            f"({signed}{held_text}) under {root}"
+        )
         sys.exit(execute.EXIT_TAMPERED)
-    click.secho(f"✓ {runs} run(s) under {root}: every hash and the chain verify", fg="green")
+    click.secho(
+        f"✓ {result.entries} run(s) under {root} ({signed}{held_text}): every hash, "
+        "signature and the chain verify",
+        fg="green",
+    )
+
+
+@cli.command()
+@click.argument("run_id")
+def recover(run_id: str) -> None:
+    """Seal an interrupted run (its runner was killed) as failed, redacting it first.
+
+    Example: opsbook verify   # names interrupted runs;  opsbook recover 20261130T0400
+    """
+    folder, data = execute.recover(run_id)
+    click.echo(f"sealed {data['run_id']} as failed (interrupted); record: {folder}")
+
+
+@cli.command()
+@click.option("--witness", type=click.Path(dir_okay=False), help="Also append it to FILE.")
+def checkpoint(witness: str | None) -> None:
+    """Print a signed checkpoint of the ledger head (one line) to keep outside the folder.
+
+    Keep it in a CI log, a git commit or a witness file; `opsbook verify --checkpoint`
+    then detects a truncated or rewritten ledger. $OPSBOOK_WITNESS is appended too.
+
+    Example: opsbook checkpoint >> ~/opsbook-witness.log
+    """
+    from opsbook import checkpoint as cpmod
+    from opsbook.signing import signer_from_env
+
+    root = audit_root()
+    signer = signer_from_env(root)
+    targets = [p for p in (cpmod.witness_path(root),) if p is not None]
+    if witness:
+        path = Path(witness).expanduser().resolve()
+        from opsbook.signing import refuse_inside_root
+
+        refuse_inside_root(path, root, "witness file")
+        targets.append(path)
+    cp = cpmod.current(root, signer)
+    for path in dict.fromkeys(targets):
+        cpmod.append(path, cp)
+    click.echo(cp.line)
+
+
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Private key file (default: $OPSBOOK_SIGNING_KEY or ~/.config/opsbook/signing-key.pem).",
+)
+@click.option("--name", default="", help="A label for the key in the trusted-keys file.")
+@click.option(
+    "--trusted",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Trusted-keys file (default: $OPSBOOK_TRUSTED_KEYS or audit-keys/trusted.json).",
+)
+def keygen(out: str | None, name: str, trusted: str | None) -> None:
+    """Create an Ed25519 signing key and add its public key to the trusted keys.
+
+    The private key must stay outside the audit folder; commit the trusted-keys file
+    (or keep it where only operators write). Rotation: make a new key, point
+    OPSBOOK_SIGNING_KEY at it, then `opsbook keys retire OLD_FINGERPRINT`.
+
+    Example: opsbook keygen --out ~/.config/opsbook/ci.pem --name ci
+    """
+    import os
+
+    from opsbook import signing
+
+    default = os.environ.get(signing.KEY_ENV) or "~/.config/opsbook/signing-key.pem"
+    path = Path(out or default).expanduser().resolve()
+    signing.refuse_inside_root(path, audit_root(), "signing key")
+    trusted_path = Path(trusted).expanduser().resolve() if trusted else None
+    if trusted_path:
+        signing.refuse_inside_root(trusted_path, audit_root(), "trusted-keys file")
+    signer, trust = signing.keygen(path, trusted_path, name=name)
+    click.echo(f"{signer.fingerprint}\n  private key: {path} (keep it secret, outside the audit)")
+    click.echo(f"  trusted-keys file: {trust.path}")
+    click.echo(f"  sign records with: export {signing.KEY_ENV}={path}")
+
+
+@cli.group()
+def keys() -> None:
+    """List, retire (rotation) or revoke trusted signing keys.
+
+    Example: opsbook keys retire ed25519:3f2a...   (old signatures stay valid)
+    """
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """Every trusted key with its state."""
+    from opsbook import signing
+
+    trust = signing.TrustStore.load()
+    click.echo(f"trusted-keys file: {trust.path}")
+    for key in trust.keys.values():
+        state = (
+            f"revoked {key.revoked_at}"
+            if key.revoked_at
+            else f"expires {key.expires_at}"
+            if key.expires_at
+            else "active"
+        )
+        click.echo(f"  {key.fingerprint}  {key.name or '-'}  added {key.added_at}  {state}")
+
+
+@keys.command("retire")
+@click.argument("fingerprint")
+def keys_retire(fingerprint: str) -> None:
+    """Expire a key now: signatures it made before stay valid, later ones fail."""
+    from opsbook import signing
+
+    key = signing.retire(fingerprint)
+    click.echo(f"{key.fingerprint} expires at {key.expires_at}")
+
+
+@keys.command("revoke")
+@click.argument("fingerprint")
+@click.option("--reason", default="", help="Why (recorded in the trusted-keys file).")
+def keys_revoke(fingerprint: str, reason: str) -> None:
+    """Revoke a compromised key: every signature it ever made fails verification."""
+    from opsbook import signing
+
+    key = signing.retire(fingerprint, revoke=True, reason=reason)
+    click.echo(f"{key.fingerprint} revoked at {key.revoked_at}")
 
 
 def _available_domains() -> list[str]:

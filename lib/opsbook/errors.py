@@ -37,6 +37,14 @@ class SecretError(ConfigError):
     """A secret's environment variable is missing or malformed."""
 
 
+class SigningKeyError(ConfigError):
+    """A signing or trusted key is missing, unreadable, unknown, expired or revoked."""
+
+
+class CheckpointError(ConfigError):
+    """A checkpoint line or file given to ``verify --checkpoint`` cannot be read."""
+
+
 class RunbookError(ConfigError):
     """A runbook file is invalid: schema, template or notebook mismatch."""
 
