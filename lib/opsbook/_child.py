@@ -1,18 +1,38 @@
 """Child process that executes one notebook with papermill.
 
-The runner starts ``python -m opsbook._child SPEC.json`` so that a hung or dead kernel
-can be killed with its whole process tree when a step's ``timeout_s`` runs out, and so
-that the runner's terminal shows papermill's progress bar. The child writes its
-outcome to ``SPEC.json``'s ``result_path``: status, error name, value and cell index.
+The runner starts ``python -m opsbook._child -`` and writes the spec (JSON) to its
+stdin, so that parameters never sit in a file on disk. The child runs in its own
+process group so that a hung or dead kernel can be killed with its whole process tree
+when a step's ``timeout_s`` runs out, and so that the runner's terminal shows
+papermill's progress bar. It writes its outcome to the spec's ``result_path``:
+status, error name, value and cell index.
+
+The child dies with the runner, even when the runner is SIGKILLed: the kernel asks
+Linux for SIGTERM when its parent dies (``prctl(PR_SET_PDEATHSIG)``), a watchdog thread
+notices a changed parent pid as a fallback, and either way the child kills the kernel
+and every other descendant before exiting.
+
+Every notebook the child writes goes through :class:`opsbook.redact.Redactor` first
+(declared secrets, URL passwords in the parameters, variables the kernel read with
+``opsbook.settings.secret()``), so even a killed run leaves no plain secret in it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
+import os
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
+
+from opsbook.redact import READ_FILE, Redactor
+
+PR_SET_PDEATHSIG = 1
 
 
 def _outcome(exc: BaseException | None) -> dict[str, Any]:
@@ -56,11 +76,79 @@ def _log_to_stdout() -> None:
     logger.propagate = False
 
 
-def main(spec_path: str) -> int:
-    spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+# ------------------------------------------------------------- dying with the runner
+
+
+def _kill_descendants_and_exit(code: int = 143) -> None:
+    import psutil
+
+    try:
+        procs = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        procs = []
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.Error:
+            continue
+    psutil.wait_procs(procs, timeout=5)
+    os._exit(code)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """SIGTERM on the runner's death (Linux), a watchdog elsewhere and as a fallback."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: _kill_descendants_and_exit())
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:  # the runner died before prctl took effect
+        _kill_descendants_and_exit()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent_pid:
+                _kill_descendants_and_exit()
+
+    threading.Thread(target=watch, name="opsbook-watchdog", daemon=True).start()
+
+
+# ------------------------------------------------------------------------ redaction
+
+
+def _redacting_writes(spec: dict[str, Any]) -> Redactor:
+    """Route every notebook papermill writes through the run's redactor."""
+    from papermill.iorw import papermill_io
+
+    redactor = Redactor(spec.get("secret_env", []))
+    redactor.add_from_data(spec.get("parameters", {}))
+    read_file = Path(spec["step_dir"]) / READ_FILE if spec.get("step_dir") else None
+    original = papermill_io.write
+
+    def write(buf: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        if read_file is not None:
+            redactor.refresh_file(read_file)
+        return original(redactor.notebook_text(buf), path, *args, **kwargs)
+
+    papermill_io.write = write  # type: ignore[method-assign]
+    return redactor
+
+
+def _read_spec(arg: str) -> dict[str, Any]:
+    text = sys.stdin.read() if arg == "-" else Path(arg).read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def main(spec_arg: str) -> int:
+    spec = _read_spec(spec_arg)
+    if spec.get("parent_pid"):
+        _die_with_parent(int(spec["parent_pid"]))
     _log_to_stdout()
     import papermill
 
+    redactor = _redacting_writes(spec)
     error: BaseException | None = None
     try:
         papermill.execute_notebook(
@@ -76,7 +164,7 @@ def main(spec_path: str) -> int:
         )
     except Exception as exc:  # every failure is reported to the parent, never swallowed
         error = exc
-    outcome = _outcome(error)
+    outcome = redactor.value(_outcome(error))
     Path(spec["result_path"]).write_text(json.dumps(outcome), encoding="utf-8")
     return 0 if error is None else 1
 

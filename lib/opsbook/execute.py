@@ -19,22 +19,26 @@ Exit codes (also in the README):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import nbformat
 
-from opsbook import audit, report
-from opsbook.errors import ConfigError, RunbookError
+from opsbook import audit, checkpoint, report, runlock
+from opsbook.errors import AuditError, ConfigError, RunbookError
 from opsbook.record import results_from_notebook
+from opsbook.redact import READ_FILE, Redactor
 from opsbook.runbook import (
     LoadedRunbook,
     Step,
@@ -46,6 +50,7 @@ from opsbook.runbook import (
     validate,
 )
 from opsbook.settings import audit_root
+from opsbook.signing import TrustStore, signer_from_env
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -94,7 +99,8 @@ def run(
     check(loaded)
     check_approvals(loaded.runbook, options.approve)
     resolved = resolve_parameters(loaded.runbook, params or {})
-    return _Run(loaded, resolved, options).execute()
+    with _sigterm_as_interrupt():
+        return _Run(loaded, resolved, options).execute()
 
 
 def resume(run_id: str, options: RunOptions | None = None) -> RunResult:
@@ -102,6 +108,14 @@ def resume(run_id: str, options: RunOptions | None = None) -> RunResult:
     options = options or RunOptions()
     root = options.root or audit_root()
     folder, previous = audit.load_run(root, run_id)
+    problems = audit.verify_one(root, folder.name, TrustStore.load())
+    if problems:
+        raise AuditError(
+            f"run {folder.name} does not verify; refusing to resume it:\n  - "
+            + "\n  - ".join(problems),
+            hint="a tampered record is never resumed: start a new run with `opsbook run`"
+            " (an interrupted record: `opsbook recover` it first)",
+        )
     if previous["status"] == "succeeded":
         raise ConfigError(
             f"run {previous['run_id']} succeeded: there is nothing to resume",
@@ -112,8 +126,70 @@ def resume(run_id: str, options: RunOptions | None = None) -> RunResult:
     loaded.root = Path(previous["project_root"])
     check(loaded)
     check_approvals(loaded.runbook, options.approve)
-    state = _Run(loaded, previous["parameters"], options, previous=previous)
-    return state.execute()
+    with _sigterm_as_interrupt():
+        return _Run(loaded, previous["parameters"], options, previous=previous).execute()
+
+
+def recover(run_id: str, root: Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """Seal an interrupted record (its runner died: SIGKILL, power loss) as failed.
+
+    Refuses a record that is already in the ledger or whose runner is still alive.
+    Redacts the record first (the secrets it declared, URL passwords, variables its
+    notebooks read with ``settings.secret()``), then seals and signs it like a run.
+    """
+    root = root or audit_root()
+    signer = signer_from_env(root)  # before anything is written
+    folder, data = audit.load_run(root, run_id)
+    run_id = folder.name
+    if any(e.get("run_id") == run_id for e in audit.read_ledger(root)):
+        raise ConfigError(f"run {run_id} is already sealed: there is nothing to recover")
+    lock = runlock.state(root, run_id)
+    if lock.state == "running":
+        raise ConfigError(
+            f"run {run_id} is still running ({lock.detail})",
+            hint="stop it (Ctrl-C or SIGTERM seals it as failed) or wait for it to finish",
+        )
+    redactor = Redactor([s["env"] for s in data.get("secrets", []) if s.get("env")])
+    redactor.add_from_data(data.get("parameters", {}))
+    by = audit.whoami()
+    for step in data.get("steps", []):
+        if step.get("status") in (None, "running"):
+            step["status"] = "failed"
+            step["error"] = {
+                "ename": "Interrupted",
+                "evalue": "the runner died while this step ran",
+                "cell_index": None,
+            }
+    data.update(
+        status="failed",
+        exit_code=EXIT_FAILED,
+        error=f"interrupted: the runner died ({lock.detail}); recovered by {by}",
+        recovered={"by": by, "at": audit.now_iso(), "lock": lock.lock},
+    )
+    audit.seal_record(root, folder, data, redactor=redactor, signer=signer)
+    with contextlib.suppress(Exception):  # derived; `opsbook report` rebuilds it
+        report.audit_index(root)
+    return folder, data
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the child is killed and the record sealed as failed."""
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def check(loaded: LoadedRunbook) -> None:
@@ -153,13 +229,19 @@ class _Run:
         self.options = options
         self.previous = previous
         self.root = options.root or audit_root()
+        # key, trusted keys and witness are checked before anything is written
+        self.signer = signer_from_env(self.root)
+        checkpoint.witness_path(self.root)
+        self.secret_env = [s.env for s in self.rb.secrets]
+        self.redactor = Redactor(self.secret_env)
+        self.redactor.add_from_data(params)
         self.run_id, self.folder = audit.new_record(self.root, self.rb.name)
+        runlock.acquire(self.root, self.run_id)
         work_root = options.work_root or Path(os.environ.get("OPSBOOK_WORK_DIR", "work"))
         self.work_dir = (
             Path(previous["work_dir"]) if previous else (work_root / self.run_id).resolve()
         )
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.secret_env = [s.env for s in self.rb.secrets]
         self.steps_ctx: dict[str, dict[str, Any]] = {}
         self.data = self._initial_record()
 
@@ -190,14 +272,22 @@ class _Run:
             "steps": [],
             "environment": audit.environment_info(self.loaded.root),
         }
-        audit.write_run_json(self.folder, data)
+        self._save(data)
         return data
+
+    def _save(self, data: dict[str, Any] | None = None) -> None:
+        """Write run.json, redacted: even a killed run leaves no plain secret in it."""
+        self.redactor.refresh(self.folder)
+        audit.write_run_json(self.folder, self.redactor.value(data or self.data))
+
+    def _echo(self, line: str) -> None:
+        self.options.echo(self.redactor.text(line))
 
     # ------------------------------------------------------------------ main loop
 
     def execute(self) -> RunResult:
         started = time.monotonic()
-        echo = self.options.echo
+        echo = self._echo
         echo(f"run {self.run_id}: {self.rb.name} ({len(self.rb.steps)} steps)")
         status, exit_code = "succeeded", EXIT_OK
         start_at = self._carry_previous()
@@ -212,9 +302,13 @@ class _Run:
                     break
                 if outcome == "failed_continue":
                     status, exit_code = "failed", EXIT_FAILED
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             status, exit_code = "failed", EXIT_FAILED
-            self.data["error"] = "interrupted by the user (Ctrl-C)"
+            self.data["error"] = (
+                "terminated (SIGTERM)"
+                if isinstance(exc, Terminated)
+                else "interrupted by the user (Ctrl-C)"
+            )
             raise
         except RunbookError as exc:  # a template failed at run time
             status, exit_code = "failed", EXIT_FAILED
@@ -282,8 +376,8 @@ class _Run:
     def _skip(self, step: Step, entry: dict[str, Any], reason: str) -> str:
         entry.update(status="skipped", reason=reason)
         self.steps_ctx[step.id] = {"outputs": {}, "status": "skipped"}
-        self.options.echo(f"- {step.id}: skipped ({reason})")
-        audit.write_run_json(self.folder, self.data)
+        self._echo(f"- {step.id}: skipped ({reason})")
+        self._save()
         return "continue"
 
     # ----------------------------------------------------------------------- gates
@@ -298,27 +392,43 @@ class _Run:
             via = "--yes"
         elif self.options.interactive and self.options.confirm is not None:
             via = "prompt" if self.options.confirm(f"[{step.id}] {message}") else None
-        if via is None:
+        if via is not None:
+            self._approve(step, entry, message, via)
+        approvals = [a for a in self.data["approvals"] if a["step"] == step.id]
+        distinct = sorted({a["by"] for a in approvals})
+        entry.update(approvals_needed=step.min_approvals, approved_by=distinct)
+        if len(distinct) < step.min_approvals:
             entry["status"] = "awaiting_approval"
             self.steps_ctx[step.id] = {"outputs": {}, "status": "awaiting_approval"}
-            self.options.echo(
-                f"- {step.id}: awaiting approval: {message}\n"
+            count = f" ({len(distinct)}/{step.min_approvals} approvals)" * (step.min_approvals > 1)
+            who = f" from one of {', '.join(step.approvers)}" if step.approvers else ""
+            self._echo(
+                f"- {step.id}: awaiting approval{count}{who}: {message}\n"
                 f"  continue with: opsbook resume {self.run_id} --approve {step.id}"
             )
+            self._save()
             return "awaiting_approval"
-        approval = {
-            "step": step.id,
-            "by": audit.whoami(),
-            "at": audit.now_iso(),
-            "via": via,
-            "message": message,
-        }
-        self.data["approvals"].append(approval)
-        entry.update(status="approved", approval=approval)
+        entry.update(status="approved", approval=approvals[-1])
         self.steps_ctx[step.id] = {"outputs": {"approved": True}, "status": "approved"}
-        self.options.echo(f"- {step.id}: approved by {approval['by']} ({via})")
-        audit.write_run_json(self.folder, self.data)
+        self._echo(f"- {step.id}: approved by {', '.join(distinct)}")
+        self._save()
         return "continue"
+
+    def _approve(self, step: Step, entry: dict[str, Any], message: str, via: str) -> None:
+        """Record one approval, unless its user may not approve or already did."""
+        by = audit.whoami()
+        approval = {"step": step.id, "by": by, "at": audit.now_iso(), "via": via}
+        if step.approvers and not _allowed(by, step.approvers):
+            entry.setdefault("refused_approvals", []).append(approval)
+            self._echo(
+                f"- {step.id}: approval by {by} does not count: approvers are "
+                f"{', '.join(step.approvers)}"
+            )
+            return
+        if any(a["step"] == step.id and a["by"] == by for a in self.data["approvals"]):
+            self._echo(f"- {step.id}: {by} already approved; another user must approve")
+            return
+        self.data["approvals"].append(dict(approval, message=message))
 
     # ------------------------------------------------------------------- notebooks
 
@@ -336,7 +446,7 @@ class _Run:
         outcome: dict[str, Any] = {}
         attempts = step.retries + 1
         for attempt in range(1, attempts + 1):
-            self.options.echo(
+            self._echo(
                 f"- {step.id}: running {step.notebook}"
                 + (f" (attempt {attempt}/{attempts})" if attempt > 1 else "")
             )
@@ -363,11 +473,11 @@ class _Run:
             entry["error"] = {k: outcome.get(k) for k in ("ename", "evalue", "cell_index")}
         self.steps_ctx[step.id] = {"outputs": outputs, "status": entry["status"]}
         self._reports(step, entry, nb_path)
-        audit.write_run_json(self.folder, self.data)
+        self._save()
         return self._after(step, entry)
 
     def _after(self, step: Step, entry: dict[str, Any]) -> str:
-        echo = self.options.echo
+        echo = self._echo
         if entry["status"] == "succeeded":
             echo(f"  {step.id}: succeeded in {entry['duration_s']:.1f}s")
             return "continue"
@@ -406,7 +516,6 @@ class _Run:
         output = step_dir / "notebook.ipynb"
         if output.exists() and attempt > 1:
             output.replace(step_dir / f"notebook.attempt{attempt - 1}.ipynb")
-        spec_path = step_dir / ".spec.json"
         result_path = step_dir / ".result.json"
         result_path.unlink(missing_ok=True)
         spec = {
@@ -418,8 +527,10 @@ class _Run:
             "log_output": True,
             "progress_bar": self.options.progress_bar,
             "result_path": str(result_path),
+            "secret_env": self.secret_env,
+            "step_dir": str(step_dir),
+            "parent_pid": os.getpid(),
         }
-        spec_path.write_text(json.dumps(spec, default=str), encoding="utf-8")
         env = dict(
             os.environ,
             OPSBOOK_RUN_ID=self.run_id,
@@ -430,11 +541,11 @@ class _Run:
         with (step_dir / "step.log").open("a", encoding="utf-8") as log:
             log.write(f"== attempt {attempt} at {audit.now_iso()}\n")
             code, timed_out = _run_child(
-                [sys.executable, "-m", "opsbook._child", str(spec_path)],
+                [sys.executable, "-m", "opsbook._child", "-"],
+                json.dumps(spec, default=str),
                 env,
-                log,
+                _Tee(log, self.options, self.redactor, step_dir / READ_FILE),
                 step.timeout_s,
-                self.options,
             )
         outcome: dict[str, Any]
         if timed_out:
@@ -453,7 +564,6 @@ class _Run:
                 "evalue": f"papermill process exited with code {code}",
                 "cell_index": None,
             }
-        spec_path.unlink(missing_ok=True)
         result_path.unlink(missing_ok=True)
         outcome["duration_s"] = round(time.monotonic() - began, 3)
         return outcome
@@ -477,6 +587,8 @@ class _Run:
             ended_at=audit.now_iso(),
             duration_s=round(duration, 3),
         )
+        self.redactor.refresh(self.folder)
+        self.data = self.redactor.value(self.data)
         try:
             if self.rb.summary is not None:
                 from opsbook.summary import write_summary
@@ -485,23 +597,55 @@ class _Run:
             report.run_page(self.folder, self.data)
         except Exception as exc:
             self.data["report_error"] = f"{type(exc).__name__}: {exc}"
-        audit.seal(self.root, self.folder, self.data, self.secret_env)
+        audit.seal_record(
+            self.root, self.folder, self.data, redactor=self.redactor, signer=self.signer
+        )
         try:
             report.audit_index(self.root)
         except Exception as exc:  # the index is derived and can be rebuilt with `opsbook report`
-            self.options.echo(f"  (could not rebuild {self.root / 'index.html'}: {exc})")
-        self.options.echo(f"run {self.run_id}: {status} in {duration:.1f}s; record: {self.folder}")
+            self._echo(f"  (could not rebuild {self.root / 'index.html'}: {exc})")
+        self._echo(f"run {self.run_id}: {status} in {duration:.1f}s; record: {self.folder}")
+
+
+def _allowed(by: str, approvers: list[str]) -> bool:
+    """``user@host`` may approve when the list names it or its bare user."""
+    return by in approvers or by.split("@", 1)[0] in approvers
 
 
 # ---------------------------------------------------------------------- subprocess
 
 
+class _Tee:
+    """Where the child's output goes: the step log and the terminal, redacted line by line
+    before anything is written (a secret read in the kernel is known before it prints)."""
+
+    def __init__(self, log: IO[str], options: RunOptions, redactor: Redactor, read_file: Path):
+        self.log = log
+        self.options = options
+        self.redactor = redactor
+        self.read_file = read_file
+
+    def line(self, line: str) -> None:
+        from opsbook._child import LOG_PREFIX
+
+        self.redactor.refresh_file(self.read_file)
+        line = self.redactor.text(line)
+        self.log.write(line)
+        self.log.flush()
+        progress, prefix, logged = line.partition(LOG_PREFIX)
+        if progress.strip() and "Kernel is running over TCP without encryption" not in progress:
+            sys.stderr.write(progress if prefix else line)
+        if prefix and self.options.log_output:
+            sys.stderr.write(prefix + logged)
+
+
 def _run_child(
-    cmd: list[str], env: dict[str, str], log: IO[str], timeout: float | None, options: RunOptions
+    cmd: list[str], spec: str, env: dict[str, str], tee: _Tee, timeout: float | None
 ) -> tuple[int, bool]:
-    """Run the papermill child, tee its output to the log (and terminal), enforce timeout."""
+    """Run the papermill child (spec on stdin), tee its output, enforce the timeout."""
     proc = subprocess.Popen(
         cmd,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env,
@@ -510,11 +654,16 @@ def _run_child(
         start_new_session=True,
         bufsize=1,
     )
-    assert proc.stdout is not None
-    pump = threading.Thread(target=_pump, args=(proc.stdout, log, options), daemon=True)
+    assert proc.stdout is not None and proc.stdin is not None
+    pump = threading.Thread(target=_pump, args=(proc.stdout, tee), daemon=True)
     pump.start()
     timed_out = False
     try:
+        try:
+            proc.stdin.write(spec)
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         timed_out = True
@@ -527,19 +676,11 @@ def _run_child(
     return proc.returncode, timed_out
 
 
-def _pump(stream: IO[str], log: IO[str], options: RunOptions) -> None:
+def _pump(stream: IO[str], tee: _Tee) -> None:
     """Copy the child's output to the step log; show progress (and, with ``--log-output``,
     papermill's cell output) on the terminal."""
-    from opsbook._child import LOG_PREFIX
-
     for line in stream:
-        log.write(line)
-        log.flush()
-        progress, prefix, logged = line.partition(LOG_PREFIX)
-        if progress.strip() and "Kernel is running over TCP without encryption" not in progress:
-            sys.stderr.write(progress if prefix else line)
-        if prefix and options.log_output:
-            sys.stderr.write(prefix + logged)
+        tee.line(line)
 
 
 def _kill_tree(pid: int) -> None:

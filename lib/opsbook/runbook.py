@@ -97,6 +97,8 @@ class Step(BaseModel):
     on_failure: str = "abort"
     gate: Literal["approval"] | None = None
     message: str = ""
+    min_approvals: int = Field(default=1, ge=1, le=20)
+    approvers: list[str] = Field(default_factory=list)
 
     @field_validator("id")
     @classmethod
@@ -647,6 +649,14 @@ def validate(loaded: LoadedRunbook) -> list[str]:
         if step.is_gate:
             if step.notebook or step.parameters:
                 problems.append(f"{prefix}: an approval gate takes a message, not a notebook")
+            if step.approvers and len(set(step.approvers)) < step.min_approvals:
+                problems.append(
+                    f"{prefix}: min_approvals={step.min_approvals} but only "
+                    f"{len(set(step.approvers))} distinct approvers are allowed"
+                )
+        elif step.min_approvals != 1 or step.approvers:
+            problems.append(f"{prefix}: min_approvals and approvers belong to approval gates")
+            problems += _check_notebook_step(loaded, step, prefix, infos)
         else:
             problems += _check_notebook_step(loaded, step, prefix, infos)
         for key, value in (("when", step.when), ("message", step.message)):

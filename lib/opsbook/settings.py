@@ -1,8 +1,11 @@
 """Secrets and settings from environment variables.
 
 Parameters and runbooks carry the *name* of an environment variable, never its value;
-this module is the one place that reads the value, and it remembers every value it
-handed out so the audit writer can redact it from every artifact.
+this module is the one place that reads the value. Inside a runbook step (the kernel
+runs in another process than the runner that seals the record) it reports the *name*
+of every variable it read to ``$OPSBOOK_STEP_DIR/secrets-read.txt``, before returning
+the value; the runner and the papermill child read that file and redact the value
+(in every encoding, see :mod:`opsbook.redact`) like a declared secret.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 from opsbook.errors import SecretError
 
 _SEEN_SECRETS: set[str] = set()
+_REPORTED: set[str] = set()
 
 
 def secret(env_name: str | None, *, required: bool = False) -> str | None:
@@ -38,7 +42,22 @@ def secret(env_name: str | None, *, required: bool = False) -> str | None:
             )
         return None
     _SEEN_SECRETS.add(value)
+    _report_read(env_name)
     return value
+
+
+def _report_read(env_name: str) -> None:
+    """Tell the runner (through the step folder) that this variable holds a secret."""
+    step_dir = os.environ.get("OPSBOOK_STEP_DIR")
+    if not step_dir or env_name in _REPORTED:
+        return
+    from opsbook.redact import READ_FILE
+
+    with open(Path(step_dir) / READ_FILE, "a", encoding="utf-8") as fh:
+        fh.write(env_name + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    _REPORTED.add(env_name)
 
 
 def audit_root() -> Path:
