@@ -9,6 +9,7 @@ import nbformat
 import pytest
 
 from opsbook import audit, execute
+from opsbook.errors import ConfigError
 from opsbook.record import results
 
 pytestmark = pytest.mark.notebooks
@@ -48,6 +49,10 @@ def test_gate_stops_then_resume_continues(write_runbook, audit_dir: Path) -> Non
     assert stopped.exit_code == execute.EXIT_AWAITING
     assert [s["status"] for s in stopped.data["steps"]] == ["succeeded", "awaiting_approval"]
     assert stopped.data["steps"][0]["outputs"] == {"total": 14, "label": "sum", "n_items": 2}
+
+    with pytest.raises(ConfigError, match="no gate 'gaet'") as info:  # refused, no record
+        execute.resume(stopped.run_id, opts(audit_dir, approve={"gaet"}))
+    assert info.value.exit_code == execute.EXIT_USAGE
 
     resumed = execute.resume(stopped.run_id, opts(audit_dir, approve={"gate"}))
     assert resumed.status == "succeeded" and resumed.exit_code == execute.EXIT_OK

@@ -412,6 +412,11 @@ def test_sandbox_refuses_python_internals(write_runbook, template: str) -> None:
         rb.render(template, {"params": {"a": 1}, "run": {"id": "x"}})
 
 
+def test_sandbox_still_reads_underscore_keys_of_recorded_outputs() -> None:
+    assert rb.unsafe_attributes("{{ steps.s.outputs._x }}") == []
+    assert rb.render("{{ steps.s.outputs._x }}", {"steps": {"s": {"outputs": {"_x": 1}}}}) == 1
+
+
 def test_loop_variables_are_not_unknown_names(write_runbook) -> None:
     text = GOOD.replace(
         'message: "total is {{ steps.first.outputs.total }}"',
@@ -425,6 +430,9 @@ def test_messages_use_the_right_article(write_runbook) -> None:
     runbook = rb.load(write_runbook(TYPED)).runbook
     with pytest.raises(ConfigError, match="expects an int"):
         rb.resolve_parameters(runbook, {"i": "seven"})
+    with pytest.raises(ConfigError, match="expects a str") as info:  # -f with s: 123
+        rb.resolve_parameters(runbook, {"s": 123})
+    assert info.value.hint == 'quote it in YAML: s: "123"'
     problems = problems_of(
         write_runbook, TYPED.replace("i: {type: int, default: 0}", "i: {type: int, default: x}")
     )

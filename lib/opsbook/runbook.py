@@ -493,9 +493,11 @@ def template_references(value: Any, *, bare: bool = False) -> list[tuple[str, ..
 
 
 def unsafe_attributes(value: Any, *, bare: bool = False) -> list[str]:
-    """Attributes starting with ``_`` that a template reaches for (``''.__class__``).
+    """Dunder attributes a template reaches for (``''.__class__``, ``x['__globals__']``).
 
-    The sandbox refuses them at run time; validation names them before anything runs.
+    The sandbox refuses them (and any ``_`` attribute of an object) at run time;
+    validation names them before anything runs. A single leading underscore is not
+    flagged: ``outputs._x`` may be a recorded output's key, which the sandbox allows.
     """
     found: list[str] = []
     for tree in _trees(value, bare):
@@ -506,7 +508,7 @@ def unsafe_attributes(value: Any, *, bare: bool = False) -> list[str]:
                 name = node.arg.value
             else:
                 continue
-            if name.startswith("_") and name not in found:
+            if name.startswith("__") and name not in found:
                 found.append(name)
     return found
 
@@ -848,8 +850,8 @@ def _check_template(
     except TemplateSyntaxError as exc:
         return [f"{where}: template syntax error: {exc.message}"]
     problems = [
-        f"{where}: template reaches for {name!r}: Python internals (attributes starting "
-        "with _) are out of reach of runbook templates"
+        f"{where}: template reaches for {name!r}: Python internals are out of reach of "
+        "runbook templates (they run in Jinja's sandbox)"
         for name in unsafe_attributes(value, bare=bare)
     ]
     for ref in refs:
@@ -968,7 +970,11 @@ def _check_value(name: str, spec: ParamSpec, value: Any) -> None:
     if value is None:
         return
     if not value_fits(value, spec.type):
-        raise ConfigError(f"parameter {name!r} expects {_a(spec.type)}, got {value!r}")
+        quote = spec.type in ("str", "path", "date") and isinstance(value, int | float | bool)
+        raise ConfigError(
+            f"parameter {name!r} expects {_a(spec.type)}, got {value!r}",
+            hint=f'quote it in YAML: {name}: "{value}"' if quote else None,
+        )
     if spec.allowed and value not in spec.allowed:
         raise ConfigError(f"parameter {name!r} must be one of {spec.allowed}, got {value!r}")
     if isinstance(value, float) and not math.isfinite(value):
