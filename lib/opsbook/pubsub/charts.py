@@ -128,3 +128,31 @@ def loss_vs_rate(rows: pd.DataFrame) -> Figure:
             ax.annotate(f"{int(lost)} lost\n{int(disc)} disc.", (i, lost), ha="center", fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def cluster_scaling(rows: pd.DataFrame) -> Figure:
+    """Classic vs sharded pub/sub on 1 -> N shards: delivered msg/s, p99, Redis CPU (all
+    nodes). ``rows`` is :func:`opsbook.pubsub.cluster.cluster_table`."""
+    fig = Figure(figsize=(12, 3.8))
+    axes = fig.subplots(1, 3)
+    panels = (
+        ("delivered_rate", "delivered msg/s", "Throughput"),
+        ("p99_ms", "p99 latency (ms)", "p99"),
+        ("redis_cpu_us_per_msg", "Redis CPU, all nodes (µs per message)", "Redis CPU"),
+    )
+    names = {"classic": "PUBLISH/SUBSCRIBE (classic)", "sharded": "SPUBLISH/SSUBSCRIBE (sharded)"}
+    for ax, (col, ylabel, title) in zip(axes, panels, strict=True):
+        for pattern, data in rows.groupby("pattern", sort=False):
+            data = data.sort_values("shards")
+            ax.plot(data["shards"], data[col], marker="o", label=names.get(str(pattern), pattern))
+        ax.set_xlabel("shards in use")
+        ax.set_xticks(sorted(rows["shards"].unique()))
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.set_ylim(bottom=0)
+    axes[0].legend(
+        ["PUBLISH/SUBSCRIBE (classic)", "SPUBLISH/SSUBSCRIBE (sharded)"][: len(axes[0].lines)]
+    )
+    fig.suptitle("Redis Cluster: classic vs sharded pub/sub")
+    fig.tight_layout()
+    return fig

@@ -273,11 +273,15 @@ class Bench:
         drain_s: float = 10.0,
         command: str | None = None,
         sizes: list[int] | None = None,
+        pub_params: list[ConnParams] | None = None,
+        pub_weights: list[list[float]] | None = None,
     ) -> StepResult:
         """Run one step. ``rate``/``count`` are per publisher; ``rate=None`` is closed-loop.
 
         ``subs`` is one dict per subscriber connection: ``channels`` (names from
-        ``channels``; default all), ``patterns``, ``delay_us`` (slow consumer), ``proc``.
+        ``channels``; default all), ``patterns``, ``delay_us`` (slow consumer), ``proc``,
+        ``params`` (another node to connect to, e.g. a cluster shard). ``pub_params`` and
+        ``pub_weights`` give each publisher its own node and channel weights.
         """
         self.step_id += 1
         step = self.step_id
@@ -303,7 +307,7 @@ class Bench:
         workers = [p for p, _ in active] + pub_procs
         cpu0, rcpu0 = [p.cpu() for p in workers], self.redis_cpu()
         start = CLOCK() + START_DELAY_NS
-        for proc in pub_procs:
+        for i, proc in enumerate(pub_procs):
             proc.pipe.send(
                 {
                     "op": "run",
@@ -314,7 +318,8 @@ class Bench:
                     "size": size,
                     "sizes": sizes,
                     "start_ns": start,
-                    "weights": weights,
+                    "weights": pub_weights[i] if pub_weights else weights,
+                    "params": pub_params[i] if pub_params else None,
                     "batch_max": batch_max,
                     "max_s": max_s or 3600,
                     "command": pub_cmd,
@@ -359,6 +364,7 @@ class Bench:
                 "command": sub_cmd,
                 "group": spec.get("group", ""),
                 "rcvbuf": int(spec.get("rcvbuf", 0)),
+                "params": spec.get("params"),
             }
             groups.setdefault(proc, []).append(full)
         return dict(sorted(groups.items()))

@@ -112,8 +112,9 @@ class _SubConn:
 
 
 def _subscribe(params: ConnParams, spec: dict[str, Any], ctl: str) -> tuple[RawConn, int]:
-    """Open a connection, note its CLIENT ID, subscribe to ctl + channels + patterns."""
-    conn = RawConn(params, timeout=10.0)
+    """Open a connection (to ``spec["params"]`` when set), note its CLIENT ID, subscribe to
+    ctl + channels + patterns."""
+    conn = RawConn(spec.get("params") or params, timeout=10.0)
     if spec.get("rcvbuf"):  # a small kernel buffer: Redis' output buffer fills, not ours
         conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, int(spec["rcvbuf"]))
     client_id = int(conn.call("CLIENT", "ID"))
@@ -318,8 +319,9 @@ def _channel_plan(cmd: dict[str, Any], pub_id: int, count: int) -> list[int] | N
 
 
 def run_publisher(params: ConnParams, pub_id: int, cmd: dict[str, Any]) -> dict[str, Any]:
-    """Publish one step's messages on schedule and report what was sent."""
-    conn = RawConn(params, timeout=30.0)
+    """Publish one step's messages on schedule (to ``cmd["params"]`` when set) and report
+    what was sent."""
+    conn = RawConn(cmd.get("params") or params, timeout=30.0)
     try:
         return _publish(conn, pub_id, cmd)
     finally:
