@@ -7,7 +7,7 @@ import shutil
 import pytest
 from matplotlib.figure import Figure
 
-from opsbook.pubsub import capacity, charts, crosscheck, relay
+from opsbook.pubsub import capacity, charts, crosscheck, relay, verdict
 from opsbook.pubsub import scenarios as sc
 from opsbook.pubsub.endpoint import parse_info
 from opsbook.pubsub.harness import Bench
@@ -28,6 +28,26 @@ def test_capacity_opens_idle_subscribers_and_measures_memory(bench: Bench) -> No
     assert cap["latency"].summary["lost"] == 0
     after = int(parse_info(bench.admin.call("INFO", "clients"))["connected_clients"])
     assert after < before + 200  # the holders closed their connections
+
+
+def test_settled_memory_per_connection_is_measured_and_differs_from_just_connected(
+    bench: Bench,
+) -> None:
+    cap = capacity.connection_capacity(
+        bench, 100, procs=1, checkpoints=1, settle_s=30, latency_s=0.1
+    )
+    settled = cap["settled"]
+    assert settled["settled"] is True and settled["when"] == "settled"
+    assert capacity.SETTLE_WINDOW - 1 <= settled["settle_wait_s"] < 30
+    fresh = cap["samples"].iloc[0]
+    assert fresh["when"] == "just connected"
+    # Redis shrinks an idle client's buffers after a few seconds: tens of KB -> ~2 KB
+    assert settled["tot_mem_per_conn"] < fresh["tot_mem_per_conn"] / 4
+    assert settled["used_memory_per_conn"] < fresh["used_memory_per_conn"] / 4
+    row = verdict.memory_claim(
+        fresh["tot_mem_age_le_1s"], settled["used_memory_per_conn"], settled["settle_wait_s"]
+    )
+    assert "just connected" in row["measured"] and "settled (after" in row["measured"]
 
 
 def test_websocket_hop_delivers_to_every_client(bench: Bench) -> None:
@@ -61,7 +81,6 @@ def test_charts_render_from_real_results(bench: Bench) -> None:
 
 
 def test_capacity_reports_the_maxclients_limit_instead_of_failing() -> None:
-    from opsbook.pubsub import verdict
     from opsbook.pubsub.endpoint import start_redis_server
 
     with start_redis_server(["--maxclients", "60"]) as ep, Bench(ep, sub_procs=1) as small:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from opsbook.errors import ConfigError
@@ -225,3 +226,51 @@ def test_crosscheck_table_divides_by_the_first_redis_benchmark_row() -> None:
     frame = crosscheck.side_by_side(rb, [step], None)
     assert list(frame["vs_redis_benchmark"]) == [1.0, 8.0, 0.8]
     assert "-P 16" in frame["measurement"][1]
+
+
+def _cluster_rows(sharded_lost: int, sharded_cpu: float) -> pd.DataFrame:
+    base = {"delivered_rate": 3000.0, "p50_ms": 1.0, "p99_ms": 4.0, "shards": 3}
+    return pd.DataFrame(
+        [
+            {
+                **base,
+                "pattern": "classic",
+                "lost": 0,
+                "redis_cpu_us_per_msg": 30.0,
+                "redis_cpu_pct_per_node": [5.0, 5.0, 5.0],
+                "bus_messages_in_per_node": [3000, 3000, 3000],
+            },
+            {
+                **base,
+                "pattern": "sharded",
+                "lost": sharded_lost,
+                "redis_cpu_us_per_msg": sharded_cpu,
+                "redis_cpu_pct_per_node": [2.0, 2.0, 2.0],
+                "bus_messages_in_per_node": [2, 2, 2],
+            },
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("lost", "cpu", "expected"),
+    [
+        (0, 10.0, "use SPUBLISH/SSUBSCRIBE"),
+        (0, 40.0, "use SPUBLISH/SSUBSCRIBE"),  # more CPU, but no bus broadcast
+        (5, 10.0, "use PUBLISH/SUBSCRIBE"),  # sharded lost messages
+    ],
+)
+def test_cluster_pattern_verdict(lost: int, cpu: float, expected: str) -> None:
+    row = verdict.cluster_pattern(_cluster_rows(lost, cpu))
+    assert row["verdict"] == expected
+    assert "9,000 bus messages" in row["measured"] and "6 bus messages" in row["measured"]
+
+
+def test_cluster_comparison_choice() -> None:
+    from opsbook.pubsub import cluster
+
+    assert cluster.wanted("off", True) is False
+    assert cluster.wanted("auto", False) is False
+    assert cluster.wanted("auto", True) is cluster.available()
+    with pytest.raises(ConfigError, match="cluster_compare"):
+        cluster.wanted("yes", True)

@@ -94,6 +94,9 @@ class Profile:
     checkpoints: int = 5
     ws_clients: int = 50
     crosscheck_requests: int = 100_000
+    cluster: bool = True  # compare classic vs sharded pub/sub on a local 3-master cluster
+    cluster_rate: int = 5000  # msg/s offered per shard in that comparison
+    cluster_subs: int = 4  # subscribers per shard
 
 
 PRODUCT_CHANNELS = [
@@ -119,7 +122,7 @@ PROFILES = {
         throughput_pubs=[1, 2],
         product_rate=3000,
         users=30,
-        settle_s=1.0,
+        settle_s=20.0,
         jobs=300,
         jobs_rate=1000,
         throughput_start=40_000,
@@ -127,6 +130,9 @@ PROFILES = {
         checkpoints=3,
         ws_clients=20,
         crosscheck_requests=30_000,
+        cluster=False,
+        cluster_rate=1000,
+        cluster_subs=1,
     ),
     "full": Profile(
         name="full",
@@ -140,7 +146,7 @@ PROFILES = {
         throughput_pubs=[1, 2, 4],
         product_rate=10_000,
         users=500,
-        settle_s=30.0,
+        settle_s=60.0,
         jobs=3000,
         ws_clients=500,
     ),

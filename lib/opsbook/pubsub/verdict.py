@@ -124,14 +124,19 @@ def connections_claim(
 
 
 def memory_claim(
-    just_connected: float | None, settled: float | None, settle_s: float
+    just_connected: float | None, settled: float | None, settle_s: float, stable: bool = True
 ) -> dict[str, Any]:
     ok = settled is not None and settled <= 1.5 * 1024
     return _single(
         {
             "claim": CLAIM_MEMORY,
             "measured": f"{_fmt(_kb(just_connected), 'KB')} just connected, "
-            f"{_fmt(_kb(settled), 'KB')} settled (after {settle_s:g} s)",
+            f"{_fmt(_kb(settled), 'KB')} "
+            + (
+                f"settled (after {settle_s:g} s)"
+                if stable
+                else f"after {settle_s:g} s, NOT settled"
+            ),
             "pass": bool(ok),
             "breaks_when": "every connection carries query/reply buffers (CLIENT LIST "
             "tot-mem); a subscriber's output buffer grows with its backlog",
@@ -191,6 +196,48 @@ def build(
         latency_claim(at_10k, knee),
         throughput_claim(tp_at_10k, max_rate, limiter, sustained),
         connections_claim(cap["reached"], cap["requested"], cap["limit"], cap["maxclients"]),
-        memory_claim(just, cap["settled"]["used_memory_per_conn"], settle_s),
+        memory_claim(
+            just,
+            cap["settled"]["used_memory_per_conn"],
+            cap["settled"].get("settle_wait_s", settle_s),
+            bool(cap["settled"].get("settled", True)),
+        ),
         delivery_claim(int(slow.summary["lost"]), pubsub_jobs_lost),
     ]
+
+
+CLAIM_CLUSTER = "pub/sub on Redis Cluster: which pattern the product channels should use"
+
+
+def cluster_pattern(rows: pd.DataFrame) -> dict[str, Any]:
+    """Classic vs sharded pub/sub at the most shards measured: sharded is recommended when
+    it lost nothing and cost the cluster less (Redis CPU of all nodes, messages over the
+    cluster bus). ``rows`` is :func:`opsbook.pubsub.cluster.cluster_table`."""
+    top = rows[rows["shards"] == rows["shards"].max()].set_index("pattern")
+    classic, sharded = top.loc["classic"], top.loc["sharded"]
+    less_cpu = sharded["redis_cpu_us_per_msg"] <= classic["redis_cpu_us_per_msg"]
+    less_bus = sum(sharded["bus_messages_in_per_node"]) < sum(classic["bus_messages_in_per_node"])
+    use_sharded = bool(sharded["lost"] == 0 and (less_cpu or less_bus))
+
+    def said(name: str, row: Any) -> str:
+        return (
+            f"{name}: {row['delivered_rate']:,.0f} msg/s delivered, p99 {row['p99_ms']:.2f} ms, "
+            f"Redis CPU {row['redis_cpu_us_per_msg']:.1f} µs/msg (per node, % of a core: "
+            f"{row['redis_cpu_pct_per_node']}), "
+            f"{sum(row['bus_messages_in_per_node']):,} bus messages, {int(row['lost'])} lost"
+        )
+
+    return {
+        "claim": CLAIM_CLUSTER,
+        "measured": f"{int(rows['shards'].max())} shards: "
+        + said("classic", classic)
+        + "; "
+        + said("sharded", sharded),
+        "verdict": "use SPUBLISH/SSUBSCRIBE" if use_sharded else "use PUBLISH/SUBSCRIBE",
+        "pass": use_sharded,
+        "breaks_when": "classic PUBLISH is broadcast over the cluster bus to every node, so "
+        "every node pays for all traffic; sharded has no pattern subscriptions (the "
+        "user:notifications:* relay must SSUBSCRIBE per channel) and one channel is bounded "
+        "by one shard",
+        "repeats": [],
+    }
