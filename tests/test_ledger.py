@@ -183,3 +183,12 @@ def test_trusted_keys_inside_the_audit_root_refused(
     monkeypatch.setenv(signing.TRUSTED_ENV, str(audit_dir / "trusted.json"))
     result = CliRunner().invoke(cli, ["verify"])
     assert result.exit_code == 2 and "inside the audit root" in result.output
+
+
+@pytest.mark.parametrize("lines", [0, 1, 2, 300])
+def test_head_reads_the_last_line(tmp_path: Path, lines: int) -> None:
+    ledger = FileLedger(tmp_path)
+    for n in range(1, lines + 1):
+        ledger.append(lambda head, n=n: {"seq": n, "pad": "x" * 50})
+    assert ledger.head() == ({"seq": lines, "pad": "x" * 50} if lines else None)
+    assert len(ledger.entries()) == lines

@@ -168,3 +168,21 @@ def test_notebook_json_stays_valid(monkeypatch: pytest.MonkeyPatch) -> None:
         "cells": [{"source": "h***llo"}],
         "metadata": {},
     }
+
+
+def test_cli_error_messages_mask_url_passwords(write_runbook, audit_dir: Path) -> None:
+    from click.testing import CliRunner
+
+    from opsbook.cli import cli
+
+    path = write_runbook("""
+    name: typed
+    parameters:
+      n: {type: int, default: 1}
+    steps:
+      - id: gate
+        gate: approval
+    """)
+    result = CliRunner().invoke(cli, ["run", str(path), "-p", "n=http://admin:hunter22@h/"])
+    assert result.exit_code == 2
+    assert "hunter22" not in result.output and "admin:***@h" in result.output

@@ -1,16 +1,21 @@
-"""The audit trail: one write-once folder per run and a hash-chained ledger.
+"""The audit trail: one write-once folder per run and a signed, hash-chained ledger.
 
 Layout under the audit root (``./audit`` or ``$OPSBOOK_AUDIT_DIR``)::
 
-    ledger.jsonl                  one line per finished run, each holding the previous hash
+    ledger.jsonl                  one entry per sealed record (see opsbook.ledger for backends)
     index.html                    static list of runs (see opsbook.report)
+    .running/<run_id>.json        lock of a run in progress (see opsbook.runlock)
     <run_id>/run.json             what ran, with what, by whom, and the sha256 of every artifact
     <run_id>/runbook.yaml         the exact runbook text that ran
     <run_id>/steps/<step>/...     executed notebook, reports, log, files the notebook wrote
 
 A record folder is created exclusively (a re-run never overwrites) and its files are
-made read-only once the run is sealed. :func:`verify` recomputes every hash and the
-chain and names every tampered, missing, unledgered or reordered record.
+made read-only once sealed. :func:`seal_record` redacts, hashes, writes run.json and
+appends a ledger entry holding the sha256 of run.json, the previous entry's hash, the
+approvals and, with a signing key (:mod:`opsbook.signing`), an Ed25519 signature over
+the entry hash. :func:`verify_trail` recomputes every hash, the chain and every
+signature, checks held checkpoints (:mod:`opsbook.checkpoint`) and names every tampered,
+missing, unsigned, unledgered (running, interrupted, unknown) or reordered record.
 """
 
 from __future__ import annotations

@@ -102,11 +102,36 @@ class FileLedger:
             )
         return found
 
+    def head(self) -> Entry | None:
+        """The last entry, read from the end of the file (sealing stays O(1) in its length)."""
+        if not self.path.exists():
+            return None
+        with self.path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            chunk = 4096
+            while True:
+                start = max(0, size - chunk)
+                fh.seek(start)
+                tail = fh.read(size - start)
+                lines = [line for line in tail.splitlines() if line.strip()]
+                if not lines:
+                    if start == 0:
+                        return None
+                elif len(lines) > 1 or start == 0:
+                    break
+                chunk *= 4
+        try:
+            entry = json.loads(lines[-1])
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            entry = None
+        if isinstance(entry, dict):
+            return entry
+        return {"_unreadable": lines[-1].decode("utf-8", "replace"), "_line": "last"}
+
     def append(self, build: Build) -> Entry:
         with self._locked():
-            existing = self.entries()
-            head = existing[-1] if existing else None
-            entry = build(head)
+            entry = build(self.head())
             line = _canonical_line(entry) + "\n"
             # One write of one line with O_APPEND: a crash leaves either no line or a
             # whole one (a torn tail line is reported as unreadable, never merged).
