@@ -132,8 +132,11 @@ class LokiTestServer:
                     status, body, headers = server.faults.pop(0)
                     self._send(status, body, "text/plain", headers)
                     return
+                categorize = "categorize-labels" in self.headers.get(
+                    "X-Loki-Response-Encoding-Flags", ""
+                )
                 try:
-                    payload = server.route(parsed.path, params)
+                    payload = server.route(parsed.path, params, categorize=categorize)
                 except ConfigError as exc:
                     self._send(400, exc.message, "text/plain")
                     return
@@ -156,9 +159,12 @@ class LokiTestServer:
 
         return Handler
 
-    def route(self, path: str, params: dict[str, list[str]]) -> dict[str, Any] | None:
+    def route(
+        self, path: str, params: dict[str, list[str]], *, categorize: bool = False
+    ) -> dict[str, Any] | None:
         one = {k: v[0] for k, v in params.items()}
         b = self.backend
+        flags = {"categorize_labels": True} if categorize and hasattr(b, "add_lines") else {}
         if path == "/loki/api/v1/query_range":
             limit = int(one.get("limit", "100"))
             if limit > self.max_entries:
@@ -173,6 +179,7 @@ class LokiTestServer:
                 step=one.get("step") or None,
                 limit=limit,
                 direction=one.get("direction", "backward"),
+                **flags,
             )
         elif path == "/loki/api/v1/query":
             time = int(one["time"]) if "time" in one else None

@@ -187,3 +187,42 @@ def test_export_limit_keeps_the_oldest_entries(serve, sim_day, tmp_path):
         redis = [orjson.loads(line) for line in f]
     redis = sorted(r["ts"] for r in redis if r["labels"]["service"] == "redis")[:10]
     assert [to_ns(r["timestamp"]) for r in rows] == redis
+
+
+def test_export_keeps_structured_metadata_through_a_round_trip(serve, tmp_path):
+    base = 1_700_000_000 * 10**9
+    source = LocalLogs([])
+    source.add_lines(
+        {"app": "api"},
+        [
+            (base + i * 10**9, f"line {i}", {"trace_id": f"t{i % 3}"} if i % 2 else {})
+            for i in range(25)
+        ],
+    )
+    server = serve(source)
+    out = tmp_path / "sm.jsonl"
+    args = ["export", "--url", server.url, "-q", '{app="api"}', "-o", str(out)]
+    args += ["--start", str(base), "--end", str(base + 60 * 10**9), "--page-limit", "7"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "categorize-labels" in server.requests[0]["headers"]["X-Loki-Response-Encoding-Flags"]
+    rows = [orjson.loads(line) for line in out.open("rb")]
+    assert rows[1] == {
+        "labels": {"app": "api"},
+        "line": "line 1",
+        "timestamp": "2023-11-14T22:13:21Z",
+        "structuredMetadata": {"trace_id": "t1"},
+    }
+    assert "structuredMetadata" not in rows[0]
+    again = LocalLogs([out])
+    for query in ['{app="api"}', '{app="api"} | trace_id="t2"']:
+        for categorize in (False, True):
+            assert again.query_range(
+                query, base, base + 60 * 10**9, limit=100, categorize_labels=categorize
+            ) == source.query_range(
+                query, base, base + 60 * 10**9, limit=100, categorize_labels=categorize
+            )
+    metric = 'sum by (trace_id) (count_over_time({app="api"}[1m]))'
+    assert again.query(metric, time=base + 60 * 10**9) == source.query(
+        metric, time=base + 60 * 10**9
+    )

@@ -451,12 +451,12 @@ def test_scalar_and_vector_results(logs: LocalLogs) -> None:
 # ----------------------------------------------------------------------------- range evaluation
 
 
-def test_step_alignment_rounds_start_down_and_end_up(logs: LocalLogs) -> None:
+def test_range_steps_start_at_start_without_alignment(logs: LocalLogs) -> None:
     data = logs.query_range('count_over_time({app="api"}[1m])', ns(7), ns(65), step="30s")
     assert data["resultType"] == "matrix"
     (series,) = data["result"]
     assert series["metric"] == {"app": "api", "env": "prod"}
-    assert series["values"] == [[T0 + 30.0, "4"], [T0 + 60.0, "5"], [T0 + 90.0, "1"]]
+    assert series["values"] == [[T0 + 7.0, "3"], [T0 + 37.0, "4"]]
 
 
 def test_step_forms_and_default_step(logs: LocalLogs) -> None:

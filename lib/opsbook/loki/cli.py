@@ -35,8 +35,9 @@ def export_logs(
     """Write every entry of a log query in ``[start, end)`` to ``output``, oldest first.
 
     The file is JSONL in logcli's ``--output=jsonl`` shape
-    (``{"labels": {...}, "line": "...", "timestamp": "<RFC3339 ns>"}``), which
-    ``LocalLogs`` reads. It is written to a temporary name and renamed at the end, so a
+    (``{"labels": {...}, "line": "...", "timestamp": "<RFC3339 ns>"}``) plus, for entries
+    that carry it, ``"structuredMetadata": {...}`` (Loki 3.x, kept apart from the stream
+    labels), which ``LocalLogs`` reads back as structured metadata. It is written to a temporary name and renamed at the end, so a
     failed export leaves no partial file. Returns the number of entries.
     """
     if not is_log_query(query):
@@ -50,10 +51,15 @@ def export_logs(
     count = 0
     try:
         with open(tmp, "wb") as out:
-            for labels, ts, line in client.iter_entries(query, start, end, "forward", limit):
-                out.write(
-                    orjson.dumps({"labels": labels, "line": line, "timestamp": ns_to_rfc3339(ts)})
-                )
+            for labels, ts, line, meta in client.iter_records(query, start, end, "forward", limit):
+                record: dict[str, Any] = {
+                    "labels": labels,
+                    "line": line,
+                    "timestamp": ns_to_rfc3339(ts),
+                }
+                if meta:
+                    record["structuredMetadata"] = meta
+                out.write(orjson.dumps(record))
                 out.write(b"\n")
                 count += 1
                 if progress is not None:

@@ -137,7 +137,12 @@ class LokiHTTP:
         self.page_limit = page_limit
         self.split_ns = parse_duration(split)
         self._sleep = sleep
-        self._headers = {"Accept": "application/json", **auth_header(auth_env)}
+        self._headers = {
+            "Accept": "application/json",
+            # Loki 3.x: keep structured metadata apart from stream labels in log answers
+            "X-Loki-Response-Encoding-Flags": "categorize-labels",
+            **auth_header(auth_env),
+        }
         if self.tenant:
             self._headers["X-Scope-OrgID"] = self.tenant
         self._session = session
@@ -292,6 +297,26 @@ class LokiHTTP:
     ) -> Iterator[tuple[dict[str, str], int, str]]:
         """Yield ``(labels, ts_ns, line)`` of a log query in ``direction`` order, paging.
 
+        ``labels`` are all of the entry's labels (stream, structured metadata, parsed), as
+        Loki answers without ``categorize-labels``; :meth:`iter_records` keeps them apart.
+        """
+        for labels, ts, line, meta in self.iter_records(query, start, end, direction, limit, step):
+            yield ({**labels, **meta} if meta else labels), ts, line
+
+    def iter_records(
+        self,
+        query: str,
+        start: Any,
+        end: Any,
+        direction: str = "forward",
+        limit: int | None = None,
+        step: int | None = None,
+    ) -> Iterator[tuple[dict[str, str], int, str, dict[str, str]]]:
+        """Yield ``(labels, ts_ns, line, structured_metadata)`` in ``direction`` order.
+
+        ``labels`` are the stream labels plus any parsed labels; structured metadata comes
+        from the categorized answer (``[ts, line, {"structuredMetadata": ...}]``).
+
         Pages hold at most ``page_limit`` entries. Like logcli, each page moves the
         window edge onto the last timestamp seen (``end`` is exclusive, ``start``
         inclusive) and drops the entries of that nanosecond already yielded.
@@ -382,11 +407,11 @@ class _Edge:
     def count(self) -> int:
         return len(self._seen)
 
-    def fresh(self, entries: list[tuple[dict, int, str]]) -> list[tuple[dict, int, str]]:
+    def fresh(self, entries: list[_Record]) -> list[_Record]:
         """Entries not returned before; updates the edge."""
         out = []
-        for labels, ts, line in entries:
-            key = (tuple(sorted(labels.items())), ts, line)
+        for labels, ts, line, meta in entries:
+            key = (tuple(sorted(labels.items())), ts, line, tuple(sorted(meta.items())))
             if ts == self.ts and key in self._seen:
                 continue
             if self.ts is None or (ts < self.ts if self.direction == "backward" else ts > self.ts):
@@ -394,17 +419,28 @@ class _Edge:
                 self._seen = set()
             if ts == self.ts:
                 self._seen.add(key)
-            out.append((labels, ts, line))
+            out.append((labels, ts, line, meta))
         return out
 
 
-def _entries(data: Mapping[str, Any], direction: str) -> list[tuple[dict, int, str]]:
-    """Entries of a streams result merged across streams in ``direction`` order."""
-    rows = [
-        (dict(stream.get("stream") or {}), int(ts), line)
-        for stream in data.get("result") or []
-        for ts, line in stream.get("values") or []
-    ]
+_Record = tuple[dict[str, str], int, str, dict[str, str]]
+
+
+def _entries(data: Mapping[str, Any], direction: str) -> list[_Record]:
+    """Entries of a streams result merged across streams in ``direction`` order.
+
+    A categorized value ``[ts, line, {"structuredMetadata": {...}, "parsed": {...}}]``
+    gives its parsed labels to the entry's labels and its metadata apart.
+    """
+    rows: list[_Record] = []
+    for stream in data.get("result") or []:
+        base = dict(stream.get("stream") or {})
+        for value in stream.get("values") or []:
+            ts, line = int(value[0]), value[1]
+            extra = value[2] if len(value) > 2 and isinstance(value[2], dict) else {}
+            parsed = extra.get("parsed") or {}
+            meta = dict(extra.get("structuredMetadata") or {})
+            rows.append(({**base, **parsed} if parsed else base, ts, line, meta))
     rows.sort(key=lambda row: row[1], reverse=direction == "backward")
     return rows
 

@@ -4,6 +4,12 @@ Reads, once, JSONL in logcli's ``--output=jsonl`` shape (``{"labels", "line",
 "timestamp"}``), JSONL with ``{"ts", "labels", "line"}`` and Loki push / query JSON
 (``{"streams": [...]}`` or ``{"data": {"resultType": "streams", "result": [...]}}``), and
 keeps each stream columnar: a sorted ``int64`` numpy array of timestamps and its lines.
+Structured metadata (Loki 3.x) is kept per entry, apart from the stream labels: the third
+element of a push/query value (``[ts, line, {"trace_id": "..."}]``), the categorized query
+form (``[ts, line, {"structuredMetadata": {...}, "parsed": {...}}]``, parsed labels join
+the entry's labels) and a JSONL record's ``"structuredMetadata"`` object. A value or
+record the loader does not understand is an error naming the file and the line (JSONL) or
+the stream and value (JSON), never dropped.
 Entries identical in stream, timestamp and line are stored once, as Loki's ingester
 does; entries of a stream sharing a timestamp keep file order. Queries answer exactly
 like Loki's HTTP ``data`` object.
@@ -42,6 +48,10 @@ from opsbook.loki.timeutil import to_ns
 __all__ = ["LocalLogs"]
 
 COLUMNAR_LOAD = True  # logcli JSONL through pyarrow (False: the per-record loader only)
+
+Meta = dict[str, str]  # one entry's structured metadata
+_NO_META: Meta = {}
+_RECORD_KEYS = frozenset({"labels", "line", "timestamp", "ts", "structuredMetadata", "parsed"})
 
 
 class RawLines:
@@ -84,14 +94,20 @@ class RawLines:
 class _Stream:
     """One stream: sorted timestamps and its lines (a list, or undecoded :class:`RawLines`)."""
 
-    __slots__ = ("labels", "key", "ts", "_lines", "raw", "cache")
+    __slots__ = ("labels", "key", "ts", "_lines", "raw", "cache", "meta")
 
     def __init__(
-        self, labels: dict[str, str], key: LabelsKey, ts: np.ndarray, lines: list[str] | RawLines
+        self,
+        labels: dict[str, str],
+        key: LabelsKey,
+        ts: np.ndarray,
+        lines: list[str] | RawLines,
+        meta: list[Meta] | None = None,
     ) -> None:
         self.labels = labels
         self.key = key
         self.ts = ts
+        self.meta = meta  # structured metadata per entry (None: no entry has any)
         self._lines: list[str] | None = lines if isinstance(lines, list) else None
         self.raw: RawLines | None = lines if isinstance(lines, RawLines) else None
         self.cache: dict[Any, Any] = {}  # per-query-shape columns (see logql.columnar)
@@ -115,7 +131,7 @@ class StreamSlice:
     queries (positions in the cache are positions in the whole stream).
     """
 
-    __slots__ = ("labels", "ts", "stream", "offset", "_lines")
+    __slots__ = ("labels", "ts", "stream", "offset", "_lines", "meta")
 
     def __init__(self, stream: _Stream, lo: int, hi: int) -> None:
         self.labels = stream.labels
@@ -123,6 +139,7 @@ class StreamSlice:
         self.stream = stream
         self.offset = lo
         self._lines: list[str] | None = None
+        self.meta = stream.meta[lo:hi] if stream.meta is not None else None
 
     @property
     def lines(self) -> list[str]:
@@ -161,11 +178,19 @@ class StreamSlice:
         return raw.nbytes(self.offset, self.offset + len(self.ts)).astype(np.float64)
 
 
+_Pending = tuple[
+    dict[str, str], list[np.ndarray], list["list[str] | RawLines"], list["list[Meta] | None"]
+]
+
+
 class LocalLogs:
     """Exported logs held in memory, queried with LogQL.
 
     ``paths`` is one path or a list of paths. ``max_query_series`` and
     ``max_entries_limit`` reproduce Loki's limits (off by default for local analysis).
+    ``align_queries_with_step`` reproduces the query frontend option of that name: range
+    queries evaluate at multiples of ``step`` (Loki's default, and ours, is ``start``,
+    ``start + step``, ... exactly).
     """
 
     def __init__(
@@ -174,15 +199,15 @@ class LocalLogs:
         *,
         max_query_series: int | None = None,
         max_entries_limit: int | None = None,
+        align_queries_with_step: bool = False,
     ) -> None:
         if isinstance(paths, str | os.PathLike):
             paths = [paths]
         self.max_query_series = max_query_series
         self.max_entries_limit = max_entries_limit
+        self.align_queries_with_step = align_queries_with_step
         self._streams: dict[LabelsKey, _Stream] = {}
-        self._pending: dict[
-            LabelsKey, tuple[dict[str, str], list[np.ndarray], list[list[str] | RawLines]]
-        ] = {}
+        self._pending: dict[LabelsKey, _Pending] = {}
         gc_was_enabled = gc.isenabled()
         gc.disable()  # millions of small dicts: generational GC passes would dominate loading
         try:
@@ -222,15 +247,27 @@ class LocalLogs:
             streams = data.get("result", [])
         else:
             streams = doc["streams"]
-        for item in streams:
-            labels = item.get("stream") or item.get("labels")
-            values = item.get("values")
+        if not isinstance(streams, list):
+            raise ConfigError(f"{path}: 'streams' / 'result' must be a list of streams")
+        for number, item in enumerate(streams):
+            where = f"{path}: stream {number + 1}"
+            labels = item.get("stream") or item.get("labels") if isinstance(item, dict) else None
+            values = item.get("values") if isinstance(item, dict) else None
             if not isinstance(labels, dict) or not isinstance(values, list):
-                raise ConfigError(f"{path}: each stream needs 'stream' labels and 'values'")
+                raise ConfigError(f"{where} needs 'stream' labels and 'values'")
             if not values:
                 continue
-            ts = np.array([int(v[0]) for v in values], dtype=np.int64)
-            self._append(_clean_labels(labels, path), ts, [str(v[1]) for v in values])
+            base = _clean_labels(labels, path)
+            groups: dict[LabelsKey, tuple[list[int], list[str], list[Meta]]] = {}
+            for index, value in enumerate(values):
+                ts, line, meta, parsed = _stream_value(value, f"{where}, value {index + 1}")
+                slot = groups.setdefault(tuple(sorted(parsed.items())), ([], [], []))
+                slot[0].append(ts)
+                slot[1].append(line)
+                slot[2].append(meta)
+            for parsed_key, (stamps, lines, metas) in groups.items():
+                merged = {**base, **dict(parsed_key)}
+                self._append(merged, np.array(stamps, dtype=np.int64), lines, metas)
 
     def _load_jsonl(self, data: Any, path: Path) -> None:
         if self._load_jsonl_columnar(data, path):
@@ -244,11 +281,14 @@ class LocalLogs:
             labels_list = [r["labels"] for r in records]
             lines = [r["line"] for r in records]
             stamps = [r["timestamp"] if "timestamp" in r else r["ts"] for r in records]
-            keys = [tuple(labels.items()) for labels in labels_list]
+            numbers = list(range(1, len(records) + 1))
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-            records = [self._parse_line(line, number, path) for number, line in _numbered(data)]
-            labels_list, lines, stamps = self._fields(records, path)
-            keys = [tuple(labels.items()) for labels in labels_list]
+            numbered = list(_numbered(data))
+            numbers = [number for number, _line in numbered]
+            records = [self._parse_line(line, number, path) for number, line in numbered]
+            labels_list, lines, stamps = self._fields(records, path, numbers)
+        metas = _record_extras(records, labels_list, numbers, path)
+        keys = [tuple(labels.items()) for labels in labels_list]
         if not all(type(line) is str for line in lines):
             lines = [line if isinstance(line, str) else str(line) for line in lines]
         try:
@@ -267,16 +307,17 @@ class LocalLogs:
         }
         label_sets = list({slots[key]: labels for key, labels in cleaned.items()}.values())
         stream_of = np.fromiter((slots[key] for key in keys), dtype=np.int64, count=len(keys))
-        ts_all = _timestamps(stamps, path)
+        ts_all = _timestamps(stamps, path, numbers)
         order = np.argsort(stream_of, kind="stable")
         bounds = np.searchsorted(stream_of[order], np.arange(len(label_sets) + 1))
         if len(label_sets) == 1:
-            self._append(label_sets[0], ts_all, lines)
+            self._append(label_sets[0], ts_all, lines, metas)
             return
         line_arr = np.array(lines, dtype=object)
         for slot, labels in enumerate(label_sets):
             idx = order[bounds[slot] : bounds[slot + 1]]
-            self._append(labels, ts_all[idx], line_arr[idx].tolist())
+            part = [metas[i] for i in idx.tolist()] if metas is not None else None
+            self._append(labels, ts_all[idx], line_arr[idx].tolist(), part)
 
     def _load_jsonl_columnar(self, data: Any, path: Path) -> bool:
         """Load logcli JSONL with pyarrow's JSON reader (no Python object per record).
@@ -305,7 +346,9 @@ class LocalLogs:
         return True
 
     @staticmethod
-    def _fields(records: list[Any], path: Path) -> tuple[list[Any], list[Any], list[Any]]:
+    def _fields(
+        records: list[Any], path: Path, numbers: list[int]
+    ) -> tuple[list[Any], list[Any], list[Any]]:
         labels_list, lines, stamps = [], [], []
         for index, record in enumerate(records):
             try:
@@ -314,7 +357,7 @@ class LocalLogs:
                 stamps.append(record["timestamp"] if "timestamp" in record else record["ts"])
             except (KeyError, TypeError, ValueError):
                 raise ConfigError(
-                    f"{path}: record {index + 1} lacks labels/line/timestamp",
+                    f"{path}:{numbers[index]}: record lacks labels/line/timestamp",
                     hint='each line must look like {"labels": {...}, "line": "...", '
                     '"timestamp": "RFC3339"} or {"ts": <ns>, ...}',
                 ) from None
@@ -330,45 +373,69 @@ class LocalLogs:
                 hint="each line must be one JSON object (logcli --output=jsonl)",
             ) from None
 
-    def _append(self, labels: dict[str, str], ts: np.ndarray, lines: list[str] | RawLines) -> None:
+    def _append(
+        self,
+        labels: dict[str, str],
+        ts: np.ndarray,
+        lines: list[str] | RawLines,
+        meta: list[Meta] | None = None,
+    ) -> None:
         key = tuple(sorted(labels.items()))
         slot = self._pending.get(key)
         if slot is None:
             existing = self._streams.pop(key, None)
-            slot = self._pending[key] = (labels, [], [])
+            slot = self._pending[key] = (labels, [], [], [])
             if existing is not None:
                 slot[1].append(existing.ts)
                 slot[2].append(existing.line_source())
+                slot[3].append(existing.meta)
         slot[1].append(ts)
         slot[2].append(lines)
+        slot[3].append(meta if meta is not None and any(meta) else None)
 
     def _finalize(self) -> None:
-        for key, (labels, ts_parts, line_parts) in self._pending.items():
+        for key, (labels, ts_parts, line_parts, meta_parts) in self._pending.items():
             ts = np.concatenate(ts_parts) if len(ts_parts) > 1 else ts_parts[0]
             lines: list[str] | RawLines
             if len(line_parts) == 1:
                 lines = line_parts[0]
             else:
                 lines = [line for part in line_parts for line in _as_list(part)]
+            meta = _join_meta(meta_parts, [len(t) for t in ts_parts])
             if len(ts) > 1 and np.any(ts[1:] < ts[:-1]):
                 order = np.argsort(ts, kind="stable")
                 ts = ts[order]
                 lines = _take(lines, order)
-            keep = _dedupe(ts, lines)
+                meta = [meta[i] for i in order.tolist()] if meta is not None else None
+            keep = _dedupe(ts, lines, meta)
             if keep is not None:
                 ts, lines = ts[keep], _take(lines, keep)
-            self._streams[key] = _Stream(labels, key, ts, lines)
+                meta = [meta[i] for i in keep.tolist()] if meta is not None else None
+            self._streams[key] = _Stream(labels, key, ts, lines, meta)
         self._pending = {}
 
-    def add_lines(self, labels: dict[str, str], entries: Iterable[tuple[int, str]]) -> None:
-        """Append entries ``(ts_ns, line)`` to the stream with ``labels`` (in memory)."""
-        pairs = list(entries)
-        if not pairs:
+    def add_lines(
+        self,
+        labels: dict[str, str],
+        entries: Iterable[tuple[int, str] | tuple[int, str, dict[str, str]]],
+    ) -> None:
+        """Append entries ``(ts_ns, line)`` or ``(ts_ns, line, structured_metadata)`` to the
+        stream with ``labels`` (in memory)."""
+        rows = list(entries)
+        if not rows:
             return
+        where = "<add_lines>"
         ts = np.array(
-            [ts if isinstance(ts, int) else to_ns(ts) for ts, _line in pairs], dtype=np.int64
+            [row[0] if isinstance(row[0], int) else to_ns(row[0]) for row in rows], dtype=np.int64
         )
-        self._append(_clean_labels(labels, Path("<add_lines>")), ts, [line for _ts, line in pairs])
+        metas = [
+            _string_map(row[2], "structured metadata", f"{where} entry {i + 1}")
+            if len(row) > 2
+            else _NO_META
+            for i, row in enumerate(rows)
+        ]
+        lines = [row[1] for row in rows]
+        self._append(_clean_labels(labels, Path(where)), ts, lines, metas)
         self._finalize()
 
     # ------------------------------------------------------------------ store protocol
@@ -394,11 +461,27 @@ class LocalLogs:
         step: Any = None,
         limit: int = 100,
         direction: str = "backward",
+        *,
+        categorize_labels: bool = False,
     ) -> dict[str, Any]:
-        """Loki ``/query_range``: returns the ``data`` object (streams or matrix)."""
+        """Loki ``/query_range``: returns the ``data`` object (streams or matrix).
+
+        ``categorize_labels`` answers a log query as Loki does for the header
+        ``X-Loki-Response-Encoding-Flags: categorize-labels`` (see
+        :func:`opsbook.loki.logql.engine.log_query`).
+        """
         self._check_limit(limit)
         return query_range(
-            self, query, start, end, step, limit, direction, max_series=self.max_query_series
+            self,
+            query,
+            start,
+            end,
+            step,
+            limit,
+            direction,
+            max_series=self.max_query_series,
+            align=self.align_queries_with_step,
+            categorize_labels=categorize_labels,
         )
 
     def query(
@@ -525,6 +608,75 @@ def _whole_document(data: Any) -> Any:
         return None
 
 
+def _string_map(value: Any, what: str, where: str) -> Meta:
+    """A JSON object of strings (structured metadata, parsed labels), else a clear error."""
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ConfigError(
+            f"{where}: {what} must be an object of strings, found {_shown(value)}",
+            hint='structured metadata looks like {"trace_id": "abc"}',
+        )
+    return {str(k): v for k, v in value.items() if v != ""}
+
+
+def _shown(value: Any) -> str:
+    text = orjson.dumps(value).decode()
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _stream_value(value: Any, where: str) -> tuple[int, str, Meta, Meta]:
+    """``[ts, line]``, ``[ts, line, {metadata}]`` or the categorized
+    ``[ts, line, {"structuredMetadata": {...}, "parsed": {...}}]`` of a push/query value.
+
+    Returns (ts_ns, line, structured metadata, parsed labels); any other shape is an error
+    naming the stream and value (nothing is dropped).
+    """
+    if not isinstance(value, list) or len(value) not in (2, 3):
+        raise ConfigError(
+            f"{where}: a value must be [ts, line] or [ts, line, {{metadata}}], "
+            f"found {_shown(value)}",
+            hint="export with Loki's push or query_range JSON",
+        )
+    ts = _entry_ts(value[0], where)
+    if not isinstance(value[1], str):
+        raise ConfigError(f"{where}: the log line must be a string, found {_shown(value[1])}")
+    if len(value) == 2:
+        return ts, value[1], _NO_META, _NO_META
+    extra = value[2]
+    if _is_categorized(extra):
+        meta = _string_map(extra.get("structuredMetadata", {}), "structuredMetadata", where)
+        parsed = _string_map(extra.get("parsed", {}), "parsed", where)
+        return ts, value[1], meta, parsed
+    return ts, value[1], _string_map(extra, "structured metadata", where), _NO_META
+
+
+def _is_categorized(extra: Any) -> bool:
+    """``{"structuredMetadata": {...}, "parsed": {...}}`` (either part may be absent)."""
+    return (
+        isinstance(extra, dict)
+        and bool(extra)
+        and extra.keys() <= {"structuredMetadata", "parsed"}
+        and all(isinstance(v, dict) for v in extra.values())
+    )
+
+
+def _entry_ts(raw: Any, where: str) -> int:
+    """Epoch ns of a push/query value's timestamp (a string of digits, as Loki sends)."""
+    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+        return _checked_ns(int(raw), where)
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return _checked_ns(raw, where)
+    raise ConfigError(
+        f"{where}: invalid timestamp {_shown(raw)}",
+        hint='timestamps are nanoseconds since the epoch as a string, e.g. "1700000000000000000"',
+    )
+
+
+def _checked_ns(value: int, where: str) -> int:
+    if not -(2**63) <= value < 2**63:
+        raise ConfigError(f"{where}: timestamp {value} is out of range (int64 nanoseconds)")
+    return value
+
+
 def _numbered(data: bytes) -> Iterator[tuple[int, bytes]]:
     for number, line in enumerate(data.split(b"\n"), start=1):
         if line.strip():
@@ -537,7 +689,43 @@ def _clean_labels(labels: Any, path: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in labels.items() if v is not None and str(v) != ""}
 
 
-def _timestamps(stamps: list[Any], path: Path) -> np.ndarray:
+def _record_extras(
+    records: list[Any], labels_list: list[Any], numbers: list[int], path: Path
+) -> list[Meta] | None:
+    """Structured metadata of each JSONL record (None when no record has any).
+
+    ``parsed`` labels (a categorized query export) join the record's labels, as Loki's
+    uncategorized answer shows them. A field the loader does not know, or metadata that is
+    not an object of strings, is an error naming the file and line.
+    """
+    metas: list[Meta] | None = None
+    for index, record in enumerate(records):
+        if not record.keys() <= _RECORD_KEYS:
+            _unknown_fields(record, path, numbers[index])
+        if len(record) <= 3:
+            continue
+        where = f"{path}:{numbers[index]}"
+        if "parsed" in record:
+            parsed = _string_map(record["parsed"], "parsed", where)
+            labels_list[index] = {**labels_list[index], **parsed}
+        if "structuredMetadata" in record:
+            meta = _string_map(record["structuredMetadata"], "structuredMetadata", where)
+            if meta:
+                if metas is None:
+                    metas = [_NO_META] * len(records)
+                metas[index] = meta
+    return metas
+
+
+def _unknown_fields(record: dict[str, Any], path: Path, number: int) -> None:
+    unknown = sorted(set(record) - _RECORD_KEYS)
+    raise ConfigError(
+        f"{path}:{number}: unknown field(s) {', '.join(map(repr, unknown))} in a log record",
+        hint="records hold labels, line, timestamp (or ts) and optionally structuredMetadata",
+    )
+
+
+def _timestamps(stamps: list[Any], path: Path, numbers: list[int] | None = None) -> np.ndarray:
     if not stamps:
         return np.empty(0, dtype=np.int64)
     first = stamps[0]
@@ -556,10 +744,21 @@ def _timestamps(stamps: list[Any], path: Path) -> np.ndarray:
             return parsed.astype("int64").to_numpy()
         except (ValueError, TypeError):
             pass
-    try:
-        return np.array([to_ns(s) for s in stamps], dtype=np.int64)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc.message}", hint=exc.hint) from None
+    out = np.empty(len(stamps), dtype=np.int64)
+    for index, stamp in enumerate(stamps):
+        number = numbers[index] if numbers is not None else index + 1
+        try:
+            value = to_ns(stamp)
+            if not -(2**63) <= value < 2**63:
+                raise OverflowError
+            out[index] = value
+        except (ConfigError, ValueError, OverflowError, TypeError) as exc:
+            detail = exc.message if isinstance(exc, ConfigError) else str(exc) or "out of range"
+            raise ConfigError(
+                f"{path}:{number}: invalid timestamp {_shown(stamp)} ({detail})",
+                hint='use RFC3339 ("2026-11-28T06:00:00Z") or nanoseconds since the epoch',
+            ) from None
+    return out
 
 
 def _as_list(lines: list[str] | RawLines) -> list[str]:
@@ -576,10 +775,22 @@ def _line_getter(lines: list[str] | RawLines) -> Any:
     return lines.__getitem__ if isinstance(lines, list) else lines.line
 
 
-def _dedupe(ts: np.ndarray, lines: list[str] | RawLines) -> np.ndarray | None:
-    """Positions to keep when entries repeat (same timestamp, same line), else None.
+def _join_meta(parts: list[list[Meta] | None], sizes: list[int]) -> list[Meta] | None:
+    """Structured metadata of concatenated parts (None when no part carries any)."""
+    if all(part is None for part in parts):
+        return None
+    out: list[Meta] = []
+    for part, size in zip(parts, sizes, strict=True):
+        out.extend(part if part is not None else [_NO_META] * size)
+    return out
 
-    Within a run of equal timestamps the first of identical lines is kept.
+
+def _dedupe(
+    ts: np.ndarray, lines: list[str] | RawLines, meta: list[Meta] | None = None
+) -> np.ndarray | None:
+    """Positions to keep when entries repeat (same timestamp, line and metadata), else None.
+
+    Within a run of equal timestamps the first of identical entries is kept.
     """
     if len(ts) < 2:
         return None
@@ -601,6 +812,8 @@ def _dedupe(ts: np.ndarray, lines: list[str] | RawLines) -> np.ndarray | None:
         seen: set[Any] = set()
         for i in range(start, end):
             line = line_at(i)
+            if meta is not None:
+                line = (line, tuple(sorted(meta[i].items())))
             if line in seen:
                 drop.add(i)
             seen.add(line)

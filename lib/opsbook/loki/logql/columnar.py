@@ -85,6 +85,8 @@ class ColumnarPlan:
         base: dict[str, str] = stream.labels
         if ERROR in base or ERROR_DETAILS in base:
             return None
+        if getattr(stream, "meta", None) is not None:
+            return None  # structured metadata: labels differ per entry (general path)
         return _Run(self, stream).execute()
 
 

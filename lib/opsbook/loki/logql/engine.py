@@ -1,7 +1,9 @@
 """Run a LogQL query against a store and shape the answer like Loki's HTTP ``data``.
 
-Range metric queries are step-aligned the way Loki's query frontend does it (start rounded
-down and end rounded up to a multiple of ``step``); the default step is Loki's
+Range metric queries are evaluated the way Loki's engine does it: at ``start``,
+``start + step``, ... up to ``end`` exactly, with no alignment. ``align=True`` reproduces
+the query frontend's ``align_queries_with_step`` option (off by default in Loki): start
+rounded down and end rounded up to a multiple of ``step``. The default step is Loki's
 ``max(floor((end - start) / 250s), 1s)``. Log queries select ``[start, end)`` and return
 at most ``limit`` entries in ``direction`` order.
 """
@@ -27,7 +29,14 @@ from opsbook.loki.logql.evaluator import (
     labels_key,
 )
 from opsbook.loki.logql.parser import parse
-from opsbook.loki.logql.pipeline import Entry, compile_pipeline, run_entry
+from opsbook.loki.logql.pipeline import (
+    Entry,
+    categorize,
+    compile_pipeline,
+    entry_meta,
+    run_entry,
+    start_labels,
+)
 from opsbook.loki.timeutil import NS_PER_S, parse_duration, to_ns
 
 MAX_POINTS = 11_000
@@ -66,8 +75,10 @@ def query_range(
     direction: str = "backward",
     *,
     max_series: int | None = None,
+    align: bool = False,
+    categorize_labels: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate ``query`` over ``[start, end]`` (see module docstring)."""
+    """Evaluate ``query`` over ``[start, end]`` (``align``: see module docstring)."""
     expr = parse(query)
     start_ns, end_ns = to_ns(start), to_ns(end)
     if end_ns < start_ns:
@@ -77,7 +88,7 @@ def query_range(
         )
     _check_direction(direction)
     if isinstance(expr, ast.LogSelector):
-        return log_query(store, expr, start_ns, end_ns, limit, direction)
+        return log_query(store, expr, start_ns, end_ns, limit, direction, categorize_labels)
     step_ns = parse_step(step, start_ns, end_ns)
     if (end_ns - start_ns) // step_ns > MAX_POINTS:
         raise LogQLEvalError(
@@ -85,9 +96,10 @@ def query_range(
             "the query resolution (?step=XX)",
             hint="use a larger step",
         )
-    start_ns -= start_ns % step_ns
-    if end_ns % step_ns:
-        end_ns += step_ns - end_ns % step_ns
+    if align:
+        start_ns -= start_ns % step_ns
+        if end_ns % step_ns:
+            end_ns += step_ns - end_ns % step_ns
     steps = np.arange(start_ns, end_ns + 1, step_ns, dtype=np.int64)
     with _no_gc():
         series = Evaluator(store, steps, instant=False).eval(expr)
@@ -201,13 +213,21 @@ def log_query(
     end_ns: int,
     limit: int,
     direction: str,
+    categorize_labels: bool = False,
 ) -> dict[str, Any]:
-    """Entries in ``[start, end)`` after the pipeline, newest first unless forward."""
+    """Entries in ``[start, end)`` after the pipeline, newest first unless forward.
+
+    By default an entry's stream is all its labels (stream, structured metadata, parsed),
+    as Loki answers. ``categorize_labels`` gives the answer Loki gives with the header
+    ``X-Loki-Response-Encoding-Flags: categorize-labels``: streams keyed by stream labels,
+    each value ``[ts, line, {"structuredMetadata": {...}, "parsed": {...}}]`` (the third
+    element, and each of its parts, only when not empty).
+    """
     if limit < 0:
         raise LogQLEvalError("limit must be a positive value", hint="pass limit >= 1")
     pipeline = compile_pipeline(expr.stages)
     backward = direction == "backward"
-    candidates: list[tuple[int, LabelsKey, int, str]] = []
+    candidates: list[tuple[int, LabelsKey, int, str, dict[str, Any] | None]] = []
     seq = 0
     for stream in store.select(expr.matchers, start_ns, end_ns):
         kept = 0
@@ -216,30 +236,53 @@ def log_query(
         ts_list = stream.ts.tolist()
         base = stream.labels
         base_key = labels_key(base)
-        preds = pipeline.line_predicates() if pipeline.line_only else None
+        metas = getattr(stream, "meta", None)
+        preds = pipeline.line_predicates() if pipeline.line_only and metas is None else None
         for i in order:
             if kept >= limit:
                 break
             line = stream.lines[i]
+            extra = None
             if preds is not None:
                 if not all(p(line) for p in preds):
                     continue
                 key = base_key
             else:
-                entry = Entry(ts_list[i], line, dict(base), base)
+                meta = metas[i] if metas is not None else None
+                entry = Entry(ts_list[i], line, start_labels(base, meta), base)
+                entry.meta = entry_meta(base, meta)
                 if not run_entry(pipeline.fns, entry):
                     continue
-                key = labels_key(entry.labels)
                 line = entry.line
-            candidates.append((ts_list[i], key, seq, line))
+                if categorize_labels:
+                    labels, sm, parsed = categorize(entry)
+                    key = labels_key(labels)
+                    extra = _categories(sm, parsed)
+                else:
+                    key = labels_key(entry.labels)
+            candidates.append((ts_list[i], key, seq, line, extra))
             seq += 1
             kept += 1
     if backward:
         chosen = heapq.nlargest(limit, candidates, key=lambda c: (c[0], c[1], -c[2]))
     else:
         chosen = heapq.nsmallest(limit, candidates, key=lambda c: (c[0], c[1], c[2]))
-    streams: dict[LabelsKey, list[list[str]]] = {}
-    for ts, key, _seq, line in chosen:
-        streams.setdefault(key, []).append([str(ts), line])
+    streams: dict[LabelsKey, list[list[Any]]] = {}
+    for ts, key, _seq, line, extra in chosen:
+        streams.setdefault(key, []).append(
+            [str(ts), line] if extra is None else [str(ts), line, extra]
+        )
     result = [{"stream": dict(key), "values": streams[key]} for key in sorted(streams)]
-    return {"resultType": "streams", "result": result}
+    data: dict[str, Any] = {"resultType": "streams", "result": result}
+    if categorize_labels:
+        data["encodingFlags"] = ["categorize-labels"]
+    return data
+
+
+def _categories(meta: dict[str, str], parsed: dict[str, str]) -> dict[str, Any] | None:
+    extra: dict[str, Any] = {}
+    if meta:
+        extra["structuredMetadata"] = meta
+    if parsed:
+        extra["parsed"] = parsed
+    return extra or None

@@ -26,8 +26,10 @@ from opsbook.loki.logql.pipeline import (
     Hints,
     compile_label_filter,
     compile_pipeline,
+    entry_meta,
     label_filter_names,
     run_entry,
+    start_labels,
 )
 from opsbook.loki.logql.regex import expand_go_template
 from opsbook.loki.logql.units import go_duration_ns, parse_bytes, parse_float
@@ -42,6 +44,7 @@ class StreamData(Protocol):
     labels: dict[str, str]
     ts: np.ndarray
     lines: list[str]
+    meta: list[dict[str, str]] | None  # structured metadata per entry (None: none at all)
 
 
 class Store(Protocol):
@@ -292,6 +295,12 @@ class Evaluator:
         if unwrap is None and pipeline.line_only:
             preds = pipeline.line_predicates()
             for stream in streams:
+                if getattr(stream, "meta", None) is not None:  # labels differ per entry
+                    for key, ts, values in self._extract_stream(
+                        stream, pipeline.fns, node, group_by
+                    ):
+                        add(key, ts, values)
+                    continue
                 ts, lines = stream.ts, stream.lines
                 if preds:
                     mask = np.fromiter(
@@ -349,8 +358,10 @@ class Evaluator:
         grouping = node.grouping
         sorted_group = sorted(set(group_by)) if group_by is not None else []
         ts_list = stream.ts.tolist()
-        for ts, line in zip(ts_list, stream.lines, strict=True):
-            entry = Entry(ts, line, dict(base), base)
+        metas = getattr(stream, "meta", None)
+        for i, (ts, line) in enumerate(zip(ts_list, stream.lines, strict=True)):
+            meta = metas[i] if metas is not None else None
+            entry = Entry(ts, line, start_labels(base, meta), base, entry_meta(base, meta))
             if not run_entry(fns, entry):
                 continue
             labels = entry.labels

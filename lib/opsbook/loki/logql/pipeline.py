@@ -41,15 +41,27 @@ _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 class Entry:
-    """One log entry flowing through a pipeline."""
+    """One log entry flowing through a pipeline.
 
-    __slots__ = ("ts", "line", "labels", "base")
+    ``base`` holds the stream labels, ``meta`` the entry's structured metadata as it joined
+    ``labels`` (see :func:`start_labels`); labels in neither are parsed/formatted ones.
+    """
 
-    def __init__(self, ts: int, line: str, labels: dict[str, str], base: dict[str, str]):
+    __slots__ = ("ts", "line", "labels", "base", "meta")
+
+    def __init__(
+        self,
+        ts: int,
+        line: str,
+        labels: dict[str, str],
+        base: dict[str, str],
+        meta: dict[str, str] | None = None,
+    ):
         self.ts = ts
         self.line = line
         self.labels = labels
         self.base = base
+        self.meta = meta
 
     def set_error(self, kind: str, details: str | None) -> None:
         self.labels[ERROR] = kind
@@ -58,6 +70,45 @@ class Entry:
 
 
 StageFn = Callable[[Entry], bool]
+
+
+def start_labels(base: dict[str, str], meta: dict[str, str] | None) -> dict[str, str]:
+    """Labels an entry enters the pipeline with (Loki 3.x): the stream labels plus the
+    entry's structured metadata. A metadata name the stream already has is renamed
+    ``<name>_extracted``, as parsed labels are; a parser that later extracts a name the
+    metadata holds overwrites it (parsers only rename around stream labels)."""
+    labels = dict(base)
+    if meta:
+        for name, value in meta.items():
+            labels[name + "_extracted" if name in base else name] = value
+    return labels
+
+
+def entry_meta(base: dict[str, str], meta: dict[str, str] | None) -> dict[str, str] | None:
+    """Structured metadata under the names :func:`start_labels` gives it."""
+    if not meta:
+        return None
+    return {(name + "_extracted" if name in base else name): v for name, v in meta.items()}
+
+
+def categorize(entry: Entry) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """Split an entry's final labels the way ``categorize-labels`` answers do:
+    (stream labels, structured metadata, parsed labels). A label keeps its category only
+    while it holds the value it came with; one a stage rewrote counts as parsed."""
+    stream: dict[str, str] = {}
+    meta: dict[str, str] = {}
+    parsed: dict[str, str] = {}
+    origin = entry.meta or {}
+    for name, value in entry.labels.items():
+        if value == "":
+            continue
+        if entry.base.get(name) == value:
+            stream[name] = value
+        elif origin.get(name) == value:
+            meta[name] = value
+        else:
+            parsed[name] = value
+    return stream, meta, parsed
 
 
 def sanitize_key(key: str) -> str:
