@@ -276,12 +276,13 @@ class _Run:
             matcher = flt.matcher
             vals = self.values(matcher.name, rows)
             return _per_distinct(vals, lambda v: matcher.matches("" if v is None else v))
-        if isinstance(flt, ast.LFIp):
+        if isinstance(flt, ast.LFIp):  # same rules as the pipeline's ip() label filter
             test = compile_ip_matcher(flt.pattern)
-            hit = _per_distinct(
-                self.values(flt.name, rows), lambda v: v is not None and bool(test(v))
+            equal = flt.op == "="
+            verdict = _per_distinct(
+                self.values(flt.name, rows), lambda v: v is not None and test(v) == equal
             )
-            return hit if flt.op == "=" else ~hit
+            return verdict | self.has_error(rows)
         return self.converted_filter(flt, rows)
 
     def converted_filter(

@@ -89,6 +89,11 @@ def query_range(
     _check_direction(direction)
     if isinstance(expr, ast.LogSelector):
         return log_query(store, expr, start_ns, end_ns, limit, direction, categorize_labels)
+    if _uses(expr, "approx_topk"):
+        raise LogQLEvalError(
+            "approx_topk is only supported for instant queries",
+            hint="run it with query (instant), or use topk in a range query",
+        )
     step_ns = parse_step(step, start_ns, end_ns)
     if (end_ns - start_ns) // step_ns > MAX_POINTS:
         raise LogQLEvalError(
@@ -159,6 +164,17 @@ def _nan_last(value: float, order: str) -> float:
     if value != value:
         return float("-inf") if order == "sort_desc" else float("inf")
     return value
+
+
+def _uses(expr: ast.Expr, op: str) -> bool:
+    """Whether a vector aggregation ``op`` appears anywhere in ``expr``."""
+    if isinstance(expr, ast.VectorAgg):
+        return expr.op == op or _uses(expr.expr, op)
+    if isinstance(expr, ast.BinOp):
+        return _uses(expr.lhs, op) or _uses(expr.rhs, op)
+    if isinstance(expr, ast.LabelReplace):
+        return _uses(expr.expr, op)
+    return False
 
 
 def _sort_order(expr: ast.Expr) -> str | None:

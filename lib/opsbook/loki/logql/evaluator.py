@@ -104,7 +104,8 @@ def merge_float(op: str, left: float, right: float, filter_: bool) -> tuple[floa
 
 def _go_pow(left: float, right: float) -> float:
     try:
-        return float(np.power(np.float64(left), np.float64(right)))
+        with np.errstate(all="ignore"):
+            return float(np.power(np.float64(left), np.float64(right)))
     except (OverflowError, ValueError):
         return math.inf
 
@@ -413,7 +414,10 @@ class Evaluator:
             present = hi > lo
             if not present.any():
                 continue
-            values = self._window_values(node, samples, lo, hi, present, seconds)
+            if node.op == "rate_counter":
+                values = _counter_rates(samples, lo, hi, present, starts, ends, seconds)
+            else:
+                values = self._window_values(node, samples, lo, hi, present, seconds)
             out[key] = (values, present)
         self._check_errors(out)
         return out
@@ -513,7 +517,7 @@ class Evaluator:
             inner = self.range_agg(inner_node, group_by=grouping.labels)
         else:
             inner = self.eval(inner_node)
-        if node.op in ("topk", "bottomk"):
+        if node.op in ("topk", "bottomk", "approx_topk"):
             return self._topk(node, inner)
         if node.op in ("sort", "sort_desc"):
             return inner
@@ -544,12 +548,18 @@ class Evaluator:
         return result
 
     def _topk(self, node: ast.VectorAgg, inner: Series) -> Series:
+        """``topk``/``bottomk`` per group; ``approx_topk`` is answered exactly.
+
+        Loki estimates ``approx_topk`` with a count-min sketch, but only for instant
+        queries without grouping (see :func:`opsbook.loki.logql.engine.query_range`); the
+        exact top k is within the sketch's guarantees, so this engine gives that.
+        """
         k = int(node.param or 0)
         groups: dict[LabelsKey, list[LabelsKey]] = {}
         for key in sorted(inner):
             groups.setdefault(_group_key(key, node.grouping), []).append(key)
         out: Series = {key: (inner[key][0].copy(), np.zeros(self.n, dtype=bool)) for key in inner}
-        top = node.op == "topk"
+        top = node.op != "bottomk"
         for members in groups.values():
             for col in range(self.n):
                 live = [(inner[m][0][col], m) for m in members if inner[m][1][col]]
@@ -742,6 +752,59 @@ def _hints(node: ast.RangeAgg, group_by: tuple[str, ...]) -> Hints | None:
             label_filter_names(flt, numeric, other)
     names = numeric | other
     return Hints(frozenset(names), frozenset(numeric - other))
+
+
+def _counter_rates(
+    samples: Samples,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    present: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    seconds: float,
+) -> np.ndarray:
+    """``rate_counter``: the unwrapped values read as a counter, per window."""
+    out = np.zeros(len(lo), dtype=np.float64)
+    ts = samples.ts.tolist()
+    vals = samples.values.tolist()
+    for i in np.flatnonzero(present).tolist():
+        a, b = int(lo[i]), int(hi[i])
+        out[i] = counter_rate(ts[a:b], vals[a:b], int(starts[i]), int(ends[i]), seconds)
+    return out
+
+
+def counter_rate(ts: list[int], values: list[float], start: int, end: int, seconds: float) -> float:
+    """Per-second increase of a counter over the window ``(start, end]`` (ns), the way
+    Prometheus' ``rate()`` computes it and Loki's ``rate_counter`` reuses it.
+
+    A decrease is a counter reset (the value before it is added back); the increase seen
+    between the first and last sample is extrapolated towards the window edges (by at
+    most half the average sample spacing past a sample, never below zero at the start).
+    Fewer than two samples give 0, as Loki does.
+    """
+    if len(values) < 2:
+        return 0.0
+    first = values[0]
+    result = values[-1] - first
+    prev = first
+    for value in values[1:]:
+        if value < prev:
+            result += prev
+        prev = value
+    sampled = (ts[-1] - ts[0]) / 1e9
+    if sampled <= 0:
+        return result / seconds
+    to_start = (ts[0] - start) / 1e9
+    to_end = (end - ts[-1]) / 1e9
+    average = sampled / (len(values) - 1)
+    if result > 0 and first >= 0:
+        to_zero = sampled * (first / result)
+        to_start = min(to_start, to_zero)
+    threshold = average * 1.1
+    interval = sampled
+    interval += to_start if to_start < threshold else average / 2
+    interval += to_end if to_end < threshold else average / 2
+    return result * (interval / sampled) / seconds
 
 
 def _utf8_len(line: str) -> int:

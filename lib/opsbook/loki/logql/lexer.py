@@ -7,6 +7,7 @@ size, then falls back to a plain NUMBER.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -49,7 +50,9 @@ _OPERATORS = (
     "%",
     "^",
 )
-_NUMBER = re.compile(r"0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(
+    r"0[xX][0-9a-fA-F]*\.?[0-9a-fA-F]*(?:[pP][+-]?\d+)?|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+)
 _UNIT_TAIL = re.compile(r"[0-9a-zA-Zµμ.]*")
 _IDENT = re.compile(r"[^\W\d]\w*")
 _ESCAPES = {
@@ -164,8 +167,20 @@ class Lexer:
                 return self._make(BYTES, start, size)
         self.pos = match.end()
         raw = match.group()
-        value = float(int(raw, 16)) if raw[:2].lower() == "0x" else float(raw)
+        value = self._hex(raw, start) if raw[:2].lower() == "0x" else float(raw)
         return self._make(NUMBER, start, value)
+
+    def _hex(self, raw: str, start: int) -> float:
+        """A hex literal as Go's scanner reads it: ``0x1F``, ``0x1p3``, ``0x1.8p3``."""
+        mantissa = re.split("[pP]", raw[2:])[0]
+        if not mantissa.replace(".", ""):
+            raise self.error("hexadecimal literal has no digits", start)
+        if "." in mantissa and len(mantissa) == len(raw) - 2:
+            raise self.error("hexadecimal mantissa requires a 'p' exponent", start)
+        try:
+            return float.fromhex(raw) if "p" in raw.lower() else float(int(raw, 16))
+        except OverflowError:
+            return math.inf
 
     def _quoted(self) -> str:
         text = self.text

@@ -365,16 +365,14 @@ class Parser:
         while self.peek().kind in _LINE_FILTER_OPS:
             op_tok = self.advance()
             values: list[str] = []
-            is_ip = False
-            if self.at_kw("ip") and self.at("(", k=1):
-                self.unsupported("ip() line filter")
-            values.append(str(self.expect(STRING, "string").value))
+            is_ip = self.at_kw("ip") and self.at("(", k=1)
+            values.append(self.parse_line_filter_value(op_tok, is_ip))
             while self.at_kw("or"):
                 self.advance()
-                if self.at_kw("ip"):
-                    self.unsupported("ip() line filter")
-                values.append(str(self.expect(STRING, "string").value))
-            for value, op in ((v, op_tok.kind) for v in values):
+                if (self.at_kw("ip") and self.at("(", k=1)) != is_ip:
+                    self.unsupported("ip() and strings in one 'or' line filter")
+                values.append(self.parse_line_filter_value(op_tok, is_ip))
+            for value, op in ((v, op_tok.kind) for v in values if not is_ip):
                 if op in ("|~", "!~"):
                     self.compile_regex(value, op_tok)
                 if op in ("|>", "!>"):
@@ -388,6 +386,24 @@ class Parser:
                 ast.LineFilter(op_tok.kind, tuple(values), is_ip, op_tok.line, op_tok.col)
             )
         return ast.LineFilterStage(tuple(filters))
+
+    def parse_line_filter_value(self, op_tok: Token, is_ip: bool) -> str:
+        """A line filter's string, or the pattern of ``ip("...")`` (``|=`` / ``!=`` only)."""
+        if not is_ip:
+            return str(self.expect(STRING, "string").value)
+        ip_tok = self.advance()
+        if op_tok.kind not in ("|=", "!="):
+            self.fail("syntax error: unexpected ip, ip() line filters only take |= and !=", ip_tok)
+        self.advance()
+        pattern = str(self.expect(STRING, "string").value)
+        self.expect(")", ")")
+        from opsbook.loki.logql.pipeline import compile_ip_matcher
+
+        try:
+            compile_ip_matcher(pattern)
+        except ValueError as exc:
+            self.fail(str(exc), ip_tok)
+        return pattern
 
     def parse_stage(self) -> ast.Stage:
         tok = self.peek()
@@ -657,8 +673,6 @@ class Parser:
             self.fail(f"invalid aggregation {op} with unwrap", op_tok)
         if log_range.unwrap is None and op in _UNWRAP_REQUIRED:
             self.fail(f"invalid aggregation {op} without unwrap", op_tok)
-        if op == "rate_counter":
-            self.unsupported("rate_counter", op_tok)
         return ast.RangeAgg(op, log_range, param, grouping)
 
     def parse_log_range(self) -> ast.LogRange:
@@ -728,10 +742,10 @@ class Parser:
                 "expression such as count_over_time({...}[5m])",
                 op_tok,
             )
-        if op == "approx_topk":
-            self.unsupported("approx_topk", op_tok)
+        if op == "approx_topk" and grouping is not None:
+            self.fail("approx_topk does not support grouping (by/without)", op_tok)
         int_param = None
-        if op in ("topk", "bottomk"):
+        if op in ("topk", "bottomk", "approx_topk"):
             if param is None:
                 self.fail(f"parameter required for operation {op}", op_tok)
             if param != int(param):

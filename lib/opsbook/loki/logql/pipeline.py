@@ -171,9 +171,43 @@ def _pattern_parts(pattern: str) -> list[tuple[str, str]]:
     return parts
 
 
+_IP_RUN = re.compile(r"[0-9A-Fa-f:.]*[.:][0-9A-Fa-f:.]*")
+_IPV4_PORT = re.compile(r"(\d{1,3}(?:\.\d{1,3}){3}):\d+")
+
+
+def line_ips(line: str) -> list[Any]:
+    """IP addresses written in a line, for ``|= ip("...")``.
+
+    Candidates are the maximal runs of hex digits, ``.`` and ``:`` holding a separator; a
+    run is an address when it parses as one, once a trailing ``.`` (end of a sentence) or
+    an IPv4 ``:port`` is taken off. Anything else (versions, times, MACs) is not an address.
+    """
+    found = []
+    for match in _IP_RUN.finditer(line):
+        text = match.group()
+        ip = _as_ip(text) or _as_ip(text.rstrip("."))
+        if ip is None:
+            port = _IPV4_PORT.fullmatch(text)
+            ip = _as_ip(port.group(1)) if port else None
+        if ip is not None:
+            found.append(ip)
+    return found
+
+
+def _ip_line_predicate(flt: ast.LineFilter) -> Callable[[str], bool]:
+    tests = [compile_ip_matcher(v) for v in flt.values]
+
+    def hit(line: str) -> bool:
+        return any(test(ip) for ip in line_ips(line) for test in tests)
+
+    return hit if flt.op == "|=" else (lambda line: not hit(line))
+
+
 def _line_predicate(flt: ast.LineFilter) -> Callable[[str], bool]:
     op = flt.op
     values = flt.values
+    if flt.ip:
+        return _ip_line_predicate(flt)
     if op in ("|=", "!="):
         if len(values) == 1:
             needle = values[0]
@@ -663,8 +697,12 @@ _CMP: dict[str, Callable[[float, float], bool]] = {
 }
 
 
-def compile_ip_matcher(pattern: str) -> Callable[[str], bool]:
-    """``ip("10.0.0.1")``, ``ip("10.0.0.0/8")`` or ``ip("10.0.0.1-10.0.0.9")``."""
+def compile_ip_matcher(pattern: str) -> Callable[[Any], bool]:
+    """``ip("10.0.0.1")``, ``ip("10.0.0.0/8")`` or ``ip("10.0.0.1-10.0.0.9")``.
+
+    The returned test takes a label value (text) or an address from :func:`line_ips`;
+    text that is not an IP address never matches.
+    """
     text = pattern.strip()
     try:
         if "/" in text:
@@ -682,7 +720,9 @@ def compile_ip_matcher(pattern: str) -> Callable[[str], bool]:
         raise ValueError(f"invalid ip pattern {pattern!r}") from None
 
 
-def _as_ip(value: str) -> Any:
+def _as_ip(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
     try:
         return ipaddress.ip_address(value.strip())
     except ValueError:
@@ -718,12 +758,29 @@ def compile_label_filter(flt: ast.LabelFilter) -> StageFn:
         name = matcher.name
         return lambda entry: matcher.matches(entry.labels.get(name, ""))
     if isinstance(flt, ast.LFIp):
-        test = compile_ip_matcher(flt.pattern)
-        name = flt.name
-        if flt.op == "=":
-            return lambda entry: name in entry.labels and test(entry.labels[name])
-        return lambda entry: not (name in entry.labels and test(entry.labels[name]))
+        return _ip_label_filter(flt)
     return _converted_filter(flt)
+
+
+def _ip_label_filter(flt: ast.LFIp) -> StageFn:
+    """``label = ip("...")`` / ``label != ip("...")`` as Loki applies it: an entry that
+    already carries ``__error__`` passes (only string matchers filter errors out), an
+    entry without the label is dropped whatever the operator, and a value that is not an
+    IP address does not match (so ``!=`` keeps it)."""
+    test = compile_ip_matcher(flt.pattern)
+    name = flt.name
+    equal = flt.op == "="
+
+    def run(entry: Entry) -> bool:
+        labels = entry.labels
+        if ERROR in labels:
+            return True
+        value = labels.get(name)
+        if value is None:
+            return False
+        return test(value) == equal
+
+    return run
 
 
 def _converted_filter(flt: ast.LFNumber | ast.LFDuration | ast.LFBytes) -> StageFn:
