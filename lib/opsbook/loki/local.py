@@ -222,6 +222,11 @@ class LocalLogs:
     def _load(self, path: Path) -> None:
         if not path.exists():
             raise ConfigError(f"log file not found: {path}", hint="check log_paths")
+        if not path.is_file():  # a FIFO or a device would block or never end
+            raise ConfigError(
+                f"{path} is not a regular file (a directory, FIFO, socket or device)",
+                hint="export the logs to a file first (opsbook loki export)",
+            )
         data = _map_file(path)  # read-only mapping: no copy of a large export
         if not _NOT_BLANK.search(data):
             return

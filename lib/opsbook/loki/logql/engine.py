@@ -56,6 +56,8 @@ def parse_step(step: Any, start_ns: int, end_ns: int) -> int:
             ns = int(round(float(text) * NS_PER_S))
         except ValueError:
             ns = parse_duration(text)
+    if ns >= 2**63:
+        raise LogQLEvalError(f"step {step!r} is out of range", hint="use a step below 290 years")
     if ns <= 0:
         raise LogQLEvalError(
             "zero or negative query resolution step widths are not accepted. "

@@ -278,8 +278,8 @@ class Evaluator:
         the fields nobody reads.
         """
         rng = node.range
-        lo = int(self.steps[0]) - rng.offset_ns - rng.range_ns
-        hi = int(self.steps[-1]) - rng.offset_ns
+        lo = max(int(self.steps[0]) - rng.offset_ns - rng.range_ns, _INT64_MIN)
+        hi = max(int(self.steps[-1]) - rng.offset_ns, _INT64_MIN)
         hints = _hints(node, group_by) if group_by is not None else None
         pipeline = compile_pipeline(rng.selector.stages, hints)
         unwrap = rng.unwrap
@@ -402,8 +402,8 @@ class Evaluator:
             group_by = grouping.labels
         series = self.extract(node, group_by)
         rng = node.range
-        ends = self.steps - rng.offset_ns
-        starts = ends - rng.range_ns
+        ends = _minus(self.steps, rng.offset_ns)
+        starts = _minus(ends, rng.range_ns)
         seconds = rng.range_ns / 1e9
         if node.op == "absent_over_time":
             return self._absent(node, series, starts, ends)
@@ -805,6 +805,17 @@ def counter_rate(ts: list[int], values: list[float], start: int, end: int, secon
     interval += to_start if to_start < threshold else average / 2
     interval += to_end if to_end < threshold else average / 2
     return result * (interval / sampled) / seconds
+
+
+_INT64_MIN = -(2**63)
+
+
+def _minus(times: np.ndarray, duration: int) -> np.ndarray:
+    """``times - duration`` in int64, saturating at the smallest time instead of wrapping
+    (a range such as ``[99999d]`` reaches before any timestamp)."""
+    if duration <= 0:
+        return times - duration
+    return np.maximum(times, _INT64_MIN + duration) - duration
 
 
 def _utf8_len(line: str) -> int:

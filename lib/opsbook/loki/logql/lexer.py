@@ -159,6 +159,8 @@ class Lexer:
         if len(word) > len(match.group()):
             duration = logql_duration_ns(word)
             if duration is not None:
+                if not -(2**63) <= duration < 2**63:
+                    raise self.error(f"duration out of range: {word}", start)
                 self.pos = tail.end()
                 return self._make(DURATION, start, duration)
             size = parse_bytes(word)

@@ -119,6 +119,9 @@ _STAGE_KEYWORDS = frozenset(
 _FILTER_CMP = (">", ">=", "<", "<=", "!=", "=", "==")
 
 
+MAX_DEPTH = 100  # nesting levels a query may use (Loki bounds queries by length)
+
+
 class Parser:
     """Parses one query; use :func:`parse`."""
 
@@ -126,6 +129,15 @@ class Parser:
         self.text = text
         self.toks = tokenize(text)
         self.i = 0
+        self.depth = 0
+
+    def enter(self) -> None:
+        """One nesting level deeper; refuse queries nested beyond :data:`MAX_DEPTH`."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self.fail(
+                f"query nests deeper than {MAX_DEPTH} levels",
+            )
 
     # ------------------------------------------------------------------ helpers
     def peek(self, k: int = 0) -> Token:
@@ -177,6 +189,13 @@ class Parser:
         return expr
 
     def parse_expr(self, min_prec: int) -> ast.Expr:
+        self.enter()
+        try:
+            return self._parse_expr(min_prec)
+        finally:
+            self.depth -= 1
+
+    def _parse_expr(self, min_prec: int) -> ast.Expr:
         lhs = self.parse_unary()
         while True:
             tok = self.peek()
@@ -602,7 +621,9 @@ class Parser:
     def parse_lf_primary(self) -> ast.LabelFilter:
         if self.at("("):
             self.advance()
+            self.enter()
             inner = self.parse_label_filter()
+            self.depth -= 1
             self.expect(")", ")")
             return inner
         name_tok = self.expect(IDENT, "label name")
@@ -676,6 +697,13 @@ class Parser:
         return ast.RangeAgg(op, log_range, param, grouping)
 
     def parse_log_range(self) -> ast.LogRange:
+        self.enter()
+        try:
+            return self._parse_log_range()
+        finally:
+            self.depth -= 1
+
+    def _parse_log_range(self) -> ast.LogRange:
         if self.at("("):
             self.advance()
             inner = self.parse_log_range_body(require_range=False)
@@ -781,4 +809,21 @@ def parse(text: str) -> ast.Expr:
     >>> parse('{app="api"} |= "error"').matchers[0].name
     'app'
     """
-    return Parser(text).parse()
+    expr = Parser(text).parse()
+    if tree_depth(expr) > MAX_DEPTH:  # long chains such as a + b + c + ... nest on the left
+        raise LogQLParseError(f"query nests deeper than {MAX_DEPTH} levels")
+    return expr
+
+
+def tree_depth(expr: ast.Expr) -> int:
+    """Depth of the expression tree (without recursion: any depth is measured)."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(expr, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        for name in ("lhs", "rhs", "expr"):
+            child = getattr(node, name, None)
+            if child is not None:
+                stack.append((child, depth + 1))
+    return deepest
