@@ -12,7 +12,7 @@ import math
 import pytest
 
 from opsbook.loki.local import LocalLogs
-from opsbook.loki.logql import LogQLEvalError
+from opsbook.loki.logql import LogQLEvalError, LogQLParseError
 
 S = 1_000_000_000
 T0 = 1_699_999_980  # seconds, divisible by 60
@@ -295,7 +295,11 @@ def test_quantile_over_time(logs: LocalLogs, q: float, expected: float) -> None:
 
 def test_quantile_out_of_range_is_infinite(logs: LocalLogs) -> None:
     assert single(logs, f"quantile_over_time(2, {UNWRAP} [1m]) by (app)", 60) == math.inf
-    assert single(logs, f"quantile_over_time(-1, {UNWRAP} [1m]) by (app)", 60) == -math.inf
+
+
+def test_negative_quantile_is_a_syntax_error_as_in_loki(logs: LocalLogs) -> None:
+    with pytest.raises(LogQLParseError, match="unexpected -, expecting NUMBER"):
+        logs.query(f"quantile_over_time(-1, {UNWRAP} [1m]) by (app)", time=ns(60))
 
 
 def test_unwrap_drops_label_and_groups(logs: LocalLogs) -> None:

@@ -31,6 +31,10 @@ VALID = [
     '{app="a"} | logfmt | size >= 10KiB',
     '{app="a"} | logfmt | n = -1.5',
     '{app="a"} | json | addr = ip("10.0.0.0/8")',
+    'rate_counter({app="a"} | unwrap x [1m])',
+    'approx_topk(2, rate({app="a"}[1m]))',
+    '{app="a"} |= ip("10.0.0.1")',
+    '{app="a"} != ip("10.0.0.1") or ip("::1")',
     '{app="a"} | line_format "{{.a}} {{ .b | ToUpper }} {{ printf \\"%s\\" .c }}"',
     '{app="a"} | label_format x=y, z="{{.a}}-{{.b}}"',
     '{app="a"} | drop a, b="x", __error__',
@@ -91,9 +95,7 @@ INVALID = [
 ]
 
 UNSUPPORTED = [
-    'rate_counter({app="a"} | unwrap x [1m])',
-    'approx_topk(2, rate({app="a"}[1m]))',
-    '{app="a"} |= ip("10.0.0.1")',
+    'variants(count_over_time({app="a"}[1m])) of ({app="a"}[1m])',
     '{app="a"} | xml',
     '{app="a"} | line_format "{{ __timestamp__ }}"',
     '{app="a"} | line_format "{{ range .a }}x{{ end }}"',

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from opsbook.loki.local import LocalLogs
-from opsbook.loki.logql import LogQLEvalError
+from opsbook.loki.logql import LogQLEvalError, columnar
 
 S = 1_000_000_000
 T0 = 1_699_999_980
@@ -21,10 +21,16 @@ def ns(seconds: float) -> int:
     return T0 * S + int(round(seconds * S))
 
 
+@pytest.fixture(autouse=True, params=[True, False], ids=["columnar", "general"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(columnar, "FAST_PATH", request.param)
+
+
 def build(align: bool = False) -> LocalLogs:
     store = LocalLogs([], align_queries_with_step=align)
     lines = [(1, 10), (2, 30), (3, 50.5), (30, 20), (60, 40)]
     store.add_lines({"app": "api"}, [(ns(t), f"latency={v}") for t, v in lines])
+    store.add_lines({"app": "js"}, [(ns(t), f'{{"latency": {v}}}') for t, v in lines])
     return store
 
 
@@ -58,6 +64,21 @@ RANGE_TABLE = [
         61,
         "1s",
         [(59, "10"), (60, "10"), (61, "20")],
+    ),
+    # the same windows on a json stream (the columnar path takes these)
+    (
+        'sum by (app) (count_over_time({app="js"} | json | latency > 15 [30s] offset 30s))',
+        60,
+        90,
+        "30s",
+        [(60, "3"), (90, "1")],
+    ),
+    (
+        'max_over_time({app="js"} | json | unwrap latency [2s] offset 1s) by (app)',
+        3,
+        5,
+        "1s",
+        [(3, "30"), (4, "50.5"), (5, "50.5")],
     ),
 ]
 

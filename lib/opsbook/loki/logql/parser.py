@@ -676,7 +676,10 @@ class Parser:
         op = op_tok.text
         self.expect("(", "(")
         param = None
-        if self.at(NUMBER) or (self.peek().kind in ("+", "-") and self.at(NUMBER, k=1)):
+        if self.peek().kind in ("+", "-") and self.at(NUMBER, k=1):
+            # Loki's grammar takes a bare NUMBER here: quantile_over_time(-0.5, ...) is refused
+            self.fail(f"syntax error: unexpected {self.peek().kind}, expecting NUMBER")
+        if self.at(NUMBER):
             param = self.parse_number("number")
             self.expect(",", ",")
             if op != "quantile_over_time":
