@@ -340,11 +340,11 @@ def test_turbo_pipeline_lerna_and_nx_entries_are_removed_and_restored(make_repo:
 
 
 def test_doc_mentions_are_reported_but_do_not_fail_verify(demo: Path) -> None:
+    result = apply_archive(_plan(demo))  # an import written before would block it (see below)
     (demo / "apps/docs/HISTORY.md").write_text("We tried apps/orchestrator in 2026.\n")
     (demo / "apps/worker/src/legacy.ts").write_text("import x from '@acme/orchestrator';\n")
     git_out(demo, "add", ".")
     git_out(demo, "commit", "-qm", "mentions")
-    result = apply_archive(_plan(demo))
     report = verify_archive(demo, result.archive_path)
     assert [(r["file"], r["target"]) for r in report.mentions] == [
         ("apps/docs/HISTORY.md", "apps/orchestrator")

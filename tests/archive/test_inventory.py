@@ -90,7 +90,7 @@ def test_python_import_makes_a_dependency(make_repo: MakeRepo) -> None:
         }
     )
     inv = inventory(repo, now=DEMO_NOW)
-    assert inv.app("core").dependants == {"svc": "import acme_core in apps/svc/src/svc/main.py"}
+    assert inv.app("core").dependants == {"svc": "import acme_core in apps/svc/src/svc/main.py:2"}
 
 
 def test_dockerfile_path_makes_a_dependency(make_repo: MakeRepo) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from opsbook.archive import evidence as ev
 from opsbook.archive import workspaces as ws
 from opsbook.archive.errors import MissingAppsDir, UnknownCandidate
 from opsbook.archive.gitutil import collect, git_background, repo_root
@@ -87,10 +88,17 @@ class App:
     markers: dict[str, str] = field(default_factory=dict)
     depends_on: dict[str, str] = field(default_factory=dict)
     dependants: dict[str, str] = field(default_factory=dict)
+    days_behind_head: int | None = None  # last commit, in days before the repo's newest
+    share_recent: float = 0.0  # the app's share of the repository's commits in the window
+    evidence: list[ev.Evidence] = field(default_factory=list)
 
     @property
     def total_bytes(self) -> int:
         return self.source_bytes + self.deps_bytes
+
+    def signals(self, family: str) -> list[ev.Evidence]:
+        """This app's evidence in one family."""
+        return [e for e in self.evidence if e.family == family]
 
 
 @dataclass
@@ -107,7 +115,19 @@ class Inventory:
     workspace_sources: list[ws.WorkspaceSource]
     workflows: dict[str, list[str]]
     lockfiles: list[str]
+    activity: ev.RepoActivity | None = None
     elapsed_s: float = 0.0
+
+    @property
+    def quiet(self) -> bool:
+        """The repository itself has had no commit for longer than ``staleness_days``."""
+        return bool(self.activity and self.activity.quiet)
+
+    def statement(self) -> str:
+        """The repository-level sentence shown at the top of the report."""
+        if self.activity is None:
+            return ""
+        return self.activity.statement(self.staleness_days)
 
     def nodes(self) -> list[App]:
         """Apps and shared packages: the dependency graph's nodes."""
@@ -139,7 +159,9 @@ class Inventory:
                     "deps_mb": round(a.deps_bytes / 1e6, 3),
                     "files": a.files,
                     "last_commit": a.last_commit.date() if a.last_commit else None,
+                    "days_behind_head": a.days_behind_head,
                     f"commits_{self.staleness_days}d": a.commits_recent,
+                    "share_of_recent": round(a.share_recent, 3),
                     f"authors_{self.staleness_days}d": len(a.authors_recent),
                     "deploy": ", ".join(a.deploy_configs),
                     "ci": ", ".join(a.ci_refs),
@@ -164,6 +186,7 @@ class _Walk:
     source_files: int = 0
     scan: list[str] = field(default_factory=list)  # interesting source files (abs paths)
     py: list[str] = field(default_factory=list)
+    js: list[str] = field(default_factory=list)
 
 
 def _walk(folder: str, out: _Walk, in_deps: bool) -> None:
@@ -191,6 +214,8 @@ def _walk(folder: str, out: _Walk, in_deps: bool) -> None:
             name = entry.name
             if name.endswith(".py"):
                 out.py.append(entry.path)
+            elif name.endswith(ev.JS_SUFFIXES) and not name.endswith(".d.ts"):
+                out.js.append(entry.path)
             elif _SCAN_NAMES.match(name):
                 out.scan.append(entry.path)
 
@@ -269,6 +294,56 @@ def _history(started: tuple[Any, Any], nodes: list[App], since: int) -> None:
                 recent_authors[p].add(author)
     for p, authors in recent_authors.items():
         by_path[p].authors_recent = sorted(authors)
+
+
+def _repo_activity(started: tuple[Any, Any], now: datetime, days: int) -> ev.RepoActivity:
+    """The repository's clock from ``git log --format=%at HEAD``: its newest commit, and how
+    many commits fall in the ``days`` before it (the window every app is measured in)."""
+    raw = collect(started)
+    times = [int(t) for t in raw.split()] if raw else []
+    if not times:
+        return ev.RepoActivity(None, None, 0, 0, False)
+    newest = datetime.fromtimestamp(max(times), UTC)
+    anchor = min(newest, now)
+    start = anchor - timedelta(days=days)
+    lo, hi = start.timestamp(), anchor.timestamp()
+    quiet_days = max(0, (now - newest).days)
+    return ev.RepoActivity(
+        newest, start, sum(lo <= t <= hi for t in times), quiet_days, quiet_days > days
+    )
+
+
+def _activity_evidence(app: App, activity: ev.RepoActivity, days: int) -> list[ev.Evidence]:
+    """Activity family: last commit relative to the newest commit, window counts, share."""
+    src = f"git log -- {app.path}"
+    if activity.newest is None or app.last_commit is None:
+        return [ev.Evidence("activity", "never", ev.FOR, "no commit touches it", src)]
+    behind = max(0, (activity.newest - app.last_commit).days)
+    app.days_behind_head = behind
+    last = f"last commit {app.last_commit.date()} by {app.last_author}"
+    if app.commits_recent:
+        return [
+            ev.Evidence(
+                "activity",
+                "active",
+                ev.AGAINST,
+                f"{app.commits_recent} commits by {len(app.authors_recent)} author(s) in the "
+                f"{days} days before the repository's newest commit "
+                f"({app.share_recent:.0%} of the repository's commits then); {last}",
+                src,
+            )
+        ]
+    quiet = " (the repository is quiet: not counted)" if activity.quiet else ""
+    return [
+        ev.Evidence(
+            "activity",
+            "stale",
+            ev.INFO if activity.quiet else ev.FOR,
+            f"{last}, {behind} days before the repository's newest commit; none of its "
+            f"{activity.commits_in_window} commits in the {days} days before that{quiet}",
+            src,
+        )
+    ]
 
 
 # --------------------------------------------------------------------------- discovery
@@ -359,12 +434,13 @@ def _markers(repo: Path, app: App, pkg: ws.Package, markers: list[str]) -> None:
         for entry in os.scandir(repo / app.path):
             if entry.is_file() and _README.match(entry.name):
                 with open(entry.path, encoding="utf-8", errors="replace") as fh:
-                    texts.append((f"{entry.name}", fh.read(4000)))
+                    texts.append((f"{app.path}/{entry.name}", fh.read(4000)))
     except OSError:
         pass
     for where, text in texts:
         for m in rx.finditer(text or ""):
-            app.markers.setdefault(m.group(1).lower(), where)
+            line = f":{ev.line_of(text, m.start())}" if where.startswith(app.path) else ""
+            app.markers.setdefault(m.group(1).lower(), where + line)
 
 
 def _workflow_files(repo: Path) -> list[str]:
@@ -386,19 +462,25 @@ def _name_rx(name: str) -> re.Pattern[str]:
     )
 
 
-def _ci(repo: Path, apps: list[App]) -> dict[str, list[str]]:
+def _ci(repo: Path, apps: list[App]) -> tuple[dict[str, list[str]], dict[str, dict[str, int]]]:
+    """(workflow -> app paths it names, workflow -> {app path: line of the first mention})."""
     workflows: dict[str, list[str]] = {}
+    lines: dict[str, dict[str, int]] = {}
     for wf in _workflow_files(repo):
         text = (repo / wf).read_text(encoding="utf-8", errors="replace")
-        refs = []
+        refs: list[str] = []
+        where: dict[str, int] = {}
         for app in apps:
-            if _path_rx(app.path).search(text) or (
-                app.package and _name_rx(app.package).search(text)
-            ):
+            m = _path_rx(app.path).search(text)
+            if m is None and app.package:
+                m = _name_rx(app.package).search(text)
+            if m is not None:
                 refs.append(app.path)
                 app.ci_refs.append(wf)
+                where[app.path] = ev.line_of(text, m.start())
         workflows[wf] = refs
-    return workflows
+        lines[wf] = where
+    return workflows, lines
 
 
 _PY_IMPORT = r"^\s*(?:from|import)\s+{mod}\b"
@@ -407,6 +489,11 @@ _PY_IMPORT = r"^\s*(?:from|import)\s+{mod}\b"
 def _dependencies(
     repo: Path, nodes: list[App], pkgs: dict[str, ws.Package], walks: dict[str, _Walk]
 ) -> None:
+    """Link nodes: manifest dependencies, docker/tsconfig paths, Python and JS/TS imports.
+
+    Each link keeps its reason with the file and line (``import '@acme/ui' in
+    apps/web/src/a.ts:3``), which becomes the dependants evidence.
+    """
     by_pkg = {n.package: n for n in nodes if n.package}
     by_path = {n.path: n for n in nodes}
     py_mods = {n.package.replace("-", "_"): n for n in nodes if n.kind == "python" and n.package}
@@ -415,6 +502,7 @@ def _dependencies(
         if py_mods
         else None
     )
+    aliases = ev.tsconfig_aliases(repo)
     for node in nodes:
 
         def link(target: App, why: str, node: App = node) -> None:
@@ -422,13 +510,12 @@ def _dependencies(
                 node.depends_on[target.name] = why
                 target.dependants[node.name] = why
 
+        manifest = "package.json" if node.kind == "node" else "pyproject.toml"
+        manifest_text = ev.read_text(repo / node.path / manifest) if node.kind != "dir" else ""
         for dep in sorted(pkgs[node.path].dependencies):
             if dep in by_pkg:
-                link(
-                    by_pkg[dep],
-                    f"{'package.json' if node.kind == 'node' else 'pyproject.toml'} "
-                    f"dependency {dep}",
-                )
+                line = ev.line_of(manifest_text, max(0, manifest_text.find(f'"{dep}')))
+                link(by_pkg[dep], f"{manifest} dependency {dep} ({node.path}/{manifest}:{line})")
         walk = walks.get(node.path)
         if walk is None:
             continue
@@ -441,9 +528,41 @@ def _dependencies(
             for file in walk.py:
                 text = Path(file).read_text(encoding="utf-8", errors="replace")
                 for m in py_rx.finditer(text):
-                    link(
-                        py_mods[m.group(1)], f"import {m.group(1)} in {os.path.relpath(file, repo)}"
-                    )
+                    where = f"{os.path.relpath(file, repo)}:{ev.line_of(text, m.start())}"
+                    link(py_mods[m.group(1)], f"import {m.group(1)} in {where}")
+        for file in walk.js:
+            _js_links(repo, file, node, by_pkg, by_path, aliases, link)
+
+
+def _js_links(
+    repo: Path,
+    file: str,
+    node: App,
+    by_pkg: dict[str, App],
+    by_path: dict[str, App],
+    aliases: ev.Aliases,
+    link: Any,
+) -> None:
+    """Links from one JS/TS file: package imports, tsconfig aliases, relative imports that
+    cross into another app's folder, ``require()`` and dynamic ``import()``."""
+    text = ev.read_text(Path(file), limit=1_000_000)
+    if "import" not in text and "require" not in text:
+        return
+    rel_file = os.path.relpath(file, repo)
+    here = os.path.dirname(rel_file)
+    for spec, line in ev.js_imports(text):
+        target: App | None = None
+        if spec.startswith("."):
+            target = _owner(
+                os.path.normpath(os.path.join(here, spec)).replace(os.sep, "/"), by_path
+            )
+        else:
+            aliased = aliases.resolve(spec)
+            if aliased is not None:
+                target = _owner(ws.norm(aliased), by_path)
+            target = target or by_pkg.get(ev.package_of(spec))
+        if target is not None and target is not node:
+            link(target, f"import '{spec}' in {rel_file}:{line}")
 
 
 def _referenced_paths(
@@ -474,6 +593,43 @@ def _owner(rel: str, by_path: dict[str, App]) -> App | None:
         if node is not None:
             return node
     return None
+
+
+def _collect_evidence(
+    repo: Path,
+    apps: list[App],
+    activity: ev.RepoActivity,
+    days: int,
+    wf_lines: dict[str, dict[str, int]],
+) -> None:
+    """Fill ``App.evidence``: the seven families, each item with its source line."""
+    exclusions = ev.workspace_exclusions(repo)
+    owners = ev.codeowners(repo)
+    wf_files = _workflow_files(repo)
+    flows = ev.workflow_evidence(repo, wf_files, apps, wf_lines)
+    configs = ev.deploy_config_evidence(repo, ev.root_deploy_files(repo), apps, _path_rx)
+    publishers = ev.publish_workflows(repo, wf_files)
+    total = activity.commits_in_window
+    for app in apps:
+        app.share_recent = app.commits_recent / total if total else 0.0
+        items = _activity_evidence(app, activity, days)
+        for name in app.deploy_configs:
+            hosted = DEPLOY_FILES["Dockerfile" if name.startswith("Dockerfile") else name]
+            kind, stance = (
+                ("container", ev.INFO) if hosted == "docker" else ("deploy-config", ev.AGAINST)
+            )
+            words = f"{name} in the app folder ({hosted})"
+            items.append(ev.Evidence("production", kind, stance, words, f"{app.path}/{name}:1"))
+        items += configs[app.path] + flows[app.path]
+        for name, why in app.dependants.items():
+            items.append(ev.Evidence("dependants", "dependant", ev.AGAINST, f"{name} uses it", why))
+        lifecycle, _pkg = ev.manifest_lifecycle(repo, app.path)
+        items += lifecycle + ev.exclusion_evidence(app.path, exclusions)
+        items += ev.marker_evidence(app.markers)
+        items += ev.ownership_evidence(app.path, owners)
+        if app.kind == "python":
+            items += ev.python_publication(repo, app.path, publishers)
+        app.evidence = items
 
 
 # --------------------------------------------------------------------------- entry point
@@ -522,6 +678,7 @@ def inventory(
         pkgs[rel] = pkg
         (apps if node.is_app else shared).append(node)
     history = _start_history(repo, dirs)  # runs while we walk the disk
+    repo_log = git_background(repo, ["log", "--format=%at", "HEAD"])
     walks: dict[str, _Walk] = {}
     for app in apps:
         w = _Walk()
@@ -531,10 +688,13 @@ def inventory(
         app.files, app.source_files = w.files, w.source_files
         _deploys(repo, app)
         _markers(repo, app, pkgs[app.path], marker_list)
-    _history(history, apps, int((now - timedelta(days=staleness_days)).timestamp()))
+    activity = _repo_activity(repo_log, now, staleness_days)
+    window = activity.window_start or (now - timedelta(days=staleness_days))
+    _history(history, apps, int(window.timestamp()))
     _dependencies(repo, apps + shared, pkgs, walks)
-    workflows = _ci(repo, apps)
+    workflows, wf_lines = _ci(repo, apps)
     lockfiles = [n for n in LOCKFILES if (repo / n).is_file()]
+    _collect_evidence(repo, apps, activity, staleness_days, wf_lines)
     return Inventory(
         repo=repo,
         apps_dirs=dirs,
@@ -546,5 +706,6 @@ def inventory(
         workspace_sources=sources,
         workflows=workflows,
         lockfiles=lockfiles,
+        activity=activity,
         elapsed_s=time.perf_counter() - started,
     )
