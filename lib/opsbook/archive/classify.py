@@ -54,16 +54,16 @@ RULES: dict[str, str] = {
     "explicit deprecation (package.json deprecated, catalog lifecycle, or a workspace "
     "exclusion whose comment says so)",
     "R2": "production evidence and nothing declares it deprecated: production vetoes archiving",
-    "R0": "named in candidates by the reviewer",
-    "R3": "declared deprecated",
-    "R4": "declared experimental",
-    "R5": "active: commits in the window before the repository's newest commit",
-    "R6": "excluded from the workspace",
-    "R7": "the repository is quiet: age alone proposes nothing",
-    "R8": "a workflow still deploys it and nothing declares it experimental or deprecated: "
+    "R3": "named in candidates by the reviewer",
+    "R4": "declared deprecated",
+    "R5": "declared experimental",
+    "R6": "active: commits in the window before the repository's newest commit",
+    "R7": "excluded from the workspace",
+    "R8": "the repository is quiet: age alone proposes nothing",
+    "R9": "a workflow still deploys it and nothing declares it experimental or deprecated: "
     "ask its owner",
-    "R9": "stale relative to the repository's own activity",
-    "R10": "no evidence for archiving",
+    "R10": "stale relative to the repository's own activity",
+    "R11": "no evidence for archiving",
 }
 
 
@@ -255,22 +255,22 @@ def decide(app: App, quiet: bool, named: bool) -> tuple[bool, str, str]:
     if kinds & {"prod-deploy", "lifecycle-production"} and not deprecated:
         return False, "R2", "high"
     if named:
-        return True, "R0", "high"
-    if deprecated:
         return True, "R3", "high"
+    if deprecated:
+        return True, "R4", "high"
     if "experimental" in kinds:
-        return True, "R4", "medium" if "active" in kinds else "high"
+        return True, "R5", "medium" if "active" in kinds else "high"
     if "active" in kinds:
-        return False, "R5", "high"
+        return False, "R6", "high"
     if "excluded" in kinds:
-        return True, "R6", "medium"
+        return True, "R7", "medium"
     if quiet:
-        return False, "R7", "medium"
-    if "deploy" in kinds:
         return False, "R8", "medium"
+    if "deploy" in kinds:
+        return False, "R9", "medium"
     if kinds & {"stale", "never"}:
-        return True, "R9", "medium"
-    return False, "R10", "medium"
+        return True, "R10", "medium"
+    return False, "R11", "medium"
 
 
 def _resolve_candidates(inv: Inventory, candidates: list[str] | None) -> set[str] | None:
@@ -302,7 +302,7 @@ def classify(
         named = explicit is not None and app.name in explicit
         cand, rule, base = decide(app, inv.quiet, named)
         if explicit is not None and not named:
-            cand, rule, base = False, "R10", "medium"
+            cand, rule, base = False, "R11", "medium"
         cost = monthly_cost(app, cost_per_app_month)
         verdicts[app.name] = Verdict(
             app.name,

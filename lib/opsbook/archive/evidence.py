@@ -19,6 +19,7 @@ and words them. The anchors are knip (imports across workspaces), Backstage
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -28,7 +29,6 @@ from typing import Any
 
 import yaml
 
-from opsbook.archive import jsonedit
 from opsbook.archive import workspaces as ws
 
 FAMILIES = (
@@ -104,6 +104,20 @@ def read_text(path: Path, limit: int = 2_000_000) -> str:
         return path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
+
+
+_JSONC_TOKENS = re.compile(r'("(?:\\.|[^"\\])*")|//[^\n]*|/\*.*?\*/', re.S)
+_TRAILING_COMMA = re.compile(r'("(?:\\.|[^"\\])*")|,(\s*[}\]])')
+
+
+def loads_jsonc(text: str) -> Any:
+    """JSON with comments and trailing commas (tsconfig); None when it does not parse."""
+    text = _JSONC_TOKENS.sub(lambda m: m.group(1) or "", text)
+    text = _TRAILING_COMMA.sub(lambda m: m.group(1) or m.group(2), text)
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def _key_line(text: str, key: str) -> int:
@@ -358,17 +372,20 @@ def _line_exclusions(repo: Path, name: str, rx: re.Pattern[str]) -> list[Exclusi
     for i, line in enumerate(lines):
         m = rx.match(line)
         if m:
-            out.append(Exclusion(name, i + 1, ws.norm(m.group(1)), _comment(lines, i)))
+            out.append(Exclusion(name, i + 1, ws.norm(m.group(1)), _comment(lines, i, rx)))
     return out
 
 
-def _comment(lines: list[str], i: int) -> str:
-    """The trailing ``# comment`` of line ``i``, else the comment lines right above it."""
+def _comment(lines: list[str], i: int, sibling: re.Pattern[str] | None = None) -> str:
+    """The trailing ``# comment`` of line ``i``, else the comment lines right above it
+    (above a run of ``sibling`` lines: one comment often explains several exclusions)."""
     trailing = re.search(r"\s#\s?(.*)$", lines[i])
     if trailing:
         return trailing.group(1).strip()
     above: list[str] = []
     j = i - 1
+    while sibling is not None and j >= 0 and sibling.match(lines[j]) and "#" not in lines[j]:
+        j -= 1
     while j >= 0 and lines[j].strip().startswith("#"):
         above.insert(0, lines[j].strip().lstrip("#").strip())
         j -= 1
@@ -418,10 +435,7 @@ def manifest_lifecycle(repo: Path, app_path: str) -> tuple[list[Evidence], dict[
     pj = folder / "package.json"
     if pj.is_file():
         text = read_text(pj)
-        try:
-            parsed = jsonedit.parse(text, str(pj)).value
-        except Exception:  # noqa: BLE001 - a broken package.json is reported by the inventory
-            parsed = {}
+        parsed = loads_jsonc(text)
         pkg = parsed if isinstance(parsed, dict) else {}
         if pkg.get("deprecated"):
             out.append(
@@ -647,10 +661,7 @@ def tsconfig_aliases(repo: Path) -> Aliases:
         path = repo / name
         if not path.is_file():
             continue
-        try:
-            data = jsonedit.parse(read_text(path), name).value
-        except Exception:  # noqa: BLE001 - a broken tsconfig only loses its aliases
-            continue
+        data = loads_jsonc(read_text(path))
         opts = data.get("compilerOptions", {}) if isinstance(data, dict) else {}
         base = ws.norm(str(opts.get("baseUrl", ".") or "."))
         paths = opts.get("paths", {})

@@ -546,7 +546,7 @@ def _js_links(
     """Links from one JS/TS file: package imports, tsconfig aliases, relative imports that
     cross into another app's folder, ``require()`` and dynamic ``import()``."""
     text = ev.read_text(Path(file), limit=1_000_000)
-    if "import" not in text and "require" not in text:
+    if "import" not in text and "require" not in text and "from" not in text:
         return
     rel_file = os.path.relpath(file, repo)
     here = os.path.dirname(rel_file)

@@ -1,0 +1,385 @@
+"""Evidence families and decision rules on small repositories that reproduce the patterns
+met in real monorepos (nothing is fetched: each pattern is written here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from opsbook.archive import DEMO_NOW, classify, inventory
+from opsbook.archive.classify import Classification
+
+from .helpers import MakeRepo
+
+PNPM = "packages:\n  - 'apps/*'\n"
+PROD_WORKFLOW = (
+    "name: Deploy PROD API\non:\n  workflow_dispatch:\njobs:\n  deploy:\n"
+    "    runs-on: ubuntu-latest\n    environment: Production\n    steps:\n"
+    "      - run: pnpm build:api && docker push ghcr.io/acme/api:prod\n"
+)
+
+
+def _pkg(name: str, **extra: object) -> str:
+    return json.dumps({"name": name, "version": "1.0.0", "private": True, **extra}, indent=2)
+
+
+def _audit(repo: Path, **kw: object) -> Classification:
+    return classify(inventory(repo, now=DEMO_NOW, **kw))  # type: ignore[arg-type]
+
+
+def _kinds(cls: Classification, app: str, stance: str | None = None) -> set[str]:
+    return {e.kind for e in cls.verdicts[app].evidence if stance in (None, e.stance)}
+
+
+# --------------------------------------------------------------------------- activity
+
+
+def _quiet_repo(make_repo: MakeRepo, extra: dict[str, str] | None = None) -> Path:
+    files = {
+        "pnpm-workspace.yaml": PNPM,
+        "apps/api/package.json": _pkg("@acme/api"),
+        "apps/web/package.json": _pkg("@acme/web"),
+        "apps/old/package.json": _pkg("@acme/old"),
+        ".github/workflows/prod-deploy-api.yml": PROD_WORKFLOW,
+        **(extra or {}),
+    }
+    ages = {p: 700 for p in files} | {"apps/old/package.json": 1500}
+    return make_repo(files, ages)
+
+
+def test_quiet_repository_proposes_nothing_for_age_and_says_so(make_repo: MakeRepo) -> None:
+    cls = _audit(_quiet_repo(make_repo))
+    assert cls.inventory.quiet is True
+    assert cls.summary()["repo_quiet"] is True
+    assert cls.statement.startswith("The repository is quiet: its newest commit (2024-12-")
+    assert cls.candidates == []
+    # web was committed in the window before the newest commit: active relative to the repo
+    assert {n: v.rule for n, v in cls.verdicts.items()} == {"api": "R2", "old": "R8", "web": "R6"}
+    stale = [e for e in cls.verdicts["old"].evidence if e.kind == "stale"]
+    assert [e.stance for e in stale] == ["info"]  # shown, not counted
+    assert "800 days before the repository's newest commit" in stale[0].text
+
+
+def test_quiet_repository_still_proposes_a_declared_deprecation(make_repo: MakeRepo) -> None:
+    deprecated = _pkg("@acme/old", deprecated="replaced by @acme/web")
+    cls = _audit(_quiet_repo(make_repo, {"apps/old/package.json": deprecated}))
+    assert cls.candidates == ["old"]
+    assert cls.verdicts["old"].rule == "R4"
+    assert cls.verdicts["old"].confidence == "high"
+
+
+def test_staleness_counts_from_the_newest_commit_not_the_clock(make_repo: MakeRepo) -> None:
+    files = {
+        "pnpm-workspace.yaml": PNPM,
+        "apps/busy/package.json": _pkg("@acme/busy"),
+        "apps/idle/package.json": _pkg("@acme/idle"),
+    }
+    # the whole repo is 1000 days old; busy was touched last, idle 300 days earlier
+    repo = make_repo(files, {p: 1000 for p in files} | {"apps/idle/package.json": 1300})
+    cls = _audit(repo, staleness_days=2000)  # a window longer than the silence: not quiet
+    assert cls.inventory.quiet is False and cls.candidates == []
+    cls = _audit(repo, staleness_days=200)  # quiet repo: nothing for age alone
+    assert cls.inventory.quiet is True and cls.candidates == []
+    busy, idle = cls.inventory.app("busy"), cls.inventory.app("idle")
+    assert (busy.days_behind_head, idle.days_behind_head) == (0, 300)
+    assert busy.commits_recent == 1 and busy.share_recent == pytest.approx(1 / 2)
+
+
+def test_active_repository_archives_an_app_stale_against_the_repo(make_repo: MakeRepo) -> None:
+    files = {
+        "pnpm-workspace.yaml": PNPM,
+        "apps/busy/package.json": _pkg("@acme/busy"),
+        "apps/idle/package.json": _pkg("@acme/idle"),
+    }
+    repo = make_repo(files, {"apps/idle/package.json": 400})
+    cls = _audit(repo)
+    assert cls.candidates == ["idle"]
+    assert (cls.verdicts["idle"].rule, cls.verdicts["idle"].confidence) == ("R10", "medium")
+    assert cls.verdicts["busy"].rule == "R6"
+
+
+# --------------------------------------------------------------------------- production
+
+
+def _prod_repo(make_repo: MakeRepo, api_files: dict[str, str]) -> Path:
+    files = {
+        "pnpm-workspace.yaml": PNPM,
+        "apps/api/package.json": _pkg("@acme/api"),
+        "apps/web/package.json": _pkg("@acme/web"),
+        ".github/workflows/prod-deploy-api.yml": PROD_WORKFLOW,
+        **api_files,
+    }
+    ages = {p: 700 for p in files if p.startswith("apps/api/")}
+    return make_repo(files, ages)
+
+
+@pytest.mark.parametrize(
+    ("api_files", "decision", "rule"),
+    [
+        ({}, "keep", "R2"),
+        ({"apps/api/README.md": "# API\n\nExperimental rewrite.\n"}, "keep", "R2"),
+        ({"apps/api/catalog-info.yaml": "spec:\n  lifecycle: experimental\n"}, "keep", "R2"),
+        ({"apps/api/package.json": _pkg("@acme/api", deprecated="use web")}, "archive", "R4"),
+        ({"apps/api/catalog-info.yaml": "spec:\n  lifecycle: deprecated\n"}, "archive", "R4"),
+        ({"apps/api/README.md": "# API\n\nDeprecated: moved to web.\n"}, "archive", "R4"),
+    ],
+)
+def test_production_deploy_vetoes_unless_deprecated(
+    make_repo: MakeRepo, api_files: dict[str, str], decision: str, rule: str
+) -> None:
+    cls = _audit(_prod_repo(make_repo, api_files))
+    verdict = cls.verdicts["api"]
+    assert (verdict.decision, verdict.rule) == (decision, rule)
+    prod = [e for e in verdict.evidence if e.kind == "prod-deploy"]
+    assert [e.source for e in prod] == [".github/workflows/prod-deploy-api.yml (file name)"]
+
+
+def test_reusable_deploy_workflow_names_the_app_for_its_caller(make_repo: MakeRepo) -> None:
+    caller = (
+        "name: Deploy PROD WEB\non: workflow_dispatch\njobs:\n  web:\n"
+        "    uses: ./.github/workflows/reusable-site.yml\n    with:\n      environment: Production\n"
+    )
+    reusable = (
+        "on: workflow_call\njobs:\n  deploy:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - run: pnpm build\n        working-directory: apps/site\n"
+        "      - run: netlify deploy --prod\n"
+    )
+    files = {
+        "pnpm-workspace.yaml": PNPM,
+        "apps/site/package.json": _pkg("@acme/site"),
+        "apps/busy/package.json": _pkg("@acme/busy"),
+        ".github/workflows/release-web.yml": caller,
+        ".github/workflows/reusable-site.yml": reusable,
+    }
+    cls = _audit(make_repo(files, {"apps/site/package.json": 500}))
+    site = cls.verdicts["site"]
+    assert site.decision == "keep" and site.rule == "R2"
+    sources = {e.source for e in site.evidence if e.kind == "prod-deploy"}
+    assert (
+        ".github/workflows/reusable-site.yml:7 (called from .github/workflows/release-web.yml)"
+        in (sources)
+    )
+
+
+def test_plain_deploy_workflow_keeps_a_stale_app_without_lifecycle(make_repo: MakeRepo) -> None:
+    wf = "name: deploy\non: push\njobs:\n  d:\n    steps:\n      - run: flyctl deploy apps/svc\n"
+    files = {
+        "pnpm-workspace.yaml": PNPM,
+        "apps/svc/package.json": _pkg("@acme/svc"),
+        "apps/busy/package.json": _pkg("@acme/busy"),
+        ".github/workflows/deploy.yml": wf,
+    }
+    cls = _audit(make_repo(files, {"apps/svc/package.json": 500}))
+    assert (cls.verdicts["svc"].decision, cls.verdicts["svc"].rule) == ("keep", "R9")
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+def test_workspace_exclusion_under_a_deprecation_comment_is_proposed(make_repo: MakeRepo) -> None:
+    pnpm = (
+        "packages:\n  - 'packages/*'\n"
+        "  # exclude the angular and vue packages as they will be deprecated by the new Inbox\n"
+        "  - '!packages/nc-angular'\n  - '!packages/nc-vue'\n  - 'apps/*'\n"
+    )
+    public = json.dumps({"name": "@acme/nc-angular", "version": "2.0.0"})
+    files = {
+        "pnpm-workspace.yaml": pnpm,
+        "apps/web/package.json": _pkg("@acme/web"),
+        "packages/nc-angular/package.json": public,
+        "packages/nc-vue/package.json": _pkg("@acme/nc-vue"),
+        "packages/ui/package.json": _pkg("@acme/ui"),
+    }
+    cls = _audit(make_repo(files), apps_dirs=["apps", "packages"])
+    assert sorted(cls.candidates) == ["nc-angular", "nc-vue"]
+    verdict = cls.verdicts["nc-angular"]
+    assert verdict.rule == "R4" and "public" in _kinds(cls, "nc-angular", "against")
+    excl = next(e for e in verdict.evidence if e.kind == "deprecated")
+    assert excl.source == "pnpm-workspace.yaml:4"
+    assert "will be deprecated by the new Inbox" in excl.text
+    assert next(e for e in cls.verdicts["nc-vue"].evidence if e.kind == "deprecated").source == (
+        "pnpm-workspace.yaml:5"
+    )
+    assert cls.verdicts["ui"].decision == "keep"
+
+
+def test_exclusion_without_a_reason_is_weaker_evidence(make_repo: MakeRepo) -> None:
+    pnpm = "packages:\n  - 'apps/*'\n  - '!apps/lab'\n"
+    files = {"pnpm-workspace.yaml": pnpm, "apps/lab/package.json": _pkg("@acme/lab")}
+    files["apps/web/package.json"] = _pkg("@acme/web")
+    cls = _audit(make_repo(files, {"apps/lab/package.json": 400}))
+    assert (cls.verdicts["lab"].rule, cls.verdicts["lab"].decision) == ("R7", "archive")
+    assert cls.verdicts["lab"].confidence == "medium"
+
+
+@pytest.mark.parametrize(
+    ("lifecycle", "decision", "rule"),
+    [
+        ("experimental", "archive", "R5"),
+        ("production", "keep", "R2"),
+        ("deprecated", "archive", "R4"),
+    ],
+)
+def test_backstage_catalog_lifecycle(
+    make_repo: MakeRepo, lifecycle: str, decision: str, rule: str
+) -> None:
+    catalog = (
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: lab\n"
+        f"spec:\n  type: service\n  lifecycle: {lifecycle}\n  owner: team-a\n"
+    )
+    files = {
+        "pnpm-workspace.yaml": PNPM,
+        "apps/lab/package.json": _pkg("@acme/lab"),
+        "apps/lab/catalog-info.yaml": catalog,
+    }
+    cls = _audit(make_repo(files))
+    verdict = cls.verdicts["lab"]
+    assert (verdict.decision, verdict.rule) == (decision, rule)
+    assert any(e.source == "apps/lab/catalog-info.yaml:7" for e in verdict.evidence)
+
+
+# --------------------------------------------------------------------------- dependants
+
+
+@pytest.mark.parametrize(
+    ("source", "line"),
+    [
+        ("import { Widget } from '@acme/widgets';\n", "import '@acme/widgets'"),
+        ("// web\nconst w = require('@acme/widgets/dist/a');\n", "import '@acme/widgets/dist/a'"),
+        ("export * from '@acme/widgets';\n", "import '@acme/widgets'"),
+        ("const m = await import('@acme/widgets');\n", "import '@acme/widgets'"),
+        ("import w from '../../widgets/src/w';\n", "import '../../widgets/src/w'"),
+        ("import w from '@w/button';\n", "import '@w/button'"),
+    ],
+)
+def test_import_only_dependant_blocks_its_dependency(
+    make_repo: MakeRepo, source: str, line: str
+) -> None:
+    tsbase = json.dumps(
+        {"compilerOptions": {"baseUrl": ".", "paths": {"@w/*": ["apps/widgets/src/*"]}}}
+    )
+    files = {
+        "pnpm-workspace.yaml": PNPM,
+        "tsconfig.base.json": tsbase,
+        "apps/web/package.json": _pkg("@acme/web"),  # no dependency declared
+        "apps/web/src/index.ts": source,
+        "apps/widgets/package.json": _pkg("@acme/widgets"),
+        "apps/widgets/src/w.ts": "export const w = 1;\n",
+    }
+    ages = {"apps/widgets/package.json": 400, "apps/widgets/src/w.ts": 400}
+    cls = _audit(make_repo(files, ages))
+    assert cls.blocked == {"widgets": ["web"]}
+    why = cls.verdicts["widgets"].blocked_by["web"]
+    n = source.count("\n", 0, source.index("'")) + 1
+    assert why == f"{line} in apps/web/src/index.ts:{n}"
+
+
+def test_without_the_import_the_dependency_is_archived(make_repo: MakeRepo) -> None:
+    files = {
+        "pnpm-workspace.yaml": PNPM,
+        "apps/web/package.json": _pkg("@acme/web"),
+        "apps/web/src/index.ts": "import { x } from '@acme/other';\n",
+        "apps/widgets/package.json": _pkg("@acme/widgets"),
+    }
+    cls = _audit(make_repo(files, {"apps/widgets/package.json": 400}))
+    assert cls.candidates == ["widgets"] and cls.blocked == {}
+
+
+# --------------------------------------------------------------------------- publication
+
+
+@pytest.mark.parametrize(
+    ("extra", "decision", "rule"),
+    [
+        ({}, "keep", "R1"),
+        ({"apps/sdk/README.md": "# SDK\n\nDeprecated, use sdk2.\n"}, "keep", "R1"),
+        ({"apps/sdk/README.md": "# SDK\n\nExperimental.\n"}, "keep", "R1"),
+        ({"apps/sdk/catalog-info.yaml": "spec:\n  lifecycle: deprecated\n"}, "archive", "R4"),
+    ],
+)
+def test_public_package_needs_an_explicit_deprecation(
+    make_repo: MakeRepo, extra: dict[str, str], decision: str, rule: str
+) -> None:
+    sdk = json.dumps({"name": "@acme/sdk", "version": "2.1.0"}, indent=2)
+    files = {
+        "pnpm-workspace.yaml": PNPM,
+        "apps/web/package.json": _pkg("@acme/web"),
+        "apps/sdk/package.json": sdk,
+        **extra,
+    }
+    cls = _audit(make_repo(files, {p: 400 for p in files if p.startswith("apps/sdk")}))
+    verdict = cls.verdicts["sdk"]
+    assert (verdict.decision, verdict.rule) == (decision, rule)
+    public = next(e for e in verdict.evidence if e.kind == "public")
+    assert public.source == "apps/sdk/package.json:2" and "@acme/sdk@2.1.0" in public.text
+
+
+def test_npm_deprecated_field_archives_a_public_package(make_repo: MakeRepo) -> None:
+    sdk = json.dumps({"name": "@acme/sdk", "version": "2.1.0", "deprecated": "use @acme/sdk2"})
+    files = {"pnpm-workspace.yaml": PNPM, "apps/sdk/package.json": sdk}
+    files["apps/web/package.json"] = _pkg("@acme/web")
+    cls = _audit(make_repo(files))
+    assert (cls.verdicts["sdk"].decision, cls.verdicts["sdk"].rule) == ("archive", "R4")
+
+
+# --------------------------------------------------------------------------- ci, ownership
+
+
+def test_codeowners_and_ci_are_evidence_against_that_lower_confidence(
+    make_repo: MakeRepo,
+) -> None:
+    owners = "* @acme/platform\n/apps/old/ @acme/growth\n"
+    ci = "name: ci\non: push\njobs:\n  t:\n    steps:\n      - run: pnpm --filter @acme/old test\n"
+    files = {
+        "pnpm-workspace.yaml": PNPM,
+        "apps/old/package.json": _pkg("@acme/old"),
+        "apps/web/package.json": _pkg("@acme/web"),
+        ".github/CODEOWNERS": owners,
+        ".github/workflows/ci.yml": ci,
+    }
+    cls = _audit(make_repo(files, {"apps/old/package.json": 400}))
+    old = cls.verdicts["old"]
+    assert old.decision == "archive" and old.confidence == "low"
+    against = {e.kind: e.source for e in old.against}
+    assert against == {"owner": ".github/CODEOWNERS:2", "ci": ".github/workflows/ci.yml:6"}
+    web = {e.kind: e.source for e in cls.verdicts["web"].evidence if e.family == "ownership"}
+    assert web == {"default-owner": ".github/CODEOWNERS:1"}
+
+
+# --------------------------------------------------------------------------- demo + table
+
+
+def test_demo_archives_its_four_experiments_by_declared_lifecycle(demo: Path) -> None:
+    cls = _audit(demo)
+    rules = {n: cls.verdicts[n].rule for n in cls.candidates}
+    assert {n for n, r in rules.items() if r == "R5"} == {
+        "orchestrator",
+        "unified-backend",
+        "flan-router",
+        "ibu-nuzantara",
+    }
+    assert cls.summary()["repo_quiet"] is False
+
+
+def test_dry_run_table_and_matrix_carry_the_evidence(demo: Path) -> None:
+    cls = _audit(demo)
+    table = cls.frame().set_index("app")
+    assert "marker 'experimental'" in table.loc["orchestrator", "evidence_for"]
+    assert "apps/orchestrator/fly.toml:1" in table.loc["orchestrator", "evidence_against"]
+    assert "blocked: web depends on it" in table.loc["legacy-auth", "evidence_against"]
+    assert table.loc["web", "rule"].startswith("R6: active")
+    matrix = cls.matrix().set_index("app")
+    assert list(matrix.columns[:7]) == [
+        "activity",
+        "production",
+        "dependants",
+        "lifecycle",
+        "ci",
+        "ownership",
+        "publication",
+    ]
+    assert matrix.loc["orchestrator", "lifecycle"] == "for"
+    assert matrix.loc["legacy-auth", "dependants"] == "against"
+    assert matrix.loc["web", "activity"] == "against"
