@@ -44,3 +44,30 @@ def test_timeline_and_before_after(demo: Path) -> None:
     fig = charts.before_after_chart(14, 8, 20_000_000, 9_000_000)
     counts = [p.get_height() for p in fig.axes[0].patches]
     assert counts == [14, 8]
+
+
+def test_evidence_chart_is_apps_by_families_with_the_decision(demo: Path) -> None:
+    cls = classify(inventory(demo, now=DEMO_NOW))
+    ax = charts.evidence_chart(cls).axes[0]
+    apps = [t.get_text() for t in ax.get_yticklabels()]
+    assert apps == list(cls.verdicts)
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "activity",
+        "production",
+        "dependants",
+        "lifecycle",
+        "ci",
+        "ownership",
+        "publication",
+        "decision",
+    ]
+    assert len(ax.patches) == 14 * 8  # 7 family cells + the decision per app
+    row = 14 - 1 - apps.index("orchestrator")
+    cells = {round(p.get_x(), 1): to_hex(p.get_facecolor()) for p in ax.patches if p.get_y() == row}
+    assert cells[3.0] == charts.STANCE_COLOURS["for"]  # lifecycle: declared experimental
+    assert cells[1.0] == charts.STANCE_COLOURS["against"]  # production: fly.toml, deploy
+    assert cells[7.0] == charts.COLOURS["archive"]
+    decisions = [
+        t.get_text() for t in ax.texts if "\n" in t.get_text() and t.get_color() == "white"
+    ]
+    assert decisions.count("archive\nmedium") + decisions.count("archive\nlow") == 6

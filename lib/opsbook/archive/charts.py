@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
+from matplotlib.patches import Patch, Rectangle
 
 from opsbook.archive.classify import Classification
 
@@ -52,9 +52,15 @@ def timeline_chart(cls: Classification) -> Figure:
         if times:
             ax.plot([times[0], times[-1]], [i, i], color=colour, alpha=0.35, lw=2)
             ax.scatter(times, [i] * len(times), color=colour, s=14, zorder=3)
-    cutoff = inv.now - timedelta(days=inv.staleness_days)
+    newest = inv.activity.newest if inv.activity and inv.activity.newest else inv.now
+    cutoff = min(newest, inv.now) - timedelta(days=inv.staleness_days)
     ax.axvline(cutoff, color="black", ls="--", lw=1)
-    ax.text(cutoff, len(apps) - 0.5, f" {inv.staleness_days}-day cut-off", fontsize=8)
+    ax.text(
+        cutoff,
+        len(apps) - 0.5,
+        f" {inv.staleness_days} days before the newest commit",
+        fontsize=8,
+    )
     ax.set_yticks(range(len(apps)), [a.name for a in apps])
     ax.xaxis.set_major_formatter(DateFormatter("%Y-%m"))
     ax.set_title("Last activity: every commit per app")
@@ -187,5 +193,74 @@ def before_after_chart(
         ax2.text(i, v, f"{v:.1f}" if math.isfinite(v) else "", ha="center", va="bottom")
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+#: Evidence-matrix cell colours: red argues for archiving, green against, orange both.
+STANCE_COLOURS = {
+    "for": "#ef9a9a",
+    "against": "#a5d6a7",
+    "mixed": "#ffcc80",
+    "info": "#eeeeee",
+    "": "#ffffff",
+}
+
+
+def _cell_label(cls: Classification, app: str, family: str) -> str:
+    kinds = []
+    for e in cls.verdicts[app].evidence:
+        if e.family == family and e.stance != "info" and e.kind not in kinds:
+            kinds.append(e.kind)
+    return "\n".join(kinds[:2]) + ("\n…" if len(kinds) > 2 else "")
+
+
+def evidence_chart(cls: Classification) -> Figure:
+    """Apps x evidence families, each cell coloured by what its evidence argues (red: for
+    archiving, green: against, orange: both), with the decision and confidence at the
+    right: a reviewer sees at a glance why each app is kept or archived."""
+    matrix = cls.matrix()
+    families = [c for c in matrix.columns if c not in ("app", "decision", "confidence")]
+    apps = list(matrix["app"])
+    fig = Figure(figsize=(1.25 * len(families) + 4.5, 0.42 * len(apps) + 2.2))
+    ax = fig.subplots()
+    for row, record in enumerate(matrix.itertuples(index=False)):
+        y = len(apps) - 1 - row
+        values = record._asdict()
+        for col, fam in enumerate(families):
+            stance = values[fam]
+            ax.add_patch(Rectangle((col, y), 1, 1, fc=STANCE_COLOURS[stance], ec="#bdbdbd"))
+            label = _cell_label(cls, record.app, fam)
+            if label:
+                ax.text(col + 0.5, y + 0.5, label, ha="center", va="center", fontsize=6)
+        decision = values["decision"]
+        ax.add_patch(Rectangle((len(families), y), 1.6, 1, fc=COLOURS[decision], ec="#bdbdbd"))
+        ax.text(
+            len(families) + 0.8,
+            y + 0.5,
+            f"{decision}\n{values['confidence']}",
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white",
+        )
+    ax.set_xlim(0, len(families) + 1.6)
+    ax.set_ylim(0, len(apps))
+    ax.set_xticks([i + 0.5 for i in range(len(families))] + [len(families) + 0.8])
+    ax.set_xticklabels([*families, "decision"], rotation=30, ha="right", fontsize=8)
+    ax.set_yticks([len(apps) - 0.5 - i for i in range(len(apps))])
+    ax.set_yticklabels(apps, fontsize=8)
+    ax.tick_params(length=0)
+    title = "Evidence per app (red: for archiving, green: against, orange: both)"
+    if cls.inventory.quiet:
+        title += "\nrepository quiet: age is not evidence"
+    ax.set_title(title, fontsize=9)
+    ax.legend(
+        handles=[Patch(color=STANCE_COLOURS[k], label=k) for k in ("for", "against", "mixed")],
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.12),
+        ncol=3,
+        fontsize=7,
+    )
     fig.tight_layout()
     return fig

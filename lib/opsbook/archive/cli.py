@@ -63,9 +63,11 @@ def audit_cmd(
     if as_json:
         click.echo(json.dumps(cls.summary(), indent=2))
         return
-    click.echo(
-        cls.frame()[["app", "status", "decision", "monthly_usd", "size_mb"]].to_string(index=False)
-    )
+    click.echo(cls.statement + "\n")
+    table = cls.frame()
+    table["rule"] = table["rule"].str.split(":").str[0]
+    columns = ["app", "status", "decision", "confidence", "rule", "monthly_usd", "size_mb"]
+    click.echo(table[columns].to_string(index=False))
     s = cls.summary()
     click.echo(
         f"\napps {s['apps_before']} -> {s['apps_after']}; archive {s['candidates']}; "

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from matplotlib.figure import Figure
 
 from opsbook.archive.apply import ApplyResult, ArchivePlan, VerifyReport
@@ -104,6 +105,30 @@ def outcome(
     return out
 
 
+def decision_rows(cls: Classification) -> list[dict[str, Any]]:
+    """The dry-run table as records: app, decision, confidence, rule, evidence for/against."""
+    table = cls.frame()
+    keep = ["app", "decision", "confidence", "rule", "evidence_for", "evidence_against"]
+    return [{k: row[k] for k in keep} for row in table.to_dict(orient="records")]
+
+
+def evidence_frame(cls: Classification) -> pd.DataFrame:
+    """Every evidence item of every app: family, kind, stance, words and source line."""
+    rows = [
+        {
+            "app": v.app,
+            "family": e.family,
+            "kind": e.kind,
+            "stance": e.stance,
+            "text": e.text,
+            "source": e.source,
+        }
+        for v in cls.verdicts.values()
+        for e in v.evidence
+    ]
+    return pd.DataFrame(rows, columns=["app", "family", "kind", "stance", "text", "source"])
+
+
 def save_artifacts(
     out: Path, cls: Classification, plan: ArchivePlan, figures: dict[str, Figure]
 ) -> list[str]:
@@ -111,8 +136,16 @@ def save_artifacts(
     written = []
     cls.inventory.frame().to_csv(out / "inventory.csv", index=False)
     cls.frame().to_csv(out / "classification.csv", index=False)
+    evidence_frame(cls).to_csv(out / "evidence.csv", index=False)
+    cls.matrix().to_csv(out / "evidence-matrix.csv", index=False)
     (out / "archive-README.md").write_text(plan.readme, encoding="utf-8")
-    written += ["inventory.csv", "classification.csv", "archive-README.md"]
+    written += [
+        "inventory.csv",
+        "classification.csv",
+        "evidence.csv",
+        "evidence-matrix.csv",
+        "archive-README.md",
+    ]
     for name, fig in figures.items():
         fig.savefig(out / f"{name}.png", dpi=90)
         written.append(f"{name}.png")
