@@ -6,10 +6,14 @@ general path pushes every entry through the compiled stages one at a time (a lab
 per entry); here a stream's entries go through a stage at a time instead:
 
 - line filters are evaluated once per line;
-- ``| json`` extracts only the labels the query reads (its parser hints). A stream whose
-  lines are all plain JSON objects is parsed by pyarrow's JSON reader in one call; other
-  streams are parsed line by line with orjson. Either way the fields are cached on the
-  stream by line position, so a repeated query (an alert backtest) parses nothing;
+- the one parser stage (``json``, ``logfmt``, ``regexp``, ``pattern``) extracts only the
+  labels the query reads (its parser hints), and they are cached on the stream by line
+  position, so a repeated query (an alert backtest) parses nothing. ``| json``: a stream
+  whose lines are all plain JSON objects is parsed by pyarrow's JSON reader in one call,
+  other streams line by line with orjson. ``logfmt``, ``regexp`` and ``pattern`` run as
+  pyarrow RE2 kernels over the whole slice (``extract_regex``); the lines those cannot
+  answer exactly (for logfmt: quotes, odd pairs, keys to sanitise, a wanted key written
+  twice; for pattern: lines it does not fully match) go through the stage itself;
 - label filters, ``unwrap`` conversions and comparisons run once per *distinct* value and
   are broadcast with numpy; labels compared only as numbers (``status >= 500``,
   ``unwrap latency_ms``) stay float64 arrays; ``__error__`` / ``__error_details__`` are
@@ -18,7 +22,10 @@ per entry); here a stream's entries go through a stage at a time instead:
 
 Results are identical to the per-entry path (same samples, same order, same errors);
 whatever this module does not cover (other stages, odd JSON, a label named
-``__error__`` on the stream) goes to the general path. ``FAST_PATH = False`` turns the
+``__error__`` on the stream) goes to the general path. This module uses only the public
+interface of :mod:`opsbook.loki.logql.pipeline` (``parser_stage``, ``hinted_json_stage``,
+``COMPARISONS``, ``label_filter_error``...), and ``tests/loki/test_logql_columnar.py``
+runs one conformance table through both paths. ``FAST_PATH = False`` turns the
 module off and ``ARROW_JSON = False`` its pyarrow parsing (the equivalence tests compare
 all of them).
 """
@@ -36,21 +43,26 @@ import pandas as pd
 
 from opsbook.loki.logql import ast
 from opsbook.loki.logql.pipeline import (
-    _CMP,
+    COMPARISONS,
     ERROR,
     ERROR_DETAILS,
     JSON_ERR,
     LABEL_FILTER_ERR,
+    LOGFMT_ERR,
+    PARSER_STAGES,
     SAMPLE_ERR,
     Entry,
     Hints,
-    _conversion_error,
-    _hinted_json_stage,
     compile_ip_matcher,
+    compile_pattern,
+    hinted_json_stage,
+    label_filter_error,
     line_filter_predicate,
     parse_json_object,
+    parser_stage,
     sanitize_key,
 )
+from opsbook.loki.logql.regex import compile_re2
 from opsbook.loki.logql.units import go_duration_ns, parse_bytes, parse_float
 
 FAST_PATH = True
@@ -72,7 +84,7 @@ class ColumnarPlan:
     """
 
     stages: tuple[ast.Stage, ...]
-    hints: Hints | None
+    hints: Hints | None  # the labels the query reads (when it has a parser stage)
     group: tuple[str, ...]  # sorted, distinct
     unwrap: ast.Unwrap | None
     by_bytes: bool
@@ -101,11 +113,11 @@ def plan_for(
     if not FAST_PATH or group_by is None:
         return None
     stages = node.range.selector.stages
-    json_stages = [s for s in stages if isinstance(s, ast.JsonStage)]
-    if len(json_stages) > 1 or (json_stages and (json_stages[0].exprs or hints is None)):
+    parsers = [s for s in stages if isinstance(s, PARSER_STAGES)]
+    if len(parsers) > 1 or (parsers and (hints is None or _has_exprs(parsers[0]))):
         return None
     for stage in stages:
-        if not isinstance(stage, ast.LineFilterStage | ast.JsonStage | ast.LabelFilterStage):
+        if not isinstance(stage, (ast.LineFilterStage, ast.LabelFilterStage, *PARSER_STAGES)):
             return None
     unwrap = node.range.unwrap
     filters = [s.filter for s in stages if isinstance(s, ast.LabelFilterStage)]
@@ -116,7 +128,7 @@ def plan_for(
         _number_uses(flt, as_float, as_text)
     if unwrap is not None:
         (as_float if unwrap.conv == "" else as_text).add(unwrap.label)
-    use_hints = hints if json_stages else None
+    use_hints = hints if parsers else None
     floats = frozenset(as_float - as_text) & (use_hints.numeric if use_hints else frozenset())
     return ColumnarPlan(
         stages=stages,
@@ -128,6 +140,10 @@ def plan_for(
         unwrap_convert=converter,
         unwrap_error=unwrap_error,
     )
+
+
+def _has_exprs(stage: ast.Stage) -> bool:
+    return bool(getattr(stage, "exprs", ()))
 
 
 def _number_uses(flt: ast.LabelFilter, as_float: set[str], as_text: set[str]) -> None:
@@ -207,9 +223,10 @@ class _Run:
                 lines = self.stream.lines
                 keep = np.fromiter((pred(lines[i]) for i in rows.tolist()), bool, len(rows))
                 self.alive[rows[~keep]] = False
-            elif isinstance(stage, ast.JsonStage):
+            elif isinstance(stage, PARSER_STAGES):
                 assert plan.hints is not None
-                self.json(plan.hints, rows)
+                if not self.parse(stage, plan.hints, rows):
+                    return None
             else:
                 assert isinstance(stage, ast.LabelFilterStage)
                 self.alive[rows] = self.label_filter(stage.filter, rows)
@@ -224,8 +241,15 @@ class _Run:
             return []
         return self.group(rows, values)
 
-    def json(self, hints: Hints, rows: np.ndarray) -> None:
-        view = _json_columns(self.stream, hints, self.plan.floats, rows)
+    def parse(self, stage: ast.Stage, hints: Hints, rows: np.ndarray) -> bool:
+        """Labels the parser sets on ``rows`` (False: this stream needs the general path)."""
+        if isinstance(stage, ast.JsonStage):
+            view = _json_columns(self.stream, hints, self.plan.floats, rows)
+        else:
+            found = _text_columns(self.stream, stage, hints, self.plan.floats, rows)
+            if found is None:
+                return False
+            view = found
         every = len(rows) == self.n
         for target, column in view.texts.items():
             if every and target not in self.cols and target not in (ERROR, ERROR_DETAILS):
@@ -249,7 +273,8 @@ class _Run:
                 current[0][found] = values[found]
                 current[1][found] = True
         failed = rows[~pd.isna(view.errors[rows])]
-        self.set_error(failed, JSON_ERR, view.errors[failed])
+        self.set_error(failed, view.error_kind, view.errors[failed])
+        return True
 
     def utf8_lengths(self, rows: np.ndarray) -> np.ndarray:
         lengths = getattr(self.stream, "utf8_lengths", lambda: None)()
@@ -292,7 +317,7 @@ class _Run:
         todo = ~self.has_error(rows)
         if not todo.any():
             return out
-        cmp = _CMP[flt.op]
+        cmp = COMPARISONS[flt.op]
         target = float(flt.value)
         numbers, has = self.numbers(flt.name, rows[todo])
         result = np.zeros(int(todo.sum()), dtype=bool)
@@ -315,7 +340,7 @@ class _Run:
             sub[bad] = True
             if bad.any():
                 details = np.array(
-                    [_conversion_error(flt, u) for u in uniques.tolist()] + [None], dtype=object
+                    [label_filter_error(flt, u) for u in uniques.tolist()] + [None], dtype=object
                 )
                 self.set_error(text_rows[bad], LABEL_FILTER_ERR, details[codes[bad]])
             result[text] = sub
@@ -401,6 +426,17 @@ class _Run:
     def full_key(self, row: int) -> LabelsKey:
         """Every label of one entry (errors keep them all), numbers as ``| json`` wrote them."""
         labels = dict(self.base)
+        parser = next((s for s in self.plan.stages if isinstance(s, PARSER_STAGES)), None)
+        if parser is not None and not isinstance(parser, ast.JsonStage):
+            # logfmt, regexp, pattern: not narrowed by hints, so every label the stage sets
+            entry = Entry(0, self.stream.lines[row], {}, self.base)
+            parser_stage(parser)(entry)
+            labels.update(entry.labels)
+            for name in (ERROR, ERROR_DETAILS):
+                arr = self.cols.get(name)
+                if arr is not None and arr[row] is not None:
+                    labels[name] = arr[row]
+            return tuple(sorted((k, v) for k, v in labels.items() if v != ""))
         for name, arr in self.cols.items():
             if arr[row] is not None:
                 labels[name] = arr[row]
@@ -434,21 +470,23 @@ class _Run:
 
 
 @dataclass
-class _JsonView:
-    """What ``| json`` sets on each line of a slice (see :class:`_JsonCache`)."""
+class _ParseView:
+    """What a parser stage sets on each line of a slice (see :class:`_ParseCache`)."""
 
     texts: dict[str, np.ndarray]
     nums: dict[str, tuple[np.ndarray, np.ndarray]]
     errors: np.ndarray
+    error_kind: str = JSON_ERR
 
 
 @dataclass
-class _JsonCache:
-    """Labels ``| json`` sets on a stream's lines for one set of hints (whole stream).
+class _ParseCache:
+    """Labels a parser stage sets on a stream's lines for one set of hints (whole stream).
 
     ``texts[t][i]`` is the text of label ``t`` on line ``i`` (None: not set); for labels
-    in ``floats`` a JSON number is kept in ``nums[t]`` (values, has) instead; ``errors``
-    holds the parse error message of lines that are not JSON objects.
+    in ``floats`` a number is kept in ``nums[t]`` (values, has) instead (``| json``: a
+    JSON number; other parsers: a text Go's ``ParseFloat`` reads); ``errors`` holds the
+    ``__error_details__`` of lines the parser failed on (``error_kind``).
     """
 
     filled: np.ndarray
@@ -456,38 +494,45 @@ class _JsonCache:
     nums: dict[str, tuple[np.ndarray, np.ndarray]]
     errors: np.ndarray
     written: set[str] = field(default_factory=set)  # labels set on at least one line
+    error_kind: str = JSON_ERR
 
     @classmethod
-    def empty(cls, size: int, names: frozenset[str], floats: frozenset[str]) -> _JsonCache:
+    def empty(
+        cls, size: int, names: frozenset[str], floats: frozenset[str], error_kind: str = JSON_ERR
+    ) -> _ParseCache:
         return cls(
             np.zeros(size, dtype=bool),
             {name: np.full(size, None, dtype=object) for name in sorted(names)},
             {name: (np.zeros(size), np.zeros(size, dtype=bool)) for name in sorted(floats)},
             np.full(size, None, dtype=object),
+            error_kind=error_kind,
         )
 
-    def view(self, lo: int, hi: int) -> _JsonView:
+    def view(self, lo: int, hi: int) -> _ParseView:
         part = slice(lo, hi)
-        return _JsonView(
+        return _ParseView(
             {name: col[part] for name, col in self.texts.items() if name in self.written},
             {name: (v[part], h[part]) for name, (v, h) in self.nums.items()},
             self.errors[part],
+            self.error_kind,
         )
 
 
-def _json_columns(stream: Any, hints: Hints, floats: frozenset[str], rows: np.ndarray) -> _JsonView:
+def _json_columns(
+    stream: Any, hints: Hints, floats: frozenset[str], rows: np.ndarray
+) -> _ParseView:
     """Labels ``| json`` sets on the slice's lines, parsing only what is not cached yet."""
     store = getattr(stream, "cache", None)
     offset = int(getattr(stream, "offset", 0)) if store is not None else 0
     n = len(stream.ts)
     floats = floats & hints.names
     key = ("json", hints.names, hints.numeric, floats)
-    cache: _JsonCache | None = store.get(key) if store is not None else None
+    cache: _ParseCache | None = store.get(key) if store is not None else None
     if cache is None:
         size = len(stream.stream.ts) if store is not None else n
-        cache = _JsonCache.empty(size, hints.names, floats)
+        cache = _ParseCache.empty(size, hints.names, floats)
         if store is not None:
-            shapes = [k for k in store if k[0] == "json"]
+            shapes = [k for k in store if k[0] in _PARSER_KEYS]
             for old in shapes[: max(0, len(shapes) + 1 - MAX_CACHED_SHAPES)]:
                 del store[old]  # oldest first: rebuilt from the kept table when needed
             store[key] = cache
@@ -502,7 +547,7 @@ def _json_columns(stream: Any, hints: Hints, floats: frozenset[str], rows: np.nd
 
 
 def _orjson_fill(
-    cache: _JsonCache,
+    cache: _ParseCache,
     lines: Sequence[str],
     todo: np.ndarray,
     offset: int,
@@ -520,7 +565,7 @@ def _orjson_fill(
     names = hints.names
     exact = names - hints.numeric
     prefixes = tuple(n + "_" for n in names)
-    reference = _hinted_json_stage(hints)
+    reference = hinted_json_stage(hints)
     texts: dict[str, tuple[list[int], list[str]]] = {name: ([], []) for name in names}
     nums: dict[str, tuple[list[int], list[float]]] = {name: ([], []) for name in floats}
     errors = cache.errors
@@ -640,7 +685,7 @@ def _direct_plan(
 def _reference_json(line: str, base: dict[str, str], hints: Hints) -> dict[str, str]:
     """Labels the json stage itself sets on ``line`` (the exact texts)."""
     entry = Entry(0, line, {}, base)
-    _hinted_json_stage(hints)(entry)
+    hinted_json_stage(hints)(entry)
     return entry.labels
 
 
@@ -651,11 +696,241 @@ def _int_float(value: int) -> float:
         return math.inf if value > 0 else -math.inf
 
 
+# ----------------------------------------------------------------------------- logfmt, regexp, pattern
+
+_PARSER_KEYS = frozenset({"json", "logfmt", "regexp", "pattern"})
+_WS = "\\t\\n\\v\\f\\r "  # what Loki's logfmt scanner skips between pairs (ASCII lines)
+# A line the vectorised logfmt reading does not cover (the stage itself reads it): a quote
+# or a control character, a pair starting with ``=`` or holding two, a key that is not
+# already a label name (it would be sanitised, possibly onto another key's label); and,
+# per query, a wanted key written twice (which one wins is the stage's business).
+_LOGFMT_ODD = (
+    r'["\x00-\x08\x0e-\x1f]'
+    rf"|(?:^|[{_WS}])="
+    rf"|=[^{_WS}=]*="
+    rf"|(?:^|[{_WS}])(?:[0-9]|[^{_WS}=]*[^{_WS}=A-Za-z0-9_])[^{_WS}=]*="
+)
+
+
+def _text_targets(
+    stage: ast.Stage, base: dict[str, str], names: frozenset[str]
+) -> dict[str, str] | None:
+    """Wanted label → the logfmt key or capture name that sets it on this stream.
+
+    None when that is ambiguous for logfmt (a wanted ``x_extracted`` where ``x`` is a
+    stream label: both keys ``x`` and ``x_extracted`` would set it).
+    """
+    if isinstance(stage, ast.LogfmtStage):
+        targets = {}
+        for name in names:
+            if name.endswith("_extracted") and name[: -len("_extracted")] in base:
+                return None
+            if name not in base:
+                targets[name] = name
+        return targets
+    if isinstance(stage, ast.RegexpStage):
+        captures = list(compile_re2(stage.pattern).groupindex)
+    else:
+        assert isinstance(stage, ast.PatternStage)
+        captures = [text for kind, text in compile_pattern(stage.pattern) if kind == "cap"]
+    out = {}
+    for capture in captures:
+        target = capture + "_extracted" if capture in base else capture
+        if target in names and capture != "_":
+            out[target] = capture
+    return out
+
+
+def _text_columns(
+    stream: Any, stage: ast.Stage, hints: Hints, floats: frozenset[str], rows: np.ndarray
+) -> _ParseView | None:
+    """Labels a logfmt, regexp or pattern stage sets on the slice's lines (cached per stream).
+
+    None when the stream needs the general path (see :func:`_text_targets`).
+    """
+    targets = _text_targets(stage, stream.labels, hints.names)
+    if targets is None:
+        return None
+    store = getattr(stream, "cache", None)
+    offset = int(getattr(stream, "offset", 0)) if store is not None else 0
+    n = len(stream.ts)
+    floats = floats & frozenset(targets)
+    kind = type(stage).__name__.removesuffix("Stage").lower()
+    key = (kind, stage, hints.names, floats)
+    cache: _ParseCache | None = store.get(key) if store is not None else None
+    if cache is None:
+        size = len(stream.stream.ts) if store is not None else n
+        cache = _ParseCache.empty(size, frozenset(targets), floats, LOGFMT_ERR)
+        if store is not None:
+            shapes = [k for k in store if k[0] in _PARSER_KEYS]
+            for old in shapes[: max(0, len(shapes) + 1 - MAX_CACHED_SHAPES)]:
+                del store[old]
+            store[key] = cache
+    todo = rows[~cache.filled[rows + offset]]
+    if len(todo):
+        done = len(todo) > n // 2 and _vector_fill(cache, stream, offset, stage, targets, floats)
+        if not done:
+            _stage_fill(cache, stream.lines, todo, offset, stream.labels, stage, targets)
+    return cache.view(offset, offset + n)
+
+
+def _stage_fill(
+    cache: _ParseCache,
+    lines: Sequence[str],
+    todo: np.ndarray,
+    offset: int,
+    base: dict[str, str],
+    stage: ast.Stage,
+    targets: dict[str, str],
+) -> None:
+    """Run the stage itself on lines ``todo`` (slice positions) and keep what it sets."""
+    run = parser_stage(stage)
+    texts: dict[str, tuple[list[int], list[str]]] = {t: ([], []) for t in targets}
+    for i in todo.tolist():
+        entry = Entry(0, lines[i], {}, base)
+        run(entry)
+        labels = entry.labels
+        pos = i + offset
+        for target, (positions, words) in texts.items():
+            value = labels.get(target)
+            if value is not None:
+                positions.append(pos)
+                words.append(value)
+        if ERROR in labels:
+            cache.errors[pos] = labels.get(ERROR_DETAILS, "")
+    for target, (positions, words) in texts.items():
+        if positions:
+            _store_texts(cache, target, np.array(positions), np.array(words, dtype=object))
+    cache.filled[todo + offset] = True
+
+
+def _store_texts(cache: _ParseCache, target: str, positions: Any, words: np.ndarray) -> None:
+    """Write label texts at ``positions`` (an index array or a slice; None: not set).
+
+    For a label in ``cache.nums`` a text ``ParseFloat`` reads is kept as that number.
+    """
+    column = cache.texts[target]
+    if target in cache.nums:
+        values, has = cache.nums[target]
+        codes, uniques = pd.factorize(words, use_na_sentinel=True)
+        parsed = [parse_float(u) for u in uniques.tolist()]
+        number = np.array([p is not None for p in parsed] + [False], dtype=bool)[codes]
+        floats = np.array([0.0 if p is None else p for p in parsed] + [0.0], np.float64)[codes]
+        values[positions] = floats
+        has[positions] = number
+        words = np.where(number, None, words)
+    if not pd.isna(words).all():
+        cache.written.add(target)
+    column[positions] = words
+
+
+def _vector_fill(
+    cache: _ParseCache,
+    stream: Any,
+    offset: int,
+    stage: ast.Stage,
+    targets: dict[str, str],
+    floats: frozenset[str],
+) -> bool:
+    """Fill the slice with pyarrow's RE2 kernels; the stage itself reads the lines they
+    cannot answer exactly. False when pyarrow cannot take the lines or the pattern."""
+    lines = _lines_of(stream, "arrow_lines")
+    if lines is None or len(lines) == 0:
+        return False
+    try:
+        found = _vector_read(lines, stage, targets)
+    except (ValueError, NotImplementedError):  # pyarrow refuses (unnamed groups, ...)
+        return False
+    columns, odd = found
+    part = slice(offset, offset + len(lines))
+    for target, words in columns.items():
+        _store_texts(cache, target, part, words)
+    cache.filled[part] = True
+    rest = np.flatnonzero(odd)
+    if len(rest):
+        for target in columns:  # forget what the vectorised reading made of these lines
+            cache.texts[target][rest + offset] = None
+            if target in cache.nums:
+                cache.nums[target][1][rest + offset] = False
+        _stage_fill(cache, stream.lines, rest, offset, stream.labels, stage, targets)
+    return True
+
+
+def _vector_read(
+    lines: Any, stage: ast.Stage, targets: dict[str, str]
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """(label → texts, lines the stage itself must read) for one parser over ``lines``."""
+    import pyarrow.compute as pc
+
+    columns: dict[str, np.ndarray] = {}
+    if isinstance(stage, ast.LogfmtStage):
+        if stage.keep_empty:
+            raise ValueError("standalone keys set labels: read by the stage")
+        twice = "".join(f"|(?:^|[{_WS}]){k}=(?s:.*)[{_WS}]{k}=" for k in targets.values())
+        odd = pc.or_(
+            pc.invert(pc.string_is_ascii(lines)),
+            pc.match_substring_regex(lines, _LOGFMT_ODD + twice),
+        )
+        for target, key in targets.items():
+            found = pc.extract_regex(lines, rf"(?:^|[{_WS}]){key}=(?P<v>[^{_WS}]*)")
+            columns[target] = _texts_of(found, "v")
+        return columns, _flags(odd)
+    if isinstance(stage, ast.RegexpStage):
+        found = pc.extract_regex(lines, stage.pattern)
+        for target, capture in targets.items():
+            columns[target] = _texts_of(found, capture)
+        return columns, np.zeros(len(lines), dtype=bool)
+    assert isinstance(stage, ast.PatternStage)
+    found = pc.extract_regex(lines, _pattern_regex(compile_pattern(stage.pattern)))
+    for target, capture in targets.items():
+        columns[target] = _texts_of(found, capture)
+    odd = pc.or_(pc.invert(pc.is_valid(found)), pc.equal(pc.utf8_length(lines), 0))
+    return columns, _flags(odd)
+
+
+def _pattern_regex(parts: list[tuple[str, str]]) -> str:
+    """An RE2 pattern capturing what Loki's pattern parser captures on lines it matches.
+
+    Each capture takes the text up to the *first* occurrence of the next literal (a lazy
+    group), the last one the rest of the line; lines this does not match (a literal
+    missing) are left to the stage, which captures partially.
+    """
+    out = ["(?s)^"]
+    for index, (kind, text) in enumerate(parts):
+        if kind == "lit":
+            out.append("".join("\\" + c if c in _REGEX_PUNCT else c for c in text))
+            continue
+        last = index == len(parts) - 1
+        body = ".*" if last else ".*?"
+        out.append(f"(?:{body})" if text == "_" else f"(?P<{text}>{body})")
+    return "".join(out)
+
+
+_REGEX_PUNCT = frozenset("\\.+*?()|[]{}^$#&-~!\"%',/:;<=>@`")
+
+
+def _texts_of(found: Any, name: str) -> np.ndarray:
+    """Field ``name`` of ``extract_regex``'s result as an object array (None: no match)."""
+    import pyarrow.compute as pc
+
+    values = pc.if_else(pc.is_valid(found), found.field(name), None)
+    encoded = pc.dictionary_encode(values)
+    if hasattr(encoded, "combine_chunks"):
+        encoded = encoded.combine_chunks()
+    words = np.array(encoded.dictionary.to_pylist() + [None], dtype=object)
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return words[codes]
+
+
+def _flags(mask: Any) -> np.ndarray:
+    return np.asarray(mask.fill_null(True).to_numpy(zero_copy_only=False), dtype=bool)
+
+
 # ----------------------------------------------------------------------------- pyarrow json
 
 
 def _arrow_fill(
-    cache: _JsonCache, stream: Any, offset: int, hints: Hints, floats: frozenset[str]
+    cache: _ParseCache, stream: Any, offset: int, hints: Hints, floats: frozenset[str]
 ) -> bool:
     """Fill the slice (or the whole stream) from a pyarrow JSON read; False unless exact.
 

@@ -21,6 +21,7 @@ from opsbook.loki.logql import ast, columnar
 from opsbook.loki.logql.errors import LogQLEvalError, UnsupportedLogQL
 from opsbook.loki.logql.pipeline import (
     ERROR,
+    PARSER_STAGES,
     SAMPLE_ERR,
     Entry,
     Hints,
@@ -729,13 +730,17 @@ _SUM_PUSHABLE = frozenset(
 
 
 def _hints(node: ast.RangeAgg, group_by: tuple[str, ...]) -> Hints | None:
-    """Labels ``| json`` must extract when only ``group_by`` survives (None: all)."""
+    """Labels the one parser stage must extract when only ``group_by`` survives (None: all).
+
+    Only a plain ``| json`` is narrowed by them (Loki's parser hints); for ``logfmt``,
+    ``regexp`` and ``pattern`` they tell the columnar path which labels to read.
+    """
     stages = node.range.selector.stages
     json_seen = False
     numeric: set[str] = set()
     other: set[str] = set(group_by)
     for stage in stages:
-        if isinstance(stage, ast.JsonStage) and not stage.exprs:
+        if isinstance(stage, PARSER_STAGES) and not getattr(stage, "exprs", ()):
             if json_seen:
                 return None
             json_seen = True

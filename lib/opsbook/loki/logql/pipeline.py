@@ -319,7 +319,7 @@ def _json_stage(stage: ast.JsonStage, hints: Hints | None = None) -> StageFn:
     if stage.exprs:
         return _json_expr_stage(stage.exprs)
     if hints is not None:
-        return _hinted_json_stage(hints)
+        return hinted_json_stage(hints)
 
     def run(entry: Entry) -> bool:
         result = json_labels(entry.line)
@@ -347,7 +347,8 @@ class Hints:
     numeric: frozenset[str]
 
 
-def _hinted_json_stage(hints: Hints) -> StageFn:
+def hinted_json_stage(hints: Hints) -> StageFn:
+    """``| json`` extracting only ``hints.names`` (what a metric query reads)."""
     names = hints.names
     exact = names - hints.numeric
     prefixes = tuple(n + "_" for n in names)
@@ -687,7 +688,7 @@ def _unpack_stage(_stage: ast.UnpackStage) -> StageFn:
 
 # ----------------------------------------------------------------------------- label filters
 
-_CMP: dict[str, Callable[[float, float], bool]] = {
+COMPARISONS: dict[str, Callable[[float, float], bool]] = {  # label filter operators
     "==": lambda a, b: a == b,
     "!=": lambda a, b: a != b,
     ">": lambda a, b: a > b,
@@ -784,7 +785,7 @@ def _ip_label_filter(flt: ast.LFIp) -> StageFn:
 
 
 def _converted_filter(flt: ast.LFNumber | ast.LFDuration | ast.LFBytes) -> StageFn:
-    cmp = _CMP[flt.op]
+    cmp = COMPARISONS[flt.op]
     name = flt.name
     target: float = float(flt.value)
     convert: Callable[[str], float | int | None]
@@ -804,14 +805,15 @@ def _converted_filter(flt: ast.LFNumber | ast.LFDuration | ast.LFBytes) -> Stage
             return False
         value = convert(raw)
         if value is None:
-            entry.set_error(LABEL_FILTER_ERR, _conversion_error(flt, raw))
+            entry.set_error(LABEL_FILTER_ERR, label_filter_error(flt, raw))
             return True
         return cmp(value, target)
 
     return run
 
 
-def _conversion_error(flt: Any, raw: str) -> str:
+def label_filter_error(flt: ast.LFNumber | ast.LFDuration | ast.LFBytes, raw: str) -> str:
+    """``__error_details__`` of a number, duration or bytes filter whose label does not convert."""
     if isinstance(flt, ast.LFNumber):
         return f'strconv.ParseFloat: parsing "{raw}": invalid syntax'
     if isinstance(flt, ast.LFDuration):
@@ -930,6 +932,20 @@ class CompiledPipeline:
 
     def line_predicates(self) -> list[Callable[[str], bool]]:
         return [line_filter_predicate(s) for s in self.stages if isinstance(s, ast.LineFilterStage)]
+
+
+PARSER_STAGES = (ast.JsonStage, ast.LogfmtStage, ast.RegexpStage, ast.PatternStage)
+
+
+def parser_stage(stage: ast.Stage, hints: Hints | None = None) -> StageFn:
+    """The general path's function for one parser stage (``json``, ``logfmt``, ``regexp``,
+    ``pattern``): the reference the columnar path checks itself against and defers to
+    for lines it does not read itself. ``hints`` narrows a plain ``| json`` as in
+    :func:`compile_pipeline`.
+    """
+    if isinstance(stage, ast.JsonStage):
+        return _json_stage(stage, hints)
+    return _BUILDERS[type(stage)](stage)
 
 
 def compile_pipeline(stages: tuple[ast.Stage, ...], hints: Hints | None = None) -> CompiledPipeline:
