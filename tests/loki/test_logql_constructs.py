@@ -37,6 +37,7 @@ def logs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Loc
     store.add_lines({"app": "js"}, rows)
     counter = [(10, 5), (20, 10), (30, 15), (40, 2), (50, 7)]
     store.add_lines({"app": "c"}, [(ns(t), f"n={v}") for t, v in counter])
+    store.add_lines({"app": "dup"}, [(ns(1), "level=info level=error a-b=1 a_b=2 msg=x")])
     for app, count in (("a", 3), ("b", 1), ("d", 2)):
         store.add_lines({"app": app, "group": "g"}, [(ns(i + 1), "x") for i in range(count)])
     return store
@@ -227,3 +228,31 @@ def test_sort_puts_nan_last(logs: LocalLogs, query: str, expected: list) -> None
 )
 def test_topk_and_bottomk_never_prefer_nan(logs: LocalLogs, query: str, expected: set) -> None:
     assert set(apps(vec(logs, query))) == expected
+
+
+# ----------------------------------------------------------------------------- duplicate keys
+
+
+def stream_of(logs: LocalLogs, query: str) -> dict[str, str]:
+    data = logs.query_range(query, ns(0), ns(60), limit=10)
+    (stream,) = data["result"]
+    return stream["stream"]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ('{app="dup"} | logfmt', {"app": "dup", "level": "info", "a_b": "1", "msg": "x"}),
+        ('{app="dup"} | logfmt level, a_b', {"app": "dup", "level": "info", "a_b": "1"}),
+        ('{app="dup"} | logfmt --strict', {"app": "dup", "level": "info", "a_b": "1", "msg": "x"}),
+    ],
+)
+def test_logfmt_repeated_key_first_one_wins(
+    logs: LocalLogs, query: str, expected: dict[str, str]
+) -> None:
+    assert stream_of(logs, query) == expected
+
+
+def test_logfmt_repeated_key_in_metric_queries(logs: LocalLogs) -> None:
+    query = 'sum by (level) (count_over_time({app="dup"} | logfmt [1m]))'
+    assert vec(logs, query) == [({"level": "info"}, "1")]

@@ -560,10 +560,12 @@ def _logfmt_stage(stage: ast.LogfmtStage) -> StageFn:
                 if name not in entry.base:
                     entry.labels[name] = ""
             pairs, err = logfmt_pairs(entry.line, stage.strict)
+            done: set[str] = set()
             for key, value in pairs:
                 name = wanted.get(sanitize_key(key))
-                if name is None:
-                    continue
+                if name is None or name in done:
+                    continue  # a key repeated in the line: the first one wins, as in Loki
+                done.add(name)
                 entry.labels[_target(entry, name)] = value or ""
             if err:
                 entry.set_error(LOGFMT_ERR, err)
@@ -575,12 +577,14 @@ def _logfmt_stage(stage: ast.LogfmtStage) -> StageFn:
         pairs, err = logfmt_pairs(entry.line, stage.strict)
         labels = entry.labels
         base = entry.base
+        done: set[str] = set()
         for key, value in pairs:
             if value is None and not stage.keep_empty:
                 continue
             name = sanitize_key(key)
-            if not name:
-                continue
+            if not name or name in done:
+                continue  # a key repeated in the line: the first one wins, as in Loki
+            done.add(name)
             labels[name + "_extracted" if name in base else name] = value or ""
         if err:
             entry.set_error(LOGFMT_ERR, err)
