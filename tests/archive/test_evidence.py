@@ -383,3 +383,53 @@ def test_dry_run_table_and_matrix_carry_the_evidence(demo: Path) -> None:
     assert matrix.loc["orchestrator", "lifecycle"] == "for"
     assert matrix.loc["legacy-auth", "dependants"] == "against"
     assert matrix.loc["web", "activity"] == "against"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "const snippet = `import Plugin from '@acme/widgets';\nimport '@acme/widgets/a.css';`;\n",
+        "// import { Widget } from '@acme/widgets';\n",
+        "/* const w = require('@acme/widgets'); */\n",
+    ],
+)
+def test_imports_in_docs_snippets_and_comments_do_not_count(
+    make_repo: MakeRepo, source: str
+) -> None:
+    files = {
+        "pnpm-workspace.yaml": PNPM,
+        "apps/web/package.json": _pkg("@acme/web"),
+        "apps/web/src/quick-start.tsx": source,
+        "apps/widgets/package.json": _pkg("@acme/widgets"),
+    }
+    cls = _audit(make_repo(files, {"apps/widgets/package.json": 400}))
+    assert cls.candidates == ["widgets"] and cls.blocked == {}
+
+
+def test_private_as_a_string_is_private(make_repo: MakeRepo) -> None:
+    api = json.dumps({"name": "@acme/api", "version": "2.0.0", "private": "true"})
+    files = {"pnpm-workspace.yaml": PNPM, "apps/api/package.json": api}
+    files["apps/web/package.json"] = _pkg("@acme/web")
+    cls = _audit(make_repo(files, {"apps/api/package.json": 400}))
+    assert "public" not in _kinds(cls, "api") and cls.candidates == ["api"]
+
+
+def test_an_e2e_workflow_called_by_a_deploy_is_ci_for_the_services_it_starts(
+    make_repo: MakeRepo,
+) -> None:
+    deploy = (
+        "name: Deploy PROD WIDGET\non: workflow_dispatch\njobs:\n  e2e:\n"
+        "    uses: ./.github/workflows/reusable-widget-e2e.yml\n  deploy:\n"
+        "    steps:\n      - run: netlify deploy --prod --dir apps/widget/build\n"
+    )
+    e2e = "on: workflow_call\njobs:\n  t:\n    steps:\n      - run: pnpm start:api & pnpm test\n        working-directory: apps/api\n"
+    files = {
+        "pnpm-workspace.yaml": PNPM,
+        "apps/api/package.json": _pkg("@acme/api"),
+        "apps/widget/package.json": _pkg("@acme/widget"),
+        ".github/workflows/prod-deploy-widget.yml": deploy,
+        ".github/workflows/reusable-widget-e2e.yml": e2e,
+    }
+    cls = _audit(make_repo(files))
+    assert "prod-deploy" in _kinds(cls, "widget")
+    assert _kinds(cls, "api", "against") == {"active", "ci"}

@@ -227,14 +227,19 @@ def workflow_evidence(
     names = {a.path: a.name for a in apps}
     out: dict[str, list[Evidence]] = {a.path: [] for a in apps}
     for wf in flows.values():
-        mentions = {p: f"{wf.file}:{line}" for p, line in refs.get(wf.file, {}).items()}
+        # app path -> (where, does the mentioning part deploy?)
+        mentions = {
+            p: (f"{wf.file}:{line}", wf.deploys) for p, line in refs.get(wf.file, {}).items()
+        }
         for callee in wf.calls:
+            # an e2e workflow the deploy calls names the services it tests, not what it ships
+            callee_deploys = callee in flows and flows[callee].deploys
             for p, line in refs.get(callee, {}).items():
-                mentions.setdefault(p, f"{callee}:{line} (called from {wf.file})")
+                mentions.setdefault(p, (f"{callee}:{line} (called from {wf.file})", callee_deploys))
+        calls_deploy = any(flows[c].deploys for c in wf.calls if c in flows)
         for p in _stem_mentions(Path(wf.file).stem, names):
-            mentions.setdefault(p, f"{wf.file} (file name)")
-        deploys = wf.deploys or any(flows[c].deploys for c in wf.calls if c in flows)
-        for path, where in mentions.items():
+            mentions.setdefault(p, (f"{wf.file} (file name)", wf.deploys or calls_deploy))
+        for path, (where, deploys) in mentions.items():
             out[path].append(_workflow_item(wf, deploys, where))
     return out
 
@@ -467,7 +472,7 @@ def manifest_lifecycle(repo: Path, app_path: str) -> tuple[list[Evidence], dict[
 
 
 def _npm_publication(app_path: str, pkg: dict[str, Any], text: str) -> list[Evidence]:
-    if not pkg.get("name") or not pkg.get("version") or pkg.get("private") is True:
+    if not pkg.get("name") or not pkg.get("version") or pkg.get("private") in (True, "true"):
         return []
     access = (
         (pkg.get("publishConfig") or {}).get("access")
@@ -632,7 +637,24 @@ def ownership_evidence(app_path: str, rules: list[OwnerRule]) -> list[Evidence]:
 # --------------------------------------------------------------------------- JS/TS imports
 
 JS_SUFFIXES = (".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", ".mts", ".cts", ".vue", ".svelte")
-_JS_SPEC = re.compile(r"""(?:\bfrom\s*|\bimport\s*\(?\s*|\brequire\s*\(\s*)['"]([^'"\n]+)['"]""")
+_JS_SPEC = re.compile(
+    r"""^[ \t]*(?:import|export)\b[^;'"`]*?\bfrom\s*['"]([^'"\n]+)['"]"""  # import x from 'y'
+    r"""|^[ \t]*import\s*['"]([^'"\n]+)['"]"""  # import 'y' (side effects)
+    r"""|\b(?:require|import)\s*\(\s*['"]([^'"\n]+)['"]\s*\)""",  # require('y'), import('y')
+    re.M,
+)
+# strings stay (specifiers live in them); template literals and comments are blanked so that
+# code shown in a docs snippet or commented out does not count as an import
+_JS_NOISE = re.compile(
+    r"""('(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*")|(`(?:\\.|[^`\\])*`|//[^\n]*|/\*.*?\*/)""",
+    re.S,
+)
+
+
+def _blank(m: re.Match[str]) -> str:
+    if m.group(1) is not None:
+        return m.group(1)
+    return "\n" * m.group(2).count("\n")
 
 
 @dataclass
@@ -677,8 +699,14 @@ def tsconfig_aliases(repo: Path) -> Aliases:
 
 
 def js_imports(text: str) -> list[tuple[str, int]]:
-    """(specifier, line) of every import/export-from/require()/import() in JS/TS source."""
-    return [(m.group(1), line_of(text, m.start())) for m in _JS_SPEC.finditer(text)]
+    """(specifier, line) of every import/export-from/require()/import() in JS/TS source,
+    ignoring comments and template literals."""
+    code = _JS_NOISE.sub(_blank, text)
+    found = []
+    for m in _JS_SPEC.finditer(code):
+        spec = m.group(1) or m.group(2) or m.group(3)
+        found.append((spec, line_of(code, m.start(m.lastindex or 1))))
+    return found
 
 
 def package_of(spec: str) -> str:
