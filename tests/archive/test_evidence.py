@@ -433,3 +433,20 @@ def test_an_e2e_workflow_called_by_a_deploy_is_ci_for_the_services_it_starts(
     cls = _audit(make_repo(files))
     assert "prod-deploy" in _kinds(cls, "widget")
     assert _kinds(cls, "api", "against") == {"active", "ci"}
+
+
+def test_a_root_script_that_uses_an_app_blocks_it(make_repo: MakeRepo) -> None:
+    root = json.dumps(
+        {"name": "root", "scripts": {"build": "turbo build", "gen": "cd apps/gen && npm run go"}},
+        indent=2,
+    )
+    files = {
+        "package.json": root,
+        "pnpm-workspace.yaml": PNPM,
+        "apps/gen/package.json": _pkg("@acme/gen"),
+        "apps/web/package.json": _pkg("@acme/web"),
+    }
+    cls = _audit(make_repo(files, {"apps/gen/package.json": 400}))
+    assert cls.blocked == {"gen": ["(root package.json)"]}
+    why = cls.verdicts["gen"].blocked_by["(root package.json)"]
+    assert why == "root script `gen: cd apps/gen && npm run go` (package.json:5)"

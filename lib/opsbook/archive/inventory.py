@@ -364,8 +364,10 @@ def _discover(
         for entry in os.scandir(repo / d):
             name = entry.name
             hidden = name.startswith(".") or name in ws.DEP_DIRS
+            if d == "." and name == "archive":
+                continue  # apps_dirs ["."]: top-level folders are apps, the archive is not
             if entry.is_dir(follow_symlinks=False) and not hidden:
-                child = f"{d}/{name}"
+                child = name if d == "." else f"{d}/{name}"
                 nested = [m for m in inside if m.startswith(child + "/")]
                 if nested and child not in members:
                     apps.update(
@@ -434,7 +436,9 @@ def _markers(repo: Path, app: App, pkg: ws.Package, markers: list[str]) -> None:
         for entry in os.scandir(repo / app.path):
             if entry.is_file() and _README.match(entry.name):
                 with open(entry.path, encoding="utf-8", errors="replace") as fh:
-                    texts.append((f"{app.path}/{entry.name}", fh.read(4000)))
+                    # a marker counts in the README's opening lines (title, badges, first
+                    # paragraph), not in a mention deep down ("uses a deprecated API")
+                    texts.append((f"{app.path}/{entry.name}", "".join(fh.readlines(4000)[:15])))
     except OSError:
         pass
     for where, text in texts:
@@ -595,6 +599,38 @@ def _owner(rel: str, by_path: dict[str, App]) -> App | None:
     return None
 
 
+ROOT_TOOLING = ("package.json", "Makefile", "justfile", "Taskfile.yml")
+
+
+def _root_users(repo: Path, apps: list[App]) -> None:
+    """Root scripts that use an app (``"gen": "cd libs/automation && ..."``, a Makefile
+    target): the repository root is always kept, so such an app is a dependency of it."""
+    for name in ROOT_TOOLING:
+        text = ev.read_text(repo / name)
+        if not text:
+            continue
+        if name == "package.json":  # only the scripts: workspaces lists every app
+            data = ev.loads_jsonc(text)
+            scripts = data.get("scripts") if isinstance(data, dict) else None
+            if not isinstance(scripts, dict):
+                continue
+            body = "\n".join(f"{k}: {v}" for k, v in scripts.items() if isinstance(v, str))
+        else:
+            body = text
+        for app in apps:
+            m = _path_rx(app.path).search(body)
+            if m is None and app.package:
+                m = _name_rx(app.package).search(body)
+            if m is None:
+                continue
+            line = body[body.rfind("\n", 0, m.start()) + 1 :].split("\n", 1)[0]
+            pos = text.find(line.split(": ", 1)[-1][:40]) if name == "package.json" else m.start()
+            where = f"{name}:{ev.line_of(text, max(pos, 0))}"
+            app.dependants.setdefault(
+                f"(root {name})", f"root script `{line.strip()[:80]}` ({where})"
+            )
+
+
 def _collect_evidence(
     repo: Path,
     apps: list[App],
@@ -692,6 +728,7 @@ def inventory(
     window = activity.window_start or (now - timedelta(days=staleness_days))
     _history(history, apps, int(window.timestamp()))
     _dependencies(repo, apps + shared, pkgs, walks)
+    _root_users(repo, apps)
     workflows, wf_lines = _ci(repo, apps)
     lockfiles = [n for n in LOCKFILES if (repo / n).is_file()]
     _collect_evidence(repo, apps, activity, staleness_days, wf_lines)
