@@ -59,6 +59,7 @@ def test_run_gate_resume_history_show_verify(write_runbook, audit_dir: Path) -> 
 
     code, out = invoke("show", runs[1]["run_id"])
     assert code == 0 and f"resumed from {run_id}" in out and "approved gate by" in out
+    assert "ledger: entry 2, unsigned, verifies" in out
     assert invoke("verify")[0] == 0
     code, out = invoke("report")
     assert code == 0 and Path(out.strip()).name == "index.html"

@@ -246,6 +246,22 @@ def show(run_id: str) -> None:
             f"({approval['via']})"
         )
     click.echo(f"  record: {folder}")
+    click.echo(f"  ledger: {_seal_state(folder.parent, data['run_id'])}")
+
+
+def _seal_state(root: Path, run_id: str) -> str:
+    """Where the run stands in the ledger: signed by whom, unsigned, or not sealed."""
+    from opsbook import runlock
+
+    for index, entry in enumerate(audit.read_ledger(root), start=1):
+        if entry.get("run_id") == run_id:
+            key = entry.get("key") or audit.UNSIGNED
+            signed = "unsigned" if key == audit.UNSIGNED else f"signed by {key}"
+            problems = audit.verify_one(root, run_id)
+            state = "verifies" if not problems else f"{len(problems)} problem(s): opsbook verify"
+            return f"entry {index}, {signed}, {state}"
+    lock = runlock.state(root, run_id)
+    return f"not sealed: {lock.state} ({lock.detail})"
 
 
 @cli.command()

@@ -23,6 +23,7 @@ import json
 import os
 import re
 import stat
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote
@@ -111,8 +112,9 @@ class Redactor:
         self.sources: dict[str, str] = {}
         self.env_read: set[str] = set()
         self._needles: list[str] = []
-        self._pattern: re.Pattern[str] | None = None
+        self._stale = True
         self._sizes: dict[Path, int] = {}
+        self._lock = threading.RLock()  # the runner's output pump shares it with the main loop
         for name in env_names:
             self.add_env(name)
 
@@ -127,9 +129,10 @@ class Redactor:
             self.add_from_text(value)
 
     def add(self, value: str, source: str) -> None:
-        if value and value not in self.sources:
-            self.sources[value] = source
-            self._pattern = None
+        with self._lock:
+            if value and value not in self.sources:
+                self.sources[value] = source
+                self._stale = True
 
     def add_from_text(self, text: str) -> None:
         for secret in url_secrets(text):
@@ -176,21 +179,21 @@ class Redactor:
 
     # --------------------------------------------------------------- redacting
 
-    def _compiled(self) -> re.Pattern[str] | None:
-        if self._pattern is None and self.sources:
-            needles: set[str] = set()
-            for value in self.sources:
-                needles |= variants(value)
-            self._needles = sorted(needles, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(n) for n in self._needles))
-        return self._pattern
+    def _compiled(self) -> list[str]:
+        """Every form of every secret, longest first (rebuilt when a secret was added)."""
+        with self._lock:
+            if self._stale:
+                needles: set[str] = set()
+                for value in list(self.sources):
+                    needles |= variants(value)
+                self._needles = sorted(needles, key=len, reverse=True)
+                self._stale = False
+            return self._needles
 
     def text(self, text: str) -> str:
         text = mask_urls(text)
-        if self._compiled() is None:
-            return text
         # substring checks first (fast, in C); the regex only over the forms present
-        present = [n for n in self._needles if n in text]
+        present = [n for n in self._compiled() if n in text]
         if not present:
             return text
         return re.compile("|".join(re.escape(n) for n in present)).sub(MASK, text)
@@ -206,14 +209,11 @@ class Redactor:
         return data
 
     def blob(self, blob: bytes, text_like: bool) -> bytes:
-        pattern = self._compiled()
         if text_like:
             return self.text(blob.decode("utf-8", errors="surrogateescape")).encode(
                 "utf-8", errors="surrogateescape"
             )
-        if pattern is None:
-            return blob
-        for needle in self._needles:
+        for needle in self._compiled():
             raw = needle.encode("utf-8")
             blob = blob.replace(raw, b"*" * len(raw))
         return blob
