@@ -192,3 +192,62 @@ def test_head_reads_the_last_line(tmp_path: Path, lines: int) -> None:
         ledger.append(lambda head, n=n: {"seq": n, "pad": "x" * 50})
     assert ledger.head() == ({"seq": lines, "pad": "x" * 50} if lines else None)
     assert len(ledger.entries()) == lines
+
+
+def _interrupted(root: Path, secret_env: str) -> str:
+    """A record whose runner died mid-step (its lock names a finished process)."""
+    run_id, folder = audit.new_record(root, "killed")
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    runlock.acquire(root, run_id)
+    lock = runlock.lock_path(root, run_id)
+    lock.write_text(json.dumps(json.loads(lock.read_text()) | {"pid": int(dead.stdout)}))
+    step = folder / "steps" / "one"
+    step.mkdir(parents=True)
+    (step / "step.log").write_text(f"token {os.environ[secret_env]}\n")
+    data = {
+        "run_id": run_id,
+        "status": "running",
+        "parameters": {"url": "http://u:pw-in-url@h/"},
+        "secrets": [{"env": secret_env, "set": True}],
+        "steps": [{"id": "one", "kind": "notebook"}],
+        "approvals": [],
+    }
+    audit.write_run_json(folder, data)
+    return run_id
+
+
+def test_recover_seals_interrupted_redacted(
+    audit_dir: Path, key_a, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opsbook import execute
+
+    monkeypatch.setenv("KILLED_TOKEN", "tok-3141592653")
+    run_id = _interrupted(audit_dir, "KILLED_TOKEN")
+    assert audit.verify_trail(audit_dir).unledgered == {run_id: "interrupted"}
+    folder, data = execute.recover(run_id, audit_dir)
+    assert data["status"] == "failed" and data["steps"][0]["status"] == "failed"
+    assert data["steps"][0]["error"]["ename"] == "Interrupted"
+    assert data["parameters"]["url"] == "http://u:***@h/"
+    for path in (p for p in folder.rglob("*") if p.is_file()):
+        blob = path.read_bytes()
+        assert b"tok-3141592653" not in blob and b"pw-in-url" not in blob
+    assert audit.verify(audit_dir, require_signed=True) == []
+    assert not runlock.lock_path(audit_dir, run_id).exists()
+    with pytest.raises(ConfigError, match="already sealed"):
+        execute.recover(run_id, audit_dir)
+
+
+def test_recover_refuses_a_running_record(audit_dir: Path) -> None:
+    from opsbook import execute
+
+    run_id, folder = audit.new_record(audit_dir, "alive")
+    audit.write_run_json(folder, {"run_id": run_id, "status": "running"})
+    runlock.acquire(audit_dir, run_id)  # this very process: alive
+    with pytest.raises(ConfigError, match="still running"):
+        execute.recover(run_id, audit_dir)
+    assert audit.read_ledger(audit_dir) == []
