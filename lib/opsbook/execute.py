@@ -192,6 +192,19 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def _sigterm_deferred() -> Iterator[None]:
+    """Hold SIGTERM back while the record is sealed; it is delivered right after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
 def check(loaded: LoadedRunbook) -> None:
     problems = validate(loaded)
     if problems:
@@ -581,6 +594,10 @@ class _Run:
     # -------------------------------------------------------------------- finish
 
     def _finish(self, status: str, exit_code: int, duration: float) -> None:
+        with _sigterm_deferred():  # a SIGTERM now would leave a half-sealed record
+            self._seal(status, exit_code, duration)
+
+    def _seal(self, status: str, exit_code: int, duration: float) -> None:
         self.data.update(
             status=status,
             exit_code=exit_code,
