@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from opsbook import audit, runlock
+from opsbook import audit
 
 
 def seal_one(root: Path, status: str = "succeeded", **fields: object) -> str:
     run_id, folder = audit.new_record(root, "unit")
-    runlock.acquire(root, run_id)
     (folder / "out.txt").write_text(f"result of {run_id}\n")
     data = {"run_id": run_id, "status": status, "user": "alice@host", **fields}
     audit.seal_record(root, folder, data)

@@ -147,8 +147,7 @@ def test_planted_and_running_and_interrupted_folders(audit_dir: Path) -> None:
     planted = audit_dir / "20990101T000000Z-planted-000000"
     planted.mkdir()
     (planted / "run.json").write_text(json.dumps({"run_id": planted.name, "status": "running"}))
-    running_id, _ = audit.new_record(audit_dir, "running")
-    runlock.acquire(audit_dir, running_id)  # this process: alive
+    running_id, _ = audit.new_record(audit_dir, "running")  # holds its lock: this process
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,

@@ -96,8 +96,13 @@ def canonical(data: Any) -> str:
 # ----------------------------------------------------------------------- new records
 
 
-def new_record(root: Path, runbook_name: str) -> tuple[str, Path]:
-    """Create a fresh, uniquely named record folder and return ``(run_id, path)``."""
+def new_record(root: Path, runbook_name: str, *, lock: bool = True) -> tuple[str, Path]:
+    """Create a fresh, uniquely named record folder and return ``(run_id, path)``.
+
+    With ``lock`` (the default) this process holds the record's run lock until
+    :func:`seal_record` releases it, so ``verify`` reports it as running while this
+    process lives and as interrupted if it dies before sealing.
+    """
     root.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in runbook_name)[:60]
@@ -108,6 +113,8 @@ def new_record(root: Path, runbook_name: str) -> tuple[str, Path]:
             path.mkdir()  # exclusive: never reuse a folder
         except FileExistsError:
             continue
+        if lock:
+            runlock.acquire(root, run_id)
         return run_id, path
     raise AuditError(f"could not create a unique record folder under {root}")
 

@@ -248,8 +248,7 @@ class _Run:
         self.secret_env = [s.env for s in self.rb.secrets]
         self.redactor = Redactor(self.secret_env)
         self.redactor.add_from_data(params)
-        self.run_id, self.folder = audit.new_record(self.root, self.rb.name)
-        runlock.acquire(self.root, self.run_id)
+        self.run_id, self.folder = audit.new_record(self.root, self.rb.name)  # and its lock
         work_root = options.work_root or Path(os.environ.get("OPSBOOK_WORK_DIR", "work"))
         self.work_dir = (
             Path(previous["work_dir"]) if previous else (work_root / self.run_id).resolve()
