@@ -38,6 +38,12 @@ def logs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Loc
     counter = [(10, 5), (20, 10), (30, 15), (40, 2), (50, 7)]
     store.add_lines({"app": "c"}, [(ns(t), f"n={v}") for t, v in counter])
     store.add_lines({"app": "dup"}, [(ns(1), "level=info level=error a-b=1 a_b=2 msg=x")])
+    jd = [
+        '{"level": "info", "level": "error", "n": 1}',
+        '{"a_b": "x", "a": {"b": "y"}, "level": "info"}',
+        '{"level": "warn", "msg": "{\\"level\\": \\"x\\"}", "n": 2.50, "n": 3}',
+    ]
+    store.add_lines({"app": "jd"}, [(ns(i + 1), line) for i, line in enumerate(jd)])
     for app, count in (("a", 3), ("b", 1), ("d", 2)):
         store.add_lines({"app": app, "group": "g"}, [(ns(i + 1), "x") for i in range(count)])
     return store
@@ -256,3 +262,45 @@ def test_logfmt_repeated_key_first_one_wins(
 def test_logfmt_repeated_key_in_metric_queries(logs: LocalLogs) -> None:
     query = 'sum by (level) (count_over_time({app="dup"} | logfmt [1m]))'
     assert vec(logs, query) == [({"level": "info"}, "1")]
+
+
+JSON_DUP_TABLE = [
+    ('{app="jd"} | json | n="1"', [{"app": "jd", "level": "info", "n": "1"}]),
+    ('{app="jd"} | json | a_b!=""', [{"app": "jd", "a_b": "x", "level": "info"}]),
+    (
+        '{app="jd"} | json | level="warn"',
+        [{"app": "jd", "level": "warn", "msg": '{"level": "x"}', "n": "2.50"}],
+    ),
+    (
+        '{app="jd"} | json lv="level", n="n" | lv!="info"',
+        [{"app": "jd", "lv": "warn", "n": "2.50"}],
+    ),
+]
+
+
+@pytest.mark.parametrize(("query", "expected"), JSON_DUP_TABLE)
+def test_json_repeated_key_first_one_wins(logs: LocalLogs, query: str, expected: list) -> None:
+    data = logs.query_range(query, ns(0), ns(60), limit=10)
+    assert [s["stream"] for s in data["result"]] == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (
+            'sum by (level) (count_over_time({app="jd"} | json [1m]))',
+            [({"level": "info"}, "2"), ({"level": "warn"}, "1")],
+        ),
+        (
+            'sum by (level) (count_over_time({app="jd"} | json | n > 0 [1m]))',
+            [({"level": "info"}, "1"), ({"level": "warn"}, "1")],
+        ),
+        ('sum(sum_over_time({app="jd"} | json | unwrap n [1m]))', [({}, "3.5")]),
+        (
+            'sum by (a_b) (count_over_time({app="jd"} | json [1m]))',
+            [({}, "2"), ({"a_b": "x"}, "1")],
+        ),
+    ],
+)
+def test_json_repeated_key_in_metric_queries(logs: LocalLogs, query: str, expected: list) -> None:
+    assert vec(logs, query) == expected

@@ -111,3 +111,25 @@ def test_invalid_timestamp_names_file_and_line_through_the_cli(tmp_path: Path) -
     result = CliRunner().invoke(cli, ["backtest", str(rules), "--logs", str(path)])
     assert result.exit_code != 0
     assert f"{path}:3: invalid timestamp" in result.output
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["columnar", "general"])
+def test_deeply_nested_json_line_is_a_parser_error_not_a_crash(
+    fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opsbook.loki.logql import columnar
+
+    monkeypatch.setattr(columnar, "FAST_PATH", fast)
+    deep = '{"a":' * 990 + "1" + "}" * 990
+    store = LocalLogs([])
+    store.add_lines({"app": "x"}, [(T - 3 * S, deep), (T - 2 * S, '{"a": "5"}')])
+    query = 'sum by (a) (count_over_time({app="x"} | json | __error__="" [1m]))'
+    assert [(r["metric"], r["value"][1]) for r in store.query(query, time=T)["result"]] == [
+        ({"a": "5"}, "1")
+    ]
+    data = store.query_range('{app="x"} | json | __error__!=""', T - 10 * S, T)
+    ((stream, (ts, _line)),) = [(s["stream"], v) for s in data["result"] for v in s["values"]]
+    assert (
+        stream["__error__"] == "JSONParserErr"
+        and "nested too deeply" in stream["__error_details__"]
+    )

@@ -345,3 +345,13 @@ def test_entries_differing_only_in_metadata_are_both_kept() -> None:
         (("app", "a"), ("k", "1")): "1",
         (("app", "a"), ("k", "2")): "1",
     }
+
+
+def test_json_expression_with_a_missing_path_keeps_existing_labels() -> None:
+    store = LocalLogs([])
+    store.add_lines({"app": "a"}, [(ns(1), '{"x": "1", "n": null}', {"trace_id": "t1"})])
+    data = store.query_range(
+        '{app="a"} | json trace_id="nope", x="x", n="n", app="missing"', ns(0), ns(60)
+    )
+    # a missing path leaves the metadata and stream labels as they were; null is empty
+    assert [s["stream"] for s in data["result"]] == [{"app": "a", "trace_id": "t1", "x": "1"}]

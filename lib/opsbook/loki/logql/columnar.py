@@ -60,6 +60,7 @@ from opsbook.loki.logql.pipeline import (
     line_filter_predicate,
     parse_json_object,
     parser_stage,
+    repeats_keys,
     sanitize_key,
 )
 from opsbook.loki.logql.regex import compile_re2
@@ -591,7 +592,11 @@ def _orjson_fill(
             if last_keys not in plans:
                 plans[last_keys] = _direct_plan(tuple(obj), base, names, exact, prefixes, floats)
             plan = plans[last_keys]
-        if plan is not None and not (plan.risky and _needs_stage(obj, plan.risky)):
+        if (
+            plan is not None
+            and not (plan.risky and _needs_stage(obj, plan.risky))
+            and not repeats_keys(line, obj)  # a repeated key: the stage keeps the first
+        ):
             for key, target, as_float in plan.entries:
                 value = obj[key]
                 kind = type(value)
@@ -618,6 +623,9 @@ def _orjson_fill(
             continue
         entry = Entry(0, line, {}, base)
         reference(entry)
+        if ERROR in entry.labels:  # nested beyond what the stage can read
+            errors[pos] = entry.labels.get(ERROR_DETAILS, "")
+            continue
         for name, text in entry.labels.items():
             texts[name][0].append(pos)
             texts[name][1].append(text)

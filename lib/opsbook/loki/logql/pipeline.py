@@ -266,8 +266,46 @@ class RawNumber:
         self.text = text
 
 
+def _first_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object keeping the first of a repeated key (Loki's json parser: first wins)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key not in out:
+            out[key] = value
+    return out
+
+
 def _loads_exact(line: str) -> Any:
-    return json.loads(line, parse_float=RawNumber, parse_int=RawNumber)
+    """The document with numbers as written and the first of any repeated key."""
+    return json.loads(
+        line, parse_float=RawNumber, parse_int=RawNumber, object_pairs_hook=_first_pairs
+    )
+
+
+def _key_count(obj: Any) -> int:
+    """Keys of every object in a parsed document (nested ones and those in arrays too)."""
+    count = 0
+    stack = [obj]
+    while stack:
+        node = stack.pop()
+        if type(node) is dict:
+            count += len(node)
+            node = node.values()
+        for value in node:
+            kind = type(value)
+            if kind is dict or kind is list:
+                stack.append(value)
+    return count
+
+
+def repeats_keys(line: str, obj: dict[str, Any]) -> bool:
+    """Whether an object of ``line`` may hold a key twice (orjson keeps the last one,
+    Loki the first). Every key is written as a string followed by ``:`` (or `` :``); more
+    such marks than keys in ``obj`` means a repeated key, or a string holding ``":`` (then
+    the exact parse, :func:`_loads_exact`, decides at a small cost). A repeated key written
+    with a tab or a newline (or two blanks) before its colon is not noticed."""
+    marks = line.count('":') + line.count('" :')
+    return marks > len(obj) and marks > _key_count(obj)
 
 
 def _flatten(obj: dict[str, Any], prefix: str, out: list[tuple[str, str]]) -> None:
@@ -301,11 +339,17 @@ def json_labels(line: str) -> list[tuple[str, str]] | str:
     obj = parse_json_object(line)
     if isinstance(obj, str):
         return obj
-    if _has_float(obj):
-        obj = _loads_exact(line)
     out: list[tuple[str, str]] = []
-    _flatten(obj, "", out)
+    try:
+        if _has_float(obj) or repeats_keys(line, obj):
+            obj = _loads_exact(line)
+        _flatten(obj, "", out)
+    except RecursionError:
+        return TOO_DEEP
     return out
+
+
+TOO_DEEP = "objects nested too deeply for this engine (about 900 levels or more)"
 
 
 def _has_float(obj: dict[str, Any]) -> bool:
@@ -328,7 +372,11 @@ def _json_stage(stage: ast.JsonStage, hints: Hints | None = None) -> StageFn:
             return True
         labels = entry.labels
         base = entry.base
+        done: set[str] = set()
         for name, value in result:
+            if name in done:
+                continue  # a label written twice in the line: the first one wins, as in Loki
+            done.add(name)
             labels[name + "_extracted" if name in base else name] = value
         return True
 
@@ -354,13 +402,22 @@ def hinted_json_stage(hints: Hints) -> StageFn:
     prefixes = tuple(n + "_" for n in names)
 
     def run(entry: Entry) -> bool:
+        try:
+            return extract(entry)
+        except RecursionError:
+            entry.set_error(JSON_ERR, TOO_DEEP)
+            return True
+
+    def extract(entry: Entry) -> bool:
         obj = parse_json_object(entry.line)
         if isinstance(obj, str):
             entry.set_error(JSON_ERR, obj)
             return True
-        labels = entry.labels
         base = entry.base
         exact_doc: Any = None
+        if repeats_keys(entry.line, obj):
+            obj = exact_doc = _loads_exact(entry.line)  # the first of a repeated key
+        out: dict[str, str] = {}  # name -> text; the first label of a name wins
         for key, value in obj.items():
             name = key if key.isascii() and key.isidentifier() else sanitize_key(key)
             if isinstance(value, dict):
@@ -368,15 +425,12 @@ def hinted_json_stage(hints: Hints) -> StageFn:
                     found: list[tuple[str, str]] = []
                     _flatten(_loads_exact(entry.line)[key], name, found)
                     for flat, text in found:
-                        target = flat + "_extracted" if flat in base else flat
-                        if target in names:
-                            labels[target] = text
+                        out.setdefault(flat, text)
                 continue
-            target = name + "_extracted" if name in base else name
-            if target not in names:
+            if name in out or (name + "_extracted" if name in base else name) not in names:
                 continue
             if isinstance(value, float):
-                if target in exact:
+                if (name + "_extracted" if name in base else name) in exact:
                     if exact_doc is None:
                         exact_doc = _loads_exact(entry.line)
                     text = _json_value(exact_doc[key])
@@ -385,6 +439,11 @@ def hinted_json_stage(hints: Hints) -> StageFn:
             else:
                 text = _json_value(value)
             if text is not None:
+                out[name] = text
+        labels = entry.labels
+        for name, text in out.items():
+            target = name + "_extracted" if name in base else name
+            if target in names:
                 labels[target] = text
         return True
 
@@ -439,25 +498,33 @@ def _json_expr_stage(exprs: tuple[tuple[str, str], ...]) -> StageFn:
             return True
         try:
             doc = _loads_exact(line)
+            values = [(name, _walk(doc, path)) for name, path in paths]
         except ValueError as exc:
             entry.set_error(JSON_ERR, str(exc))
             return True
-        for name, path in paths:
-            value = _walk(doc, path)
-            entry.labels[_target(entry, name)] = value
+        except RecursionError:
+            entry.set_error(JSON_ERR, TOO_DEEP)
+            return True
+        labels = entry.labels
+        for name, value in values:
+            if value is not None:
+                labels[_target(entry, name)] = value
+            elif name not in labels:  # a missing path: an empty label, unless one exists
+                labels[name] = ""
         return True
 
     return run
 
 
-def _walk(doc: Any, path: list[str | int]) -> str:
+def _walk(doc: Any, path: list[str | int]) -> str | None:
+    """Text of ``path`` in the document; None when the path does not exist."""
     node = doc
     for step in path:
         if isinstance(step, int):
             if not isinstance(node, list) or step >= len(node):
-                return ""
+                return None
         elif not isinstance(node, dict) or step not in node:
-            return ""
+            return None
         node = node[step]  # type: ignore[index]
     if node is None:
         return ""
