@@ -15,7 +15,7 @@ from opsbook.migrate.exact import TopK
 from opsbook.migrate.ids import point_id
 from opsbook.migrate.source import open_source
 from opsbook.migrate.target import open_target
-from opsbook.migrate.verify import sample_ids, search_sample, verify_collection
+from opsbook.migrate.verify import sample_ids, search_sample
 
 
 def random_store(
@@ -83,7 +83,6 @@ def staged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
 def _verify(store: Path, root: Path, staging: str, corrupt: str) -> object:
     source = open_source(str(store), work_dir=str(root))
     try:
-        info = source.info("docs")
         which = ["missing", "vector"].index(corrupt)  # a different victim per test
         victim = point_id(sample_ids(source.all_ids("docs"), 50)[which])  # its query's nearest
         with open_target("local", root / "qdrant") as target:
@@ -92,9 +91,18 @@ def _verify(store: Path, root: Path, staging: str, corrupt: str) -> object:
             else:
                 vec, payload = target.retrieve(staging, [victim])[victim]
                 target.upsert(staging, [victim], -vec[None, :], [payload])
-            return verify_collection(source, target, info, staging, n_queries=50)
     finally:
         source.close()
+    again = migrate(
+        chroma_path=str(store),
+        work_dir=str(root),
+        dry_run=False,
+        backup=False,
+        cutover=False,
+        resume=True,
+        sample_queries=50,
+    )
+    return again.collections[0].report
 
 
 @pytest.mark.parametrize("corrupt", ["missing", "vector"])

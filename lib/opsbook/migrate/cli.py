@@ -115,6 +115,18 @@ def plan_cmd(**kw: Any) -> None:
     help="queries checked against exact search per collection (0 = not measured)",
 )
 @click.option(
+    "--upload-workers",
+    default=1,
+    show_default=True,
+    help="parallel upserts for a server target (embedded targets write serially)",
+)
+@click.option(
+    "--read-page",
+    default=2000,
+    show_default=True,
+    help="records per source read (independent of the write batch)",
+)
+@click.option(
     "--allow-unverified-search",
     is_flag=True,
     help="cut over even with --sample-queries 0",

@@ -24,12 +24,15 @@ from opsbook.errors import ConfigError
 from opsbook.migrate import checkpoint as ckpt
 from opsbook.migrate import cutover as co
 from opsbook.migrate.backup import backup_directory, export_collections
-from opsbook.migrate.errors import ValidationFailed
+from opsbook.migrate.errors import CheckpointMismatch, ValidationFailed
+from opsbook.migrate.exact import TopK
+from opsbook.migrate.hashes import HashStore, store_path
 from opsbook.migrate.pipeline import BatchStat, write_collection
+from opsbook.migrate.searchcheck import load_truth, save_truth
 from opsbook.migrate.source import ChromaSource, CollectionInfo, check_chroma_dir, open_source
 from opsbook.migrate.target import KINDS, Target, open_target
 from opsbook.migrate.validate import Findings, check_batch
-from opsbook.migrate.verify import VerifyReport, verify_collection
+from opsbook.migrate.verify import VerifyReport, search_sample, verify_collection
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
@@ -59,6 +62,8 @@ class MigrationConfig:
     recall_threshold: float = 0.99  # index quality (ANN recall@10): warns, never blocks
     sample_queries: int = 1000  # queries checked against exact search; 0 = not measured
     allow_unverified_search: bool = False  # cut over even though sample_queries=0
+    read_page: int = 2000  # records per source read (independent of batch_size)
+    upload_workers: int = 1  # parallel upserts (server targets; embedded ones write serially)
     backup_dir: str = ""
     work_dir: str = ""
     progress: bool = False
@@ -70,6 +75,10 @@ class MigrationConfig:
             self.collections = [self.collections] if self.collections else None
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        for knob in ("read_page", "upload_workers"):
+            value = getattr(self, knob)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{knob} must be a positive integer, got {value!r}")
         if not isinstance(self.sample_queries, int) or self.sample_queries < 0:
             raise ConfigError(
                 f"sample_queries must be an integer >= 0, got {self.sample_queries!r}",
@@ -187,6 +196,9 @@ class CollectionResult:
     batches: list[BatchStat]
     write_s: float
     report: VerifyReport | None
+    checkpoint: ckpt.Checkpoint | None = None
+    truth: TopK | None = None
+    chroma: list[list[tuple[str, float]]] | None = None
 
 
 @dataclass
@@ -281,9 +293,7 @@ class MigrationResult:
                     "exact_search": _search_cell(r),
                     "chroma_recall@10": _recall_cell(r, "chroma"),
                     "target_recall@10": _recall_cell(r, "target"),
-                    "max_vector_diff": float(r.vector_diffs.max())
-                    if r and len(r.vector_diffs)
-                    else None,
+                    "identical_records": r.identical if r else None,
                     "resumed_from": c.resumed_from,
                     "write_s": round(c.write_s, 2),
                     "verified": "PASS" if r and r.ok else "FAIL",
@@ -380,23 +390,33 @@ def plan(config: MigrationConfig | None = None, **kwargs: Any) -> Plan:
 
 
 def _staging_checkpoint(
-    cfg: MigrationConfig, source: ChromaSource, target: Target, info: CollectionInfo, tag: str
+    cfg: MigrationConfig,
+    source: ChromaSource,
+    target: Target,
+    info: CollectionInfo,
+    tag: str,
+    source_ids: list[str],
 ) -> ckpt.Checkpoint:
     alias = cfg.alias(info.name)
     path = ckpt.checkpoint_path(
         Path(cfg.work_dir), source.identity, info.name, target.identity, alias
     )
-    digest = ckpt.ids_digest(source.all_ids(info.name))
+    digest = ckpt.ids_digest(source_ids)
     old = ckpt.load(path)
     if old is not None and cfg.resume and target.exists(old.staging):
         old.check_source(info.count, digest)
+        if old.next_offset and not _hashes_path(old).exists():
+            raise CheckpointMismatch(
+                f"the checkpoint of {info.name!r} keeps no record hashes (written by an older "
+                "opsbook), so the records written before cannot be verified",
+                hint="run again with resume=False to start a fresh staging collection",
+            )
         return old
-    if (
-        old is not None
-        and old.staging not in target.aliases().values()
-        and target.exists(old.staging)
-    ):
-        target.delete_collection(old.staging)  # an unfinished or superseded staging copy
+    if old is not None:
+        if old.staging not in target.aliases().values() and target.exists(old.staging):
+            target.delete_collection(old.staging)  # an unfinished or superseded staging copy
+        _hashes_path(old).unlink(missing_ok=True)
+        _truth_path(old).unlink(missing_ok=True)
     new = ckpt.Checkpoint(
         path,
         source.identity,
@@ -412,12 +432,44 @@ def _staging_checkpoint(
     return new
 
 
+def _hashes_path(cp: ckpt.Checkpoint) -> Path:
+    return store_path(cp.path, cp.staging)
+
+
+def _truth_path(cp: ckpt.Checkpoint) -> Path:
+    return cp.path.with_name(f"{cp.path.stem}.{cp.staging}.truth.npz")
+
+
 def _progress(cfg: MigrationConfig, total: int) -> Any:
     if not cfg.progress:
         return None
     from tqdm import tqdm  # plain text: renders the same in a kernel, a log and HTML
 
     return tqdm(total=total, unit="rec", desc="migrate", mininterval=1.0, smoothing=0.1)
+
+
+def _start_truth(
+    cfg: MigrationConfig, source: ChromaSource, info: CollectionInfo, source_ids: list[str]
+) -> tuple[TopK, list[list[tuple[str, float]]] | None]:
+    """Sampled queries, an empty exact top-k for them, and Chroma's (HNSW) answers."""
+    queries = search_sample(source, info, source_ids, cfg.sample_queries)
+    truth = TopK(queries, info.distance, 10)
+    chroma = source.query(info.name, queries, 10) if len(queries) else None
+    return truth, chroma
+
+
+def _catch_up_truth(
+    cfg: MigrationConfig, source: ChromaSource, info: CollectionInfo, truth: TopK, stop: int
+) -> None:
+    """Feed the truth the records written by an earlier, interrupted run (source [0, stop))."""
+    if len(truth.queries) == 0:
+        return
+    for page in source.batches(info.name, cfg.read_page):
+        keep = min(len(page), stop - page.offset)
+        if keep <= 0:
+            return
+        if page.vectors is not None and page.vectors.size:
+            truth.add(page.ids[:keep], page.vectors[:keep])
 
 
 def _migrate_collection(
@@ -428,13 +480,21 @@ def _migrate_collection(
     bar: Any,
     tag: str,
 ) -> CollectionResult:
-    cp = _staging_checkpoint(cfg, source, target, info, tag)
+    source_ids = source.all_ids(info.name)
+    cp = _staging_checkpoint(cfg, source, target, info, tag, source_ids)
     resumed_from = cp.next_offset
     if bar is not None:
         bar.update(resumed_from)
     t0 = time.perf_counter()
     stats: list[BatchStat] = []
+    saved = load_truth(_truth_path(cp), info.distance, cfg.sample_queries) if cp.done else None
+    if saved is not None:
+        truth, chroma = saved
+    else:
+        truth, chroma = _start_truth(cfg, source, info, source_ids)
+        _catch_up_truth(cfg, source, info, truth, cp.next_offset)
     if not cp.done:
+        hashes = HashStore(_hashes_path(cp))
         try:
             stats = write_collection(
                 source,
@@ -442,17 +502,56 @@ def _migrate_collection(
                 info,
                 cp,
                 cfg.batch_size,
+                hashes,
+                truth,
                 on_batch=(lambda s: bar.update(s.records)) if bar else None,
+                read_page=cfg.read_page,
+                workers=cfg.upload_workers if target.kind == "server" else 1,
             )
         except ValidationFailed:
+            hashes.close()
             target.delete_collection(cp.staging)  # never leave a half-written staging copy
+            _hashes_path(cp).unlink(missing_ok=True)
             cp.path.unlink(missing_ok=True)
             raise
+        finally:
+            hashes.close()
     elif bar is not None:
         bar.update(info.count - resumed_from)
+    if saved is None:
+        save_truth(_truth_path(cp), truth, chroma)
     return CollectionResult(
-        info, cp.target_collection, cp.staging, resumed_from, stats, time.perf_counter() - t0, None
+        info,
+        cp.target_collection,
+        cp.staging,
+        resumed_from,
+        stats,
+        time.perf_counter() - t0,
+        None,
+        cp,
+        truth,
+        chroma,
     )
+
+
+def _verify(cfg: MigrationConfig, target: Target, r: CollectionResult) -> VerifyReport:
+    """Verify one written collection against its stored digests and exact truth."""
+    assert r.checkpoint is not None and r.truth is not None
+    hashes = HashStore(_hashes_path(r.checkpoint))
+    try:
+        return verify_collection(
+            target,
+            r.info,
+            r.staging,
+            hashes,
+            r.truth,
+            r.chroma,
+            source_count=r.checkpoint.total,
+            recall_threshold=cfg.recall_threshold,
+            max_listed=cfg.max_listed,
+        )
+    finally:
+        hashes.close()
 
 
 def _check_target(cfg: MigrationConfig, target: Target, infos: list[CollectionInfo]) -> None:
@@ -506,15 +605,7 @@ def migrate(config: MigrationConfig | None = None, **kwargs: Any) -> MigrationRe
         if cfg.verify:
             target.reopen()  # verify what was persisted, not what a cache holds
             for r in results:
-                r.report = verify_collection(
-                    source,
-                    target,
-                    r.info,
-                    r.staging,
-                    n_queries=cfg.sample_queries,
-                    recall_threshold=cfg.recall_threshold,
-                    max_listed=cfg.max_listed,
-                )
+                r.report = _verify(cfg, target, r)
         verify_s = time.perf_counter() - t0
         result = MigrationResult(cfg, results, 0.0, write_s, verify_s, backup_path, backup_s)
         result.skipped = skipped

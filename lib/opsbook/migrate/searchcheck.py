@@ -15,6 +15,7 @@ then needs ``allow_unverified_search=True``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -129,3 +130,48 @@ def check(
                 a = answers[q]
                 sink.append(recall(want, truth.dist[q], [p for p, _ in a], [d for _, d in a], tol))
     return report
+
+
+def save_truth(path: Path, truth: TopK, chroma: list[list[tuple[str, float]]] | None) -> None:
+    """Keep the exact top-k (and Chroma's answers) of a finished collection, atomically, so a
+    later re-verification (the runbook's cutover step) needs no pass over the source."""
+    k = truth.k
+    cids = np.full((len(truth.queries), k), "", dtype=object)
+    cdist = np.full((len(truth.queries), k), np.nan)
+    for q, answer in enumerate(chroma or []):
+        for r, (cid, d) in enumerate(answer[:k]):
+            cids[q, r], cdist[q, r] = cid, d
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(
+        tmp,
+        queries=truth.queries,
+        ids=truth.ids.astype(str),
+        dist=truth.dist,
+        meta=np.array([truth.k, truth.seen, truth.max_norm, chroma is not None]),
+        chroma_ids=cids.astype(str),
+        chroma_dist=cdist,
+    )
+    tmp.replace(path)
+
+
+def load_truth(
+    path: Path, distance: str, n_queries: int
+) -> tuple[TopK, list[list[tuple[str, float]]] | None] | None:
+    """The saved truth, or None when absent or made for another number of queries."""
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        if len(data["queries"]) != min(n_queries, int(data["meta"][1]) or n_queries):
+            return None
+        k, seen, max_norm, has_chroma = data["meta"]
+        truth = TopK(data["queries"], distance, int(k))
+        truth.ids = data["ids"].astype(object)
+        truth.dist = data["dist"]
+        truth.seen, truth.max_norm = int(seen), float(max_norm)
+        chroma = None
+        if has_chroma:
+            chroma = [
+                [(str(c), float(d)) for c, d in zip(ci, di, strict=True) if c != ""]
+                for ci, di in zip(data["chroma_ids"], data["chroma_dist"], strict=True)
+            ]
+    return truth, chroma

@@ -74,6 +74,12 @@ class Target(ABC):
         """Pages of (point id, payload chroma_id) over the whole collection."""
 
     @abstractmethod
+    def scroll_records(
+        self, name: str, page: int = 2000
+    ) -> Iterator[list[tuple[str, np.ndarray, dict]]]:
+        """Pages of (point id, float32 vector, payload) over the whole collection."""
+
+    @abstractmethod
     def search(
         self, name: str, queries: np.ndarray, k: int, exact: bool = True
     ) -> list[list[tuple[str, float]]]:
@@ -180,6 +186,22 @@ class QdrantClientTarget(Target):
             )
             if points:
                 yield [(str(p.id), (p.payload or {}).get(ID_KEY)) for p in points]
+            if offset is None:
+                return
+
+    def scroll_records(
+        self, name: str, page: int = 2000
+    ) -> Iterator[list[tuple[str, np.ndarray, dict]]]:
+        offset = None
+        while True:
+            points, offset = self.client.scroll(
+                name, limit=page, offset=offset, with_payload=True, with_vectors=True
+            )
+            if points:
+                yield [
+                    (str(p.id), np.asarray(p.vector, dtype=np.float32), p.payload or {})
+                    for p in points
+                ]
             if offset is None:
                 return
 
@@ -331,6 +353,23 @@ class EdgeTarget(Target):
             points, offset = shard.scroll(req)
             if points:
                 yield [(str(p.id), (p.payload or {}).get(ID_KEY)) for p in points]
+            if offset is None:
+                return
+
+    def scroll_records(
+        self, name: str, page: int = 2000
+    ) -> Iterator[list[tuple[str, np.ndarray, dict]]]:
+        shard, offset = self._shard(name), None
+        while True:
+            req = self.qe.ScrollRequest(
+                offset=offset, limit=page, with_payload=True, with_vector=True
+            )
+            points, offset = shard.scroll(req)
+            if points:
+                yield [
+                    (str(p.id), np.asarray(p.vector, dtype=np.float32), p.payload or {})
+                    for p in points
+                ]
             if offset is None:
                 return
 

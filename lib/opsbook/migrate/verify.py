@@ -1,15 +1,18 @@
-"""Prove a staging collection holds exactly the source: every check, every record.
+"""Prove a staging collection holds exactly the source, reading only the target.
 
-* counts: exact count equals the source count;
-* id sets: every source id is present exactly once under its deterministic point id,
-  and the target holds nothing else;
-* vectors: equal within ``tolerance`` after float32 (source normalised for Cosine,
-  since Qdrant normalises on write);
-* payloads: chroma_id, document and metadata equal with exact types;
-* search: for sampled queries, the target's exact top-10 equals the exact top-10 computed
-  with numpy over the source vectors (ties at the 10th distance allowed); Chroma's and the
-  target's ANN recall@10 against the same truth are reported, never gated on
-  (:mod:`opsbook.migrate.searchcheck`).
+The write pass stored every record's content digests (:mod:`opsbook.migrate.hashes`) and
+computed the exact top-10 of the sampled queries over the source vectors
+(:class:`opsbook.migrate.exact.TopK`). Verification scrolls the target once and checks:
+
+* counts: the exact count equals the source count;
+* id sets: every source record is present under its deterministic point id (``missing``),
+  nothing else is (``extra``; a foreign point carrying a source id is a ``duplicate``);
+* vectors: the float32 bytes equal those written (unit length for Cosine: Qdrant keeps a
+  vector of unit length unchanged, so a server holds these exact bytes too);
+* payloads: chroma_id (``payload``), document and metadata with exact types;
+* search: for the sampled queries the target's exact search returns the exact top-10
+  (ties at the 10th distance allowed); Chroma's and the target's ANN recall@10 against
+  the same truth are reported, never gated on (:mod:`opsbook.migrate.searchcheck`).
 
 Every mismatch is counted by kind; the first ``max_listed`` are kept as examples.
 """
@@ -23,11 +26,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from opsbook.migrate import searchcheck
-from opsbook.migrate.exact import TopK, unit_rows
-from opsbook.migrate.ids import point_id, point_ids
-from opsbook.migrate.payload import build_payload, payload_diff
+from opsbook.migrate.exact import TopK
+from opsbook.migrate.hashes import HashStore, canonical, digest, vector_digest
+from opsbook.migrate.ids import point_id
+from opsbook.migrate.payload import DOCUMENT_KEY, ID_KEY, METADATA_KEY
 from opsbook.migrate.searchcheck import SearchReport
-from opsbook.migrate.source import Batch, ChromaSource, CollectionInfo
+from opsbook.migrate.source import ChromaSource, CollectionInfo
 from opsbook.migrate.target import Target
 
 MISMATCH_KINDS = (
@@ -41,6 +45,7 @@ MISMATCH_KINDS = (
     "metadata",
     "search",
 )
+_PAYLOAD_KEYS = {ID_KEY, DOCUMENT_KEY, METADATA_KEY}
 
 
 @dataclass
@@ -51,9 +56,9 @@ class VerifyReport:
     staging: str
     source_count: int
     target_count: int = 0
+    records_checked: int = 0
     mismatches: Counter = field(default_factory=Counter)
     examples: list[dict] = field(default_factory=list)
-    vector_diffs: np.ndarray = field(default_factory=lambda: np.zeros(0))
     search: SearchReport = field(default_factory=SearchReport)
     duration_s: float = 0.0
     max_listed: int = 20
@@ -66,50 +71,14 @@ class VerifyReport:
             )
 
     @property
+    def identical(self) -> int:
+        """Records whose every digest matched."""
+        wrong = sum(self.mismatches[k] for k in ("vector", "payload", "document", "metadata"))
+        return max(self.records_checked - wrong, 0)
+
+    @property
     def ok(self) -> bool:
         return sum(self.mismatches.values()) == 0
-
-
-def expected_vectors(batch: Batch, distance: str) -> np.ndarray:
-    """What the target should hold for a batch: float32, unit length for Cosine."""
-    return unit_rows(batch.vectors, distance)
-
-
-def _check_page(
-    report: VerifyReport, batch: Batch, target: Target, info: CollectionInfo, tolerance: float
-) -> np.ndarray:
-    pids = point_ids(batch.ids)
-    found = target.retrieve(report.staging, pids)
-    expected = expected_vectors(batch, info.distance)
-    diffs = np.full(len(pids), np.nan)
-    for i, (cid, pid) in enumerate(zip(batch.ids, pids, strict=True)):
-        if pid not in found:
-            report.add("missing", cid)
-            continue
-        vector, payload = found[pid]
-        if vector.shape != expected[i].shape:
-            report.add("vector", cid, f"shape {vector.shape} vs {expected[i].shape}")
-            continue
-        diffs[i] = float(np.max(np.abs(vector - expected[i]))) if vector.size else 0.0
-        if diffs[i] > tolerance:
-            report.add("vector", cid, f"max abs difference {diffs[i]:.3g}")
-        wrong = payload_diff(build_payload(cid, batch.documents[i], batch.metadatas[i]), payload)
-        if wrong is not None:
-            kind = wrong if wrong in ("document", "metadata") else "payload"
-            report.add(kind, cid, f"{wrong} differs")
-    return diffs[~np.isnan(diffs)]
-
-
-def _check_id_set(report: VerifyReport, target: Target, source_ids: list[str]) -> None:
-    expected = {point_id(i): i for i in source_ids}
-    seen_chroma: set = set()
-    for page in target.scroll_ids(report.staging):
-        for pid, cid in page:
-            if pid not in expected:
-                report.add("extra", cid, f"point {pid} is not from the source")
-            elif cid in seen_chroma:
-                report.add("duplicate", cid)
-            seen_chroma.add(cid)
 
 
 def sample_ids(source_ids: list[str], n: int, seed: int = 0) -> list[str]:
@@ -131,9 +100,43 @@ def search_sample(
     return searchcheck.pick_queries(source.vectors_of(info.name, ids), n, seed)
 
 
+def _check_point(
+    report: VerifyReport, stored: tuple | None, pid: str, vector: np.ndarray, payload: dict
+) -> None:
+    cid = payload.get(ID_KEY)
+    if stored is None:
+        if isinstance(cid, str) and point_id(cid) != pid:
+            report.add("duplicate", cid, f"point {pid} repeats a source id")
+        else:
+            report.add("extra", cid, f"point {pid} is not from the source")
+        return
+    report.records_checked += 1
+    _, chroma_id, vec, doc, meta = stored
+    if vector_digest(vector) != vec:
+        report.add("vector", chroma_id, "vector bytes differ from those written")
+    if cid != chroma_id or set(payload) - _PAYLOAD_KEYS:
+        report.add("payload", chroma_id, f"chroma_id {cid!r} / keys {sorted(payload)}")
+    if digest(canonical(payload.get(DOCUMENT_KEY))) != doc:
+        report.add("document", chroma_id, "document differs")
+    if digest(canonical(payload.get(METADATA_KEY))) != meta:
+        report.add("metadata", chroma_id, "metadata differs (value or type)")
+
+
+def check_records(report: VerifyReport, target: Target, hashes: HashStore, page: int) -> None:
+    """One scroll over the target, every point against its stored digests."""
+    for points in target.scroll_records(report.staging, page):
+        stored = hashes.lookup([pid for pid, _, _ in points])
+        for pid, vector, payload in points:
+            _check_point(report, stored.get(pid), pid, vector, payload)
+    if report.records_checked < report.source_count:
+        present = (pid for ids in target.scroll_ids(report.staging) for pid, _ in ids)
+        for _, chroma_id in hashes.missing(present):
+            report.add("missing", chroma_id)
+
+
 def check_search(
     truth: TopK,
-    source: ChromaSource,
+    chroma: list[list[tuple[str, float]]] | None,
     target: Target,
     info: CollectionInfo,
     staging: str,
@@ -145,13 +148,13 @@ def check_search(
         return SearchReport(recall_threshold=recall_threshold)
     d = info.distance
     exact = searchcheck.from_qdrant(target.search(staging, truth.queries, truth.k), d)
-    chroma = searchcheck.from_chroma(source.query(info.name, truth.queries, truth.k), d)
+    source_ann = searchcheck.from_chroma(chroma, d) if chroma is not None else None
     index = target.ann_index(staging)
     ann = None
     if index is not None:
         ann = searchcheck.from_qdrant(target.search(staging, truth.queries, truth.k, False), d)
     label = index or "none: the target's search is always exact"
-    return searchcheck.check(truth, exact, chroma, ann, label, recall_threshold, max_listed)
+    return searchcheck.check(truth, exact, source_ann, ann, label, recall_threshold, max_listed)
 
 
 def add_search(report: VerifyReport, search: SearchReport) -> None:
@@ -163,37 +166,31 @@ def add_search(report: VerifyReport, search: SearchReport) -> None:
 
 
 def verify_collection(
-    source: ChromaSource,
     target: Target,
     info: CollectionInfo,
     staging: str,
+    hashes: HashStore,
+    truth: TopK,
+    chroma: list[list[tuple[str, float]]] | None = None,
     *,
-    n_queries: int = 1000,
+    source_count: int | None = None,
     recall_threshold: float = 0.99,
-    tolerance: float = 1e-6,
     page: int = 2000,
-    seed: int = 0,
     max_listed: int = 20,
-    k: int = 10,
 ) -> VerifyReport:
-    """Compare the source collection with ``staging`` record by record (see module doc)."""
+    """Compare ``staging`` with the digests and the truth of the write pass (module doc)."""
     t0 = time.perf_counter()
-    report = VerifyReport(info.name, staging, info.count, max_listed=max_listed)
+    expected = info.count if source_count is None else source_count
+    report = VerifyReport(info.name, staging, expected, max_listed=max_listed)
     report.target_count = target.count(staging)
-    source_ids = source.all_ids(info.name)
-    report.source_count = len(source_ids)
-    if report.target_count != report.source_count:
-        report.add("count", None, f"source {report.source_count}, target {report.target_count}")
-    truth = TopK(search_sample(source, info, source_ids, n_queries, seed), info.distance, k)
-    diffs = []
-    for batch in source.batches(info.name, page):
-        diffs.append(_check_page(report, batch, target, info, tolerance))
-        if batch.vectors is not None and len(batch):
-            truth.add(batch.ids, batch.vectors)
-    report.vector_diffs = np.concatenate(diffs) if diffs else np.zeros(0)
-    _check_id_set(report, target, source_ids)
-    add_search(
-        report, check_search(truth, source, target, info, staging, recall_threshold, max_listed)
-    )
+    if report.target_count != expected:
+        report.add("count", None, f"source {expected}, target {report.target_count}")
+    if hashes.count() != expected:
+        report.add(
+            "count", None, f"digests of {hashes.count()} records kept, source has {expected}"
+        )
+    check_records(report, target, hashes, page)
+    search = check_search(truth, chroma, target, info, staging, recall_threshold, max_listed)
+    add_search(report, search)
     report.duration_s = time.perf_counter() - t0
     return report
