@@ -98,16 +98,14 @@ class TopK:
         block = unit_rows(vectors, self.distance)
         self.seen += len(ids)
         self.max_norm = max(self.max_norm, float(np.sqrt(np.max(np.sum(block * block, 1)))))
-        d = np.concatenate([self.dist, distances(self.queries, block, self.distance)], axis=1)
-        every = np.concatenate(
-            [self.ids, np.broadcast_to(np.asarray(ids, dtype=object), (len(d), len(ids)))], axis=1
-        )
-        keep = min(self.k, d.shape[1])
-        part = np.argpartition(d, keep - 1, axis=1)[:, :keep]
-        dpart = np.take_along_axis(d, part, 1)
-        order = np.argsort(dpart, axis=1, kind="stable")
-        self.dist = np.take_along_axis(dpart, order, 1).astype(np.float32)
-        self.ids = np.take_along_axis(np.take_along_axis(every, part, 1), order, 1)
+        block_d = distances(self.queries, block, self.distance)
+        best = min(self.k, block_d.shape[1])  # the block's own top-k first: small merges
+        part = np.argpartition(block_d, best - 1, axis=1)[:, :best]
+        d = np.concatenate([self.dist, np.take_along_axis(block_d, part, 1)], axis=1)
+        every = np.concatenate([self.ids, np.asarray(ids, dtype=object)[part]], axis=1)
+        order = np.argsort(d, axis=1, kind="stable")[:, : self.k]
+        self.dist = np.take_along_axis(d, order, 1).astype(np.float32)
+        self.ids = np.take_along_axis(every, order, 1)
 
     def tolerance(self, q: int) -> float:
         """Distance tolerance for query ``q``: float32 error grows with the magnitudes."""
