@@ -109,6 +109,13 @@ def write_runbook(project: Path):
     return _write
 
 
+@pytest.fixture(autouse=True)
+def _file_ledger_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's OPSBOOK_LEDGER_URL never sends test records to a team ledger."""
+    monkeypatch.delenv("OPSBOOK_LEDGER_URL", raising=False)
+    monkeypatch.delenv("OPSBOOK_LEDGER", raising=False)
+
+
 @pytest.fixture
 def audit_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "audit"

@@ -361,3 +361,122 @@ def test_a_dropped_last_entry_is_caught_by_a_checkpoint(tmp_path, request, backe
     assert _chain_problems(entries) == []  # the chain alone cannot see a dropped tail
     problems = check_against(cp, entries, TrustStore(tmp_path / "trusted.json"))
     assert any("truncated or rolled back" in p for p in problems)
+
+
+# ------------------------------------------------------------------ the runner on a team ledger
+
+TEAM_RUNBOOK = """
+name: team
+steps:
+  - id: first
+    notebook: notebooks/add.ipynb
+    parameters: {x: 1}
+"""
+
+
+@pytest.fixture
+def team(ledger, audit_dir, monkeypatch):
+    monkeypatch.setenv("OPSBOOK_LEDGER_URL", ledger.url)
+    return ledger
+
+
+def _run(write_runbook, audit_dir):
+    from opsbook import execute
+
+    return execute.run(
+        write_runbook(TEAM_RUNBOOK),
+        {},
+        execute.RunOptions(root=audit_dir, progress_bar=False, echo=lambda _: None),
+    )
+
+
+@pytest.mark.notebooks
+def test_a_run_seals_into_the_team_ledger_and_verifies(team, write_runbook, audit_dir, key_a):
+    result = _run(write_runbook, audit_dir)
+    assert result.status == "succeeded"
+    assert not (audit_dir / "ledger.jsonl").exists()  # the database holds the chain
+    (entry,) = team.entries()
+    assert entry["run_id"] == result.run_id and entry["key"] == key_a.fingerprint
+    assert entry["runbook"] == "team" and entry["artifacts"]
+    trail = audit.verify_trail(audit_dir, require_signed=True)
+    assert trail.problems == [] and trail.signed == 1
+    assert [r["run_id"] for r in audit.team_runs(audit_dir)] == [result.run_id]
+
+
+@pytest.mark.notebooks
+def test_records_of_another_machine_are_listed_not_failed(
+    team, write_runbook, audit_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(audit.socket, "gethostname", lambda: "ci-runner-7")
+    result = _run(write_runbook, audit_dir)
+    monkeypatch.undo()
+    monkeypatch.setenv("OPSBOOK_LEDGER_URL", team.url)
+    laptop = tmp_path / "laptop-audit"  # another machine: same ledger, no folders
+    laptop.mkdir()
+    trail = audit.verify_trail(laptop)
+    assert trail.problems == [] and trail.remote == [result.run_id]
+    assert "written on ci-runner-7" in trail.notes[0]
+    strict = audit.verify_trail(laptop, require_artifacts=True)
+    assert any("--require-artifacts" in p for p in strict.problems)
+    (row,) = audit.team_runs(laptop)
+    assert row["remote"] == "ci-runner-7" and row["runbook"]["name"] == "team"
+    # the folder, found again (a shared OPSBOOK_AUDIT_DIR), is checked file by file
+    trail = audit.verify_trail(audit_dir)
+    assert trail.problems == [] and trail.remote == []
+
+
+@pytest.mark.notebooks
+def test_a_record_deleted_on_its_own_host_is_a_problem(team, write_runbook, audit_dir):
+    import shutil
+
+    result = _run(write_runbook, audit_dir)
+    for path in result.folder.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    shutil.rmtree(result.folder)
+    problems = audit.verify_trail(audit_dir).problems
+    assert problems == [f"record {result.run_id}: folder missing (deleted?)"]
+
+
+def test_an_unreachable_ledger_refuses_the_run_before_anything_is_written(
+    write_runbook, audit_dir, monkeypatch
+):
+    from click.testing import CliRunner
+
+    from opsbook.cli import cli
+
+    monkeypatch.setenv("OPSBOOK_LEDGER_URL", "postgresql://runner:pw@127.0.0.1:1/opsbook")
+    result = CliRunner().invoke(cli, ["run", str(write_runbook(TEAM_RUNBOOK))])
+    assert result.exit_code == 2, result.output
+    assert "cannot connect" in result.output and ":pw@" not in result.output
+    assert not audit_dir.exists() or not any(audit_dir.iterdir())
+
+
+def test_a_missing_schema_refuses_the_run(database, write_runbook, audit_dir, monkeypatch):
+    from click.testing import CliRunner
+
+    from opsbook.cli import cli
+
+    _, runner = database
+    monkeypatch.setenv("OPSBOOK_LEDGER_URL", runner)
+    result = CliRunner().invoke(cli, ["run", str(write_runbook(TEAM_RUNBOOK))])
+    assert result.exit_code == 2, result.output
+    assert "has no opsbook schema" in result.output
+    assert not audit_dir.exists() or not any(audit_dir.iterdir())
+
+
+def test_ledger_cli_init_and_status(database, monkeypatch):
+    from click.testing import CliRunner
+
+    from opsbook.cli import cli
+
+    admin, runner = database
+    role = psycopg.conninfo.conninfo_to_dict(runner)["user"]
+    result = CliRunner().invoke(
+        cli, ["ledger", "init", "--admin-url", admin, "--runner-role", role]
+    )
+    assert result.exit_code == 0, result.output
+    assert "schema version 1" in result.output and role in result.output
+    monkeypatch.setenv("OPSBOOK_LEDGER_URL", runner)
+    result = CliRunner().invoke(cli, ["ledger", "status", "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"entries": 0' in result.output

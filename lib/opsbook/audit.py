@@ -37,7 +37,7 @@ from typing import Any
 
 from opsbook import runlock
 from opsbook.errors import AuditError, ConfigError
-from opsbook.ledger import LEDGER_FILE, open_ledger
+from opsbook.ledger import LEDGER_FILE, is_shared, open_ledger
 from opsbook.redact import Redactor
 from opsbook.signing import Signer, TrustStore, refuse_inside_root, signer_from_env
 
@@ -248,7 +248,7 @@ def seal_record(
     for path in folder.rglob("*"):
         if path.is_file():
             path.chmod(0o444)
-    extra = {"approvals": data.get("approvals") or []}
+    extra = {"approvals": data.get("approvals") or [], **entry_summary(data)}
     if data.get("kind"):
         extra["kind"] = data["kind"]
     entry = append_ledger(
@@ -264,6 +264,25 @@ def seal_record(
 
     witness(root, signer, entry)
     return entry
+
+
+def entry_summary(data: dict[str, Any]) -> dict[str, Any]:
+    """What a ledger entry carries of its record, for a team's ledger.
+
+    With a shared ledger (PostgreSQL) a record's folder may live on another machine:
+    its entry then still says what ran, by whom and where, the key results, and the
+    sha256 of every artifact, so the folder can be checked wherever it is found.
+    """
+    runbook = data.get("runbook")
+    return {
+        "host": socket.gethostname(),
+        "user": data.get("user") or whoami(),
+        "runbook": runbook.get("name") if isinstance(runbook, dict) else runbook,
+        "started_at": data.get("started_at"),
+        "duration_s": data.get("duration_s"),
+        "key_results": key_results(data),
+        "artifacts": dict(data.get("artifacts") or {}),
+    }
 
 
 def seal(root: Path, folder: Path, data: dict[str, Any], secret_env: list[str]) -> str:
@@ -331,6 +350,7 @@ class Verification:
     unsigned: list[str] = field(default_factory=list)
     unledgered: dict[str, str] = field(default_factory=dict)
     checkpoints: int = 0
+    remote: list[str] = field(default_factory=list)
 
 
 def verify(root: Path, **options: Any) -> list[str]:
@@ -345,17 +365,22 @@ def verify_trail(
     require_signed: bool = False,
     strict: bool = False,
     checkpoints: list[Any] | None = None,
+    require_artifacts: bool = False,
 ) -> Verification:
     """Check the chain, every signature, every record and (given) checkpoints.
 
     ``require_signed``: an unsigned entry is a problem (what CI and auditors use).
     ``strict``: a record still running (not sealed yet) is a problem too.
+    ``require_artifacts``: with a shared ledger, a record whose folder is on another
+    machine is a problem too (by default it is listed as a note).
     """
     if trust is None:
         trust = TrustStore.load()
     refuse_inside_root(trust.path, root, "trusted-keys file")
     result = Verification()
-    entries = read_ledger(root)
+    ledger = open_ledger(root)
+    shared = is_shared(ledger)
+    entries = ledger.entries()
     result.entries = len(entries)
     ledgered: set[str] = set()
     prev = GENESIS
@@ -386,7 +411,14 @@ def verify_trail(
         if run_id in ledgered:
             result.problems.append(f"{label}: run listed twice in the ledger")
         ledgered.add(run_id)
-        result.problems += verify_record(root / run_id, entry)
+        remote = _elsewhere(root / run_id, entry) if shared else None
+        if remote is None:
+            result.problems += verify_record(root / run_id, entry)
+        elif require_artifacts:
+            result.problems.append(f"{remote} (--require-artifacts)")
+        else:
+            result.notes.append(remote)
+            result.remote.append(run_id)
     _unledgered(root, ledgered, strict, result)
     if checkpoints:
         from opsbook.checkpoint import check_against
@@ -447,6 +479,25 @@ def _unledgered(root: Path, ledgered: set[str], strict: bool, result: Verificati
             )
 
 
+def _elsewhere(folder: Path, entry: dict[str, Any]) -> str | None:
+    """Why a shared-ledger record cannot be checked here (None: its folder is here).
+
+    A record written on this host whose folder is gone is not "elsewhere": that is a
+    deleted record, and :func:`verify_record` says so.
+    """
+    if folder.is_dir():
+        return None
+    host = entry.get("host")
+    if not host or host == socket.gethostname():
+        return None
+    count = len(entry.get("artifacts") or {})
+    return (
+        f"record {folder.name}: written on {host}; its {count} artifact(s) are not "
+        "reachable from here (their sha256 are in the signed entry): point "
+        "OPSBOOK_AUDIT_DIR at a shared folder to check them"
+    )
+
+
 def verify_record(folder: Path, entry: dict[str, Any]) -> list[str]:
     """Problems with one sealed record against its ledger entry."""
     name = folder.name
@@ -462,6 +513,8 @@ def verify_record(folder: Path, entry: dict[str, Any]) -> list[str]:
     if data is None:
         return problems + [f"record {name}: run.json is not valid JSON"]
     listed: dict[str, str] = data.get("artifacts", {})
+    if "artifacts" in entry and entry["artifacts"] != listed:
+        problems.append(f"record {name}: run.json lists other artifacts than its ledger entry")
     for rel, digest in listed.items():
         path = folder / rel
         if not path.exists():
@@ -514,6 +567,36 @@ def list_runs(root: Path) -> list[dict[str, Any]]:
     return runs
 
 
+def team_runs(root: Path) -> list[dict[str, Any]]:
+    """Every run the configured ledger knows: local run.json, else what its entry says.
+
+    With the file ledger this is :func:`list_runs`. With a shared ledger (PostgreSQL),
+    runs sealed on other machines appear too, built from their signed entries
+    (``remote`` names the host), so a stakeholder's index covers the whole team.
+    """
+    local = list_runs(root)
+    ledger = open_ledger(root)
+    if not is_shared(ledger):
+        return local
+    known = {r["run_id"] for r in local}
+    remote = [
+        {
+            "run_id": e["run_id"],
+            "status": e.get("status"),
+            "runbook": {"name": e.get("runbook") or "?"},
+            "user": e.get("user"),
+            "started_at": e.get("started_at"),
+            "duration_s": e.get("duration_s"),
+            "key_results": e.get("key_results") or {},
+            "remote": e.get("host") or "?",
+            "steps": [],
+        }
+        for e in ledger.entries()
+        if "_unreadable" not in e and e.get("run_id") not in known
+    ]
+    return sorted(local + remote, key=lambda r: (str(r.get("started_at") or ""), r["run_id"]))
+
+
 def load_run(root: Path, run_id: str) -> tuple[Path, dict[str, Any]]:
     """The folder and run.json of a run; a unique prefix of the id is enough."""
     if root.exists():
@@ -536,6 +619,8 @@ def load_run(root: Path, run_id: str) -> tuple[Path, dict[str, Any]]:
 
 def key_results(data: dict[str, Any], limit: int = 6) -> dict[str, Any]:
     """A few scalar outputs per run for tables: bools, numbers and short strings."""
+    if not data.get("steps") and data.get("key_results"):
+        return dict(list(data["key_results"].items())[:limit])
     found: dict[str, Any] = {}
     for step in data.get("steps", []):
         for name, value in (step.get("outputs") or {}).items():

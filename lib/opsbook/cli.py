@@ -19,6 +19,7 @@ from opsbook import audit, execute
 from opsbook import runbook as rbmod
 from opsbook.clikit import OpsbookGroup
 from opsbook.errors import ConfigError, OpsbookError
+from opsbook.ledger_cli import cli as ledger_cli
 from opsbook.settings import audit_root
 
 DOMAINS = ("archive", "migrate", "loki", "pubsub")
@@ -182,7 +183,7 @@ def history(limit: int, as_json: bool) -> None:
 
     Example: opsbook history -n 5
     """
-    runs = audit.list_runs(audit_root())[-limit:]
+    runs = audit.team_runs(audit_root())[-limit:]
     if as_json:
         click.echo(
             json.dumps(
@@ -203,6 +204,8 @@ def history(limit: int, as_json: bool) -> None:
         table.add_column(column)
     for r in runs:
         results = ", ".join(f"{k}={v}" for k, v in audit.key_results(r, 4).items())
+        if r.get("remote"):
+            results = f"(on {r['remote']}) " + results
         duration = r.get("duration_s")
         table.add_row(
             r["run_id"],
@@ -221,7 +224,25 @@ def show(run_id: str) -> None:
 
     Example: opsbook show 20261128T101500Z   (a unique prefix is enough)
     """
-    folder, data = audit.load_run(audit_root(), run_id)
+    try:
+        folder, data = audit.load_run(audit_root(), run_id)
+    except ConfigError:
+        remote = [
+            r
+            for r in audit.team_runs(audit_root())
+            if r.get("remote") and r["run_id"].startswith(run_id)
+        ]
+        if len(remote) != 1:
+            raise
+        data = remote[0]
+        click.echo(
+            f"{data['run_id']}  {data['runbook']['name']}  {data['status']}  "
+            f"{data.get('duration_s')}s  by {data['user']}  (sealed on {data['remote']})"
+        )
+        for key, value in data["key_results"].items():
+            click.echo(f"      {key} = {value}")
+        click.echo(f"  record: on {data['remote']} (its artifact hashes are in the ledger)")
+        return
     click.echo(
         f"{data['run_id']}  {data['runbook']['name']}  {data['status']}  "
         f"{data.get('duration_s')}s  by {data['user']}"
@@ -287,7 +308,14 @@ def report() -> None:
     metavar="LINE|FILE",
     help="A checkpoint line or a file of them (repeatable); $OPSBOOK_WITNESS is read too.",
 )
-def verify(require_signed: bool, strict: bool, checkpoints: tuple[str, ...]) -> None:
+@click.option(
+    "--require-artifacts",
+    is_flag=True,
+    help="With a shared ledger: fail on records whose files are on another machine.",
+)
+def verify(
+    require_signed: bool, strict: bool, checkpoints: tuple[str, ...], require_artifacts: bool
+) -> None:
     """Check every hash, the ledger chain, every signature and the given checkpoints.
 
     Names every tampered, missing, unsigned, unledgered (running, interrupted, unknown)
@@ -304,11 +332,17 @@ def verify(require_signed: bool, strict: bool, checkpoints: tuple[str, ...]) -> 
     if witness is not None and witness.is_file() and witness.stat().st_size:
         held += cpmod.load(str(witness))
     result = audit.verify_trail(
-        root, require_signed=require_signed, strict=strict, checkpoints=held
+        root,
+        require_signed=require_signed,
+        strict=strict,
+        checkpoints=held,
+        require_artifacts=require_artifacts,
     )
     for note in result.notes:
         click.echo(f"· {note}")
     signed = f"{result.signed} signed, {len(result.unsigned)} unsigned"
+    if result.remote:
+        signed += f", {len(result.remote)} with files on other machines"
     held_text = f", {result.checkpoints} checkpoint(s)" if result.checkpoints else ""
     if result.problems:
         for problem in result.problems:
@@ -448,6 +482,9 @@ def keys_revoke(fingerprint: str, reason: str) -> None:
 
     key = signing.retire(fingerprint, revoke=True, reason=reason)
     click.echo(f"{key.fingerprint} revoked at {key.revoked_at}")
+
+
+cli.add_command(ledger_cli)
 
 
 def _available_domains() -> list[str]:

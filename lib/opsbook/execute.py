@@ -35,7 +35,7 @@ from typing import IO, Any
 
 import nbformat
 
-from opsbook import audit, checkpoint, report, runlock
+from opsbook import audit, checkpoint, ledger, report, runlock
 from opsbook.errors import AuditError, ConfigError, RunbookError
 from opsbook.record import results_from_notebook
 from opsbook.redact import READ_FILE, Redactor
@@ -139,6 +139,7 @@ def recover(run_id: str, root: Path | None = None) -> tuple[Path, dict[str, Any]
     """
     root = root or audit_root()
     signer = signer_from_env(root)  # before anything is written
+    ledger.preflight(root)
     folder, data = audit.load_run(root, run_id)
     run_id = folder.name
     if any(e.get("run_id") == run_id for e in audit.read_ledger(root)):
@@ -245,6 +246,7 @@ class _Run:
         # key, trusted keys and witness are checked before anything is written
         self.signer = signer_from_env(self.root)
         checkpoint.witness_path(self.root)
+        ledger.preflight(self.root)
         self.secret_env = [s.env for s in self.rb.secrets]
         self.redactor = Redactor(self.secret_env)
         self.redactor.add_from_data(params)

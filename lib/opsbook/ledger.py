@@ -22,8 +22,10 @@ A backend implements three methods:
     One line naming where the ledger lives (for messages: "ledger file /x/ledger.jsonl").
 
 :func:`open_ledger` picks the backend for an audit root; the file backend is the
-default. Other backends (PostgreSQL, ...) register a URL scheme with
-:func:`register_backend` and are chosen with ``OPSBOOK_LEDGER=<url>``.
+default. Other backends register a URL scheme with :func:`register_backend` and are
+chosen with ``OPSBOOK_LEDGER_URL=<url>``; ``postgresql://`` loads
+:mod:`opsbook.ledger_pg` (a team ledger many machines append to). A backend may also
+have ``preflight()``, called by :func:`preflight` before a run writes anything.
 """
 
 from __future__ import annotations
@@ -148,24 +150,55 @@ _BACKENDS: dict[str, Callable[[str, Path], Ledger]] = {}
 
 
 def register_backend(scheme: str, factory: Callable[[str, Path], Ledger]) -> None:
-    """Make ``OPSBOOK_LEDGER=<scheme>://...`` open a ledger with ``factory(url, root)``."""
+    """Make ``OPSBOOK_LEDGER_URL=<scheme>://...`` open a ledger with ``factory(url, root)``."""
     _BACKENDS[scheme] = factory
 
 
+LEDGER_URL_ENV = "OPSBOOK_LEDGER_URL"
+_LAZY = {"postgresql": "opsbook.ledger_pg", "postgres": "opsbook.ledger_pg"}
+
+
+def ledger_url() -> str:
+    """``$OPSBOOK_LEDGER_URL`` (``$OPSBOOK_LEDGER`` is read as an older spelling)."""
+    return os.environ.get(LEDGER_URL_ENV) or os.environ.get("OPSBOOK_LEDGER") or ""
+
+
 def open_ledger(root: Path, url: str | None = None) -> Ledger:
-    """The ledger for the audit root ``root``: ``url`` or ``$OPSBOOK_LEDGER``, else a file.
+    """The ledger for the audit root ``root``: ``url`` or ``$OPSBOOK_LEDGER_URL``, else a file.
 
     >>> open_ledger(Path("audit")).describe()  # doctest: +SKIP
     'ledger file audit/ledger.jsonl'
     """
-    url = url or os.environ.get("OPSBOOK_LEDGER") or ""
+    url = url or ledger_url()
     if not url or url == "file":
         return FileLedger(root)
     scheme = url.split(":", 1)[0]
+    if scheme not in _BACKENDS and scheme in _LAZY:
+        import importlib
+
+        importlib.import_module(_LAZY[scheme])
     if scheme in _BACKENDS:
         return _BACKENDS[scheme](url, root)
     raise ConfigError(
-        f"OPSBOOK_LEDGER={url.split('@')[-1]!r}: no ledger backend for {scheme!r}",
-        hint="unset OPSBOOK_LEDGER to use the ledger file in the audit root; "
-        f"known backends: file{''.join(', ' + s for s in sorted(_BACKENDS))}",
+        f"{LEDGER_URL_ENV}={url.split('@')[-1]!r}: no ledger backend for {scheme!r}",
+        hint=f"unset {LEDGER_URL_ENV} to use the ledger file in the audit root; "
+        f"known backends: file{''.join(', ' + s for s in sorted(set(_BACKENDS) | set(_LAZY)))}",
     )
+
+
+def is_shared(ledger: Ledger) -> bool:
+    """Whether records of other machines may be in this ledger (any backend but the file)."""
+    return not isinstance(ledger, FileLedger)
+
+
+def preflight(root: Path) -> Ledger:
+    """Open the configured ledger and check it can take an append (before any step runs).
+
+    An unreachable database, wrong credentials or a missing schema raise a
+    :class:`~opsbook.errors.ConfigError` (exit 2) and nothing is written.
+    """
+    ledger = open_ledger(root)
+    check = getattr(ledger, "preflight", None)
+    if check is not None:
+        check()
+    return ledger

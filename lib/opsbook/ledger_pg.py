@@ -24,7 +24,6 @@ and INSERT only. An administrator who bypasses the trigger is still caught by
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -108,6 +107,7 @@ class PostgresLedger:
     def __init__(self, url: str, root: Path | None = None) -> None:
         self.url = url
         self.root = root
+        self._conn: Any = None  # reused between calls; reopened after any failure
 
     def describe(self) -> str:
         return f"PostgreSQL ledger {safe_url(self.url)}"
@@ -127,10 +127,22 @@ class PostgresLedger:
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:
-        conn = self._connect()
+        """The cached connection; on any error it is closed and the next call reconnects."""
+        if self._conn is None or self._conn.closed:
+            self._conn = self._connect()
         try:
-            yield conn
-        finally:
+            yield self._conn
+        except BaseException:
+            self.close()
+            raise
+        else:
+            if self._conn.info.transaction_status != 0:  # not idle: end the read
+                self._conn.rollback()
+
+    def close(self) -> None:
+        """Close the cached connection (the next call opens a new one)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
             conn.close()
 
     def preflight(self) -> None:
@@ -364,8 +376,3 @@ def _factory(url: str, root: Path) -> PostgresLedger:
 
 for _scheme in ("postgresql", "postgres"):
     register_backend(_scheme, _factory)
-
-
-def ledger_url() -> str:
-    """The configured ledger URL (``$OPSBOOK_LEDGER_URL``), empty for the file ledger."""
-    return os.environ.get("OPSBOOK_LEDGER_URL", "")

@@ -293,11 +293,13 @@ def _runs_chart(runs: list[dict[str, Any]]) -> str:
 
 def audit_index(root: Path) -> Path:
     """Write ``<root>/index.html``: every run with status, duration, key results, links."""
-    runs = audit.list_runs(root)
+    runs = audit.team_runs(root)
     rows = []
     for data in reversed(runs):
         run_id = data["run_id"]
         links = [f'<a href="{run_id}/index.html">run page</a>']
+        if data.get("remote"):
+            links = [f"record on {html.escape(str(data['remote']))}"]
         if (root / run_id / "summary.html").exists():
             links.insert(0, f'<a href="{run_id}/summary.html">summary</a>')
         for step in data.get("steps", []):
