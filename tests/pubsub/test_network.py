@@ -24,8 +24,7 @@ DELAYS_MS = (0, 2, 5)
 
 @pytest.fixture(scope="module")
 def proxies(endpoint: Endpoint) -> Iterator[dict[int, Bench]]:
-    """One delaying proxy and one Bench through it per delay (0, 2, 5 ms each way); the
-    Bench's ``proxy`` attribute is its proxy."""
+    """One delaying proxy and one Bench through it per delay (0, 2, 5 ms each way)."""
     target = (endpoint.params.host, endpoint.params.port)
     opened: list[DelayProxy] = []
     benches: dict[int, Bench] = {}
@@ -34,7 +33,6 @@ def proxies(endpoint: Endpoint) -> Iterator[dict[int, Bench]]:
             opened.append(DelayProxy(target, delay))
             benches[delay] = Bench(opened[-1].endpoint(endpoint.params), sub_procs=1, pub_procs=1)
             benches[delay].warm_up()
-            benches[delay].proxy = opened[-1]  # type: ignore[attr-defined]
         yield benches
     finally:
         for bench in benches.values():
@@ -62,39 +60,33 @@ def test_the_publisher_sends_on_schedule_without_waiting_for_replies(
     assert s["rtt_p50_ms"] >= 10.0  # the network context is recorded with the step
 
 
-def _run(bench: Bench) -> tuple[StepResult, float]:
-    """One 1,000 msg/s step and how late the proxy itself was (median, ms)."""
-    bench.proxy.lateness()  # type: ignore[attr-defined]
-    res = sc.open_loop(bench, 1000, 1.0)
-    return res, bench.proxy.lateness()["late_p50_ms"]  # type: ignore[attr-defined]
-
-
 @pytest.mark.slow
-def test_latency_through_a_delay_is_twice_the_delay_plus_the_no_delay_latency(
+def test_latency_through_a_delay_is_the_no_delay_latency_plus_the_network(
     proxies: dict[int, Bench],
 ) -> None:
-    """The delay table of issue 18: p50(d) = 2d + p50(0) within 10%. The machine is shared,
-    so the runs are interleaved (0, 2, 5, 0, 2, 5, ...) and the median of 3 decides. A
-    message crosses the proxy twice, and on a busy host the proxy's sleeping threads wake
-    late (it never sleeps at 0 ms): that measured lateness is the proxy's, and is added to
-    the expectation. The tolerance widens to the spread of the no-delay p50 when larger."""
+    """The delay table of issue 18: p50(d) = p50(0) + what the network adds, within 10%.
+
+    What the network adds is measured, not assumed: the PING round trip recorded before
+    each step, minus the one without delay. On an idle host that is 2d; on a busy one a
+    process that sleeps d ms also wakes late, for PING and for messages alike (measured
+    here: PING through the 2 ms proxy 3 ms above 2d at a load of 11 on 2 cores, through the
+    0 ms one 1.9 ms). A harness that waits on replies adds ~0.65 of a round trip on top,
+    which this catches. Runs are interleaved (0, 2, 5, 0, ...) and the median of 3
+    decides; the tolerance widens to the spread of the no-delay p50 when that is larger."""
     runs: dict[int, list[StepResult]] = {d: [] for d in DELAYS_MS}
-    late: dict[int, list[float]] = {d: [] for d in DELAYS_MS}
     for _ in range(3):
         for delay in DELAYS_MS:
-            res, proxy_late = _run(proxies[delay])
-            runs[delay].append(res)
-            late[delay].append(proxy_late)
-    p50 = {d: statistics.median(r.summary["p50_ms"] for r in runs[d]) for d in DELAYS_MS}
+            runs[delay].append(sc.open_loop(proxies[delay], 1000, 1.0))
+
+    def median(delay: int, key: str) -> float:
+        return float(statistics.median(r.summary[key] for r in runs[delay]))
+
     base = [r.summary["p50_ms"] for r in runs[0]]
     noise = max(base) - min(base)
     for delay in (2, 5):
-        expected = 2 * delay + p50[0] + 2 * statistics.median(late[delay])
-        assert abs(p50[delay] - expected) <= max(0.1 * expected, noise), (delay, p50, late)
-    # the publisher's lag must not grow with the round trip (waiting on replies made it
-    # 4.7 ms at 2 ms and 11.2 ms at 5 ms); what is left is the host's scheduling
-    lag = {
-        d: statistics.median(r.summary["publisher_lag_p50_ms"] for r in runs[d]) for d in DELAYS_MS
-    }
-    assert lag[2] <= lag[0] + 0.5 and lag[5] <= lag[0] + 0.5, lag
+        network = median(delay, "rtt_p50_ms") - median(0, "rtt_p50_ms")
+        assert network >= 2 * delay * 0.95  # the proxy really delays both ways
+        expected = median(0, "p50_ms") + network
+        measured = median(delay, "p50_ms")
+        assert abs(measured - expected) <= max(0.1 * expected, noise), (delay, measured, expected)
     assert all(r.summary["lost"] == 0 for rs in runs.values() for r in rs)
