@@ -31,7 +31,7 @@ def test_unset_variable_uses_default_and_says_so(monkeypatch: pytest.MonkeyPatch
 
 
 def test_unreachable_default_starts_a_redis_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    port = ep_mod._free_port()
+    port = ep_mod.free_port()
     monkeypatch.setattr(ep_mod, "DEFAULT_URL", f"redis://127.0.0.1:{port}/0")
     with resolve(None) as ep:
         assert ep.kind == "redis-server (started)"
@@ -46,7 +46,7 @@ def test_bad_url_in_variable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_nothing_listening_is_a_clear_unreachable_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPSBOOK_TEST_REDIS", f"redis://127.0.0.1:{ep_mod._free_port()}/0")
+    monkeypatch.setenv("OPSBOOK_TEST_REDIS", f"redis://127.0.0.1:{ep_mod.free_port()}/0")
     with pytest.raises(RedisUnreachable, match="cannot connect") as info:
         resolve("OPSBOOK_TEST_REDIS")
     assert info.value.hint

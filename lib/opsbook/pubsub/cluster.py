@@ -24,6 +24,7 @@ and the connections each node holds.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import tempfile
@@ -34,7 +35,7 @@ from typing import Any
 import pandas as pd
 
 from opsbook.errors import ConfigError
-from opsbook.pubsub.endpoint import Endpoint, _free_port, parse_info, probe
+from opsbook.pubsub.endpoint import Endpoint, free_port, parse_info, probe
 from opsbook.pubsub.errors import RedisUnreachable
 from opsbook.pubsub.harness import Bench, StepResult
 from opsbook.pubsub.resp import ConnParams, RawConn
@@ -98,7 +99,7 @@ class LocalCluster:
             )
         self._tmp = tempfile.TemporaryDirectory(prefix="opsbook-cluster-")
         for i in range(self.masters):
-            port = _free_port(below=55_000)
+            port = free_port(below=55_000)
             self._procs.append(self._spawn(port, f"{self._tmp.name}/n{i}"))
             self.nodes.append(ConnParams(host="127.0.0.1", port=port))
         for node in self.nodes:
@@ -115,8 +116,6 @@ class LocalCluster:
             self._wait(lambda n=node: _cluster_ok(n), "cluster_state:ok on every node")
 
     def _spawn(self, port: int, folder: str) -> subprocess.Popen:
-        import os
-
         os.makedirs(folder)
         cmd = [shutil.which("redis-server") or "redis-server", "--port", str(port)]
         cmd += ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", folder]

