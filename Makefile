@@ -5,13 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.opsbook-installed
 KERNEL := $(VENV)/share/jupyter/kernels/opsbook/kernel.json
 PYTEST_ARGS ?=
+LAB_PORT ?= 8888
 
 .PHONY: help venv demo test test-fast lab bench lint format clean-audit
 
 help:
 	@echo "make demo   - set up, generate demo fixtures, run the P0 runbook, print report paths"
 	@echo "make test   - set up and run every test (unit, services, notebooks, browser)"
-	@echo "make lab    - JupyterLab on notebooks/ with the opsbook kernel"
+	@echo "make lab    - JupyterLab on notebooks/ with the opsbook kernel (127.0.0.1, LAB_PORT=8888)"
 	@echo "make bench  - run benchmarks/ (prints ratios against in-run baselines)"
 	@echo "make lint   - ruff check + format check"
 
@@ -46,8 +47,8 @@ test-fast: venv
 	$(BIN)/python -m pytest -p no:cacheprovider -m "not slow and not notebooks and not browser" tests
 
 lab: venv
-	$(BIN)/python -m pip install --quiet -e '.[lab]'
-	$(BIN)/jupyter lab notebooks/
+	@$(BIN)/python -c "import jupyterlab" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[lab]'
+	$(BIN)/python -m opsbook.lab notebooks --port $(LAB_PORT)
 
 bench: venv
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
