@@ -41,7 +41,7 @@ demo: venv
 test: venv
 	$(BIN)/opsbook validate
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS) tests
-	$(BIN)/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=600 notebooks
+	OPSBOOK_AUDIT_DIR=$(CURDIR)/test-output/audit $(BIN)/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=600 notebooks
 
 test-fast: venv
 	$(BIN)/python -m pytest -p no:cacheprovider -m "not slow and not notebooks and not browser" tests

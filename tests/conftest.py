@@ -116,6 +116,12 @@ def _file_ledger_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPSBOOK_LEDGER", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _own_audit_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Action records any test writes land in its own audit root, never in ./audit."""
+    monkeypatch.setenv("OPSBOOK_AUDIT_DIR", str(tmp_path / "audit"))
+
+
 @pytest.fixture
 def audit_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "audit"

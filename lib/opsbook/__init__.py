@@ -3,8 +3,23 @@
 from opsbook.errors import OpsbookError
 from opsbook.record import MIME_TYPE, record, results
 
-__all__ = ["MIME_TYPE", "OpsbookError", "record", "results", "__version__"]
+__all__ = ["MIME_TYPE", "OpsbookError", "approve", "attach", "record", "results", "__version__"]
 __version__ = "0.1.0"
+
+
+def approve(by: str, note: str = "") -> dict:
+    """Approve the next production change from this kernel (see :mod:`opsbook.actions`)."""
+    from opsbook.actions import approve as _approve
+
+    return _approve(by, note)
+
+
+def attach(notebook: str | None = None, action_ids: list[str] | None = None) -> str:
+    """Seal this (saved) notebook beside the action records it produced (see
+    :mod:`opsbook.attach`); returns the attachment record's id."""
+    from opsbook.attach import attach as _attach
+
+    return _attach(notebook, action_ids)
 
 
 def _show_figures_inline() -> None:

@@ -234,3 +234,87 @@ def _errors(events: list[dict[str, Any]]) -> list[str]:
             entry = params["entry"]
             errors.append(f"log: {entry.get('text')} {entry.get('url', '')}".strip())
     return errors
+
+
+class LivePage:
+    """A page kept open in headless Chromium, for driving a web app (JupyterLab) step by
+    step: :meth:`evaluate` JavaScript, :meth:`wait_until` a condition holds.
+
+    >>> with LivePage("http://127.0.0.1:8888/lab?token=...") as page:  # doctest: +SKIP
+    ...     page.wait_until("document.querySelector('.jp-Notebook') !== null", 120)
+    """
+
+    def __init__(self, url: str, timeout: float = 60) -> None:
+        binary = find_chromium()
+        if binary is None:
+            raise ConfigError("no Chromium found", hint="apt-get install chromium")
+        self.url = url
+        self._profile = tempfile.mkdtemp(prefix="opsbook-chromium-")
+        self._proc = subprocess.Popen(
+            [
+                binary,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={self._profile}",
+                "--remote-debugging-port=0",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            self._cdp = _CDP(_devtools_url(self._proc, timeout))
+            target = self._cdp.send("Target.createTarget", {"url": "about:blank"})
+            self._session = self._cdp.send(
+                "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
+            )["sessionId"]
+            for domain in ("Page.enable", "Runtime.enable", "Log.enable"):
+                self._cdp.send(domain, session=self._session)
+            self._cdp.send("Page.navigate", {"url": url}, session=self._session)
+            self._cdp.wait_for("Page.loadEventFired", timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    def evaluate(self, expression: str, timeout: float = 30) -> Any:
+        """Value of a JavaScript expression (promises are awaited)."""
+        result = self._cdp.send(
+            "Runtime.evaluate",
+            {"expression": expression, "returnByValue": True, "awaitPromise": True},
+            session=self._session,
+            timeout=timeout,
+        )
+        if "exceptionDetails" in result:
+            details = result["exceptionDetails"]
+            raise RuntimeError(
+                f"{details.get('text')}: {details.get('exception', {}).get('description')}"
+            )
+        return result.get("result", {}).get("value")
+
+    def wait_until(self, condition: str, timeout: float, every: float = 0.5) -> bool:
+        """Poll ``condition`` (a JavaScript expression) until it is truthy; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.evaluate(condition):
+                    return True
+            except RuntimeError:
+                pass  # the app is still loading
+            time.sleep(every)
+        return False
+
+    def console_errors(self) -> list[str]:
+        return _errors(self._cdp.events)
+
+    def close(self) -> None:
+        if getattr(self, "_cdp", None) is not None:
+            self._cdp.close()
+        self._proc.kill()
+        self._proc.wait(timeout=10)
+        shutil.rmtree(self._profile, ignore_errors=True)
+
+    def __enter__(self) -> LivePage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

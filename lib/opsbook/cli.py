@@ -185,36 +185,60 @@ def history(limit: int, as_json: bool) -> None:
     """
     runs = audit.team_runs(audit_root())[-limit:]
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {k: r.get(k) for k in ("run_id", "status", "duration_s")}
-                    | {"runbook": r["runbook"]["name"], "key_results": audit.key_results(r)}
-                    for r in runs
-                ],
-                indent=2,
-            )
-        )
+        click.echo(json.dumps([_history_row(r) for r in runs], indent=2, default=str))
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"opsbook runs ({audit_root()})")
-    for column in ("run", "runbook", "status", "duration", "key results"):
+    table = Table(title=f"opsbook runs and actions ({audit_root()})")
+    for column in ("record", "kind", "runbook / action", "status", "by", "duration", "results"):
         table.add_column(column)
     for r in runs:
-        results = ", ".join(f"{k}={v}" for k, v in audit.key_results(r, 4).items())
+        row = _history_row(r)
+        results = ", ".join(f"{k}={v}" for k, v in list(row["key_results"].items())[:4])
         if r.get("remote"):
             results = f"(on {r['remote']}) " + results
         duration = r.get("duration_s")
         table.add_row(
             r["run_id"],
-            r["runbook"]["name"],
+            row["kind"],
+            row["name"],
             r.get("status", "?"),
+            r.get("user", ""),
             "" if duration is None else f"{duration:.1f}s",
             results,
         )
-    Console(width=200).print(table)
+    Console(width=220).print(table)
+
+
+def _history_row(data: dict[str, Any]) -> dict[str, Any]:
+    """One record for `opsbook history`: a runbook run, an action or an attachment."""
+    from opsbook import actions
+
+    kind = data.get("kind", "run")
+    if actions.is_action(data):
+        results = {
+            k: v
+            for k, v in (data.get("summary") or {}).items()
+            if isinstance(v, bool | int | float | str)
+        }
+        origin = data.get("origin") or {}
+        results["origin"] = origin.get("kind")
+    elif kind == "attachment":
+        results = {"actions": len(data.get("actions", []))}
+    else:
+        results = data.get("key_results") or audit.key_results(data)  # remote: its entry
+    return {
+        "run_id": data["run_id"],
+        "kind": kind,
+        "name": actions.title(data),
+        "runbook": (data.get("runbook") or {}).get("name"),
+        "action": data.get("action"),
+        "status": data.get("status"),
+        "user": data.get("user"),
+        "duration_s": data.get("duration_s"),
+        "key_results": results,
+    }
 
 
 @cli.command()
@@ -242,6 +266,9 @@ def show(run_id: str) -> None:
         for key, value in data["key_results"].items():
             click.echo(f"      {key} = {value}")
         click.echo(f"  record: on {data['remote']} (its artifact hashes are in the ledger)")
+        return
+    if data.get("kind") in ("action", "attachment"):
+        _show_record(folder, data)
         return
     click.echo(
         f"{data['run_id']}  {data['runbook']['name']}  {data['status']}  "
@@ -283,6 +310,46 @@ def _seal_state(root: Path, run_id: str) -> str:
             return f"entry {index}, {signed}, {state}"
     lock = runlock.state(root, run_id)
     return f"not sealed: {lock.state} ({lock.detail})"
+
+
+def _show_record(folder: Path, data: dict[str, Any]) -> None:
+    from opsbook import actions
+    from opsbook.attach import attachments_of
+
+    click.echo(
+        f"{data['run_id']}  {actions.title(data)}  {data['status']}  by {data['user']} "
+        f"at {data['started_at']}"
+    )
+    for key in ("target", "origin", "approval", "error", "parameters", "summary", "actions"):
+        if data.get(key) is not None:
+            text = json.dumps(data[key], default=str)
+            click.echo(f"  {key}: {text[:400] + ('…' if len(text) > 400 else '')}")
+    if actions.is_action(data):
+        for attached in attachments_of(audit_root(), data["run_id"]):
+            click.echo(f"  notebook attached: {attached}")
+    click.echo(f"  record: {folder}")
+
+
+@cli.command()
+@click.argument("notebook", type=click.Path(dir_okay=False))
+@click.option(
+    "--action",
+    "action_ids",
+    multiple=True,
+    metavar="ACTION_ID",
+    help="Attach to this action record (default: the actions the notebook's outputs name).",
+)
+def attach(notebook: str, action_ids: tuple[str, ...]) -> None:
+    """Seal a saved NOTEBOOK (with its outputs) into the audit trail beside its actions.
+
+    Example: opsbook attach notebooks/chroma_to_qdrant.ipynb
+    """
+    from opsbook.attach import attach as attach_notebook
+    from opsbook.report import audit_index
+
+    record_id = attach_notebook(notebook, list(action_ids) or None)
+    audit_index(audit_root())
+    click.echo(f"attached {notebook} as {record_id} under {audit_root()}")
 
 
 @cli.command()
@@ -499,4 +566,7 @@ def _available_domains() -> list[str]:
 
 
 def main() -> None:
+    from opsbook import actions
+
+    actions.mark_cli(["opsbook", *sys.argv[1:]])  # changes made by commands are `cli` actions
     cli(prog_name="opsbook")

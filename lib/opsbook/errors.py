@@ -63,6 +63,10 @@ class AwaitingApproval(OpsbookError):
     exit_code = 3
 
 
+class ApprovalRequired(AwaitingApproval):
+    """A production change from an interactive kernel has no approval: nothing changed."""
+
+
 class AuditError(OpsbookError):
     """The audit trail is inconsistent: tampered, missing or reordered records."""
 

@@ -35,7 +35,7 @@ from typing import IO, Any
 
 import nbformat
 
-from opsbook import audit, checkpoint, ledger, report, runlock
+from opsbook import actions, audit, checkpoint, ledger, report, runlock
 from opsbook.errors import AuditError, ConfigError, RunbookError
 from opsbook.record import results_from_notebook
 from opsbook.redact import READ_FILE, Redactor
@@ -216,12 +216,16 @@ def check(loaded: LoadedRunbook) -> None:
         )
 
 
-def default_kernel() -> str | None:
-    """``$OPSBOOK_KERNEL``, else the ``opsbook`` kernel when registered, else the notebook's."""
+def default_kernel() -> str:
+    """``$OPSBOOK_KERNEL``, else the ``opsbook`` kernel when registered, else ``python3``.
+
+    The notebooks name the ``opsbook`` kernel (so JupyterLab preselects it); where it is
+    not registered (a plain ``pip install``), ipykernel's ``python3`` runs them instead.
+    """
     if os.environ.get("OPSBOOK_KERNEL"):
         return os.environ["OPSBOOK_KERNEL"]
     prefix_spec = Path(sys.prefix) / "share" / "jupyter" / "kernels" / "opsbook"
-    return "opsbook" if prefix_spec.is_dir() else None
+    return "opsbook" if prefix_spec.is_dir() else "python3"
 
 
 # ---------------------------------------------------------------------------- state
@@ -483,6 +487,7 @@ class _Run:
         nb_path = step_dir / "notebook.ipynb"
         outputs = self._read_outputs(nb_path)
         entry["outputs"] = outputs
+        entry["actions"] = actions.step_actions(step_dir)  # changes the notebook made
         if outcome["status"] != "succeeded":
             entry["error"] = {k: outcome.get(k) for k in ("ename", "evalue", "cell_index")}
         self.steps_ctx[step.id] = {"outputs": outputs, "status": entry["status"]}
@@ -549,6 +554,7 @@ class _Run:
             os.environ,
             OPSBOOK_RUN_ID=self.run_id,
             OPSBOOK_STEP_DIR=str(step_dir),
+            OPSBOOK_AUDIT_DIR=str(self.root),  # action records land in this run's ledger
             PYTHONUNBUFFERED="1",
         )
         began = time.monotonic()

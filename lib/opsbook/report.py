@@ -12,12 +12,13 @@ import base64
 import html
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
-from opsbook import audit
+from opsbook import actions, audit
 from opsbook.record import MIME_TYPE
 
 STATUS_COLOURS = {
@@ -183,6 +184,8 @@ def _steps_table(data: dict[str, Any], prefix: str = "") -> str:
             links.append(f'<a href="{prefix}{step["full_report"]}">with code</a>')
         if step.get("notebook") and step.get("status") != "carried":
             links.append(f'<a href="{prefix}{step["notebook"]}">notebook</a>')
+        for action_id in step.get("actions") or []:
+            links.append(f'<a href="{prefix}../{html.escape(action_id)}/index.html">action</a>')
         note = step.get("reason") or step.get("message") or ""
         if step.get("error"):
             note = f"{step['error'].get('ename')}: {str(step['error'].get('evalue'))[:200]}"
@@ -278,7 +281,7 @@ def _runs_chart(runs: list[dict[str, Any]]) -> str:
         color=[STATUS_COLOURS.get(r.get("status", ""), "#57606a") for r in recent],
     )
     ax.set_xticks(
-        list(xs), [r["runbook"]["name"][:14] for r in recent], rotation=45, ha="right", fontsize=7
+        list(xs), [actions.title(r)[:14] for r in recent], rotation=45, ha="right", fontsize=7
     )
     ax.set_ylabel("duration (s)")
     ax.set_title("Recent runs (green succeeded, red failed, amber awaiting approval)", fontsize=9)
@@ -291,31 +294,52 @@ def _runs_chart(runs: list[dict[str, Any]]) -> str:
     )
 
 
+def _index_links(root: Path, data: dict[str, Any]) -> list[str]:
+    run_id = html.escape(data["run_id"])
+    if actions.is_action(data):
+        return [f'<a href="{run_id}/index.html">action</a>']
+    if data.get("kind") == "attachment":
+        return [f'<a href="{run_id}/report.html">notebook</a>'] + [
+            f'<a href="{html.escape(a)}/index.html">{html.escape(a[:24])}…</a>'
+            for a in data.get("actions", [])
+        ]
+    links = [f'<a href="{run_id}/index.html">run page</a>']
+    if data.get("remote"):
+        links = [f"record on {html.escape(str(data['remote']))}"]
+    if (root / data["run_id"] / "summary.html").exists():
+        links.insert(0, f'<a href="{run_id}/summary.html">summary</a>')
+    for step in data.get("steps", []):
+        if step.get("report") and step.get("status") != "carried":
+            links.append(f'<a href="{run_id}/{step["report"]}">{html.escape(step["id"])}</a>')
+    return links
+
+
+def _key_results(data: dict[str, Any]) -> dict[str, Any]:
+    if actions.is_action(data):
+        return _scalars(data.get("summary") or {}, 6)
+    return data.get("key_results") or audit.key_results(data)  # remote: from its entry
+
+
 def audit_index(root: Path) -> Path:
     """Write ``<root>/index.html``: every run with status, duration, key results, links."""
     runs = audit.team_runs(root)
     rows = []
     for data in reversed(runs):
         run_id = data["run_id"]
-        links = [f'<a href="{run_id}/index.html">run page</a>']
-        if data.get("remote"):
-            links = [f"record on {html.escape(str(data['remote']))}"]
-        if (root / run_id / "summary.html").exists():
-            links.insert(0, f'<a href="{run_id}/summary.html">summary</a>')
-        for step in data.get("steps", []):
-            if step.get("report") and step.get("status") != "carried":
-                links.append(f'<a href="{run_id}/{step["report"]}">{html.escape(step["id"])}</a>')
+        links = _index_links(root, data)
         duration = data.get("duration_s")
         rows.append(
-            f"<tr><td><code>{html.escape(run_id)}</code></td>"
-            f"<td>{html.escape(data['runbook']['name'])}</td><td>{pill(data.get('status', '?'))}"
+            f'<tr class="{html.escape(data.get("kind", "run"))}"><td><code>{html.escape(run_id)}'
+            f"</code></td><td>{html.escape(data.get('kind', 'run'))}</td>"
+            f"<td>{html.escape(actions.title(data))}</td><td>{pill(data.get('status', '?'))}"
             f"</td><td>{html.escape(str(data.get('started_at', ''))[:19])}</td>"
             f"<td>{'' if duration is None else f'{duration:.1f} s'}</td>"
-            f"<td>{kv_table(audit.key_results(data), '')}</td><td>{' · '.join(links)}</td></tr>"
+            f"<td>{kv_table(_key_results(data), '')}</td><td>{' · '.join(links)}</td></tr>"
         )
     table = (
         (
-            '<table id="runs"><tr><th>run</th><th>runbook</th><th>status</th><th>started '
+            '<table id="runs"><tr><th>record</th><th>kind</th><th>runbook or action</th>'
+            "<th>status</th><th>started "
             "(UTC)</th><th>duration</th><th>key results</th><th>reports</th></tr>"
             + "".join(rows)
             + "</table>"
@@ -329,7 +353,80 @@ def audit_index(root: Path) -> Path:
         f"<code>opsbook verify</code>.</p>{_runs_chart(runs)}{table}"
     )
     out = root / "index.html"
-    tmp = root / ".index.html.tmp"
+    tmp = root / f".index.html.{os.getpid()}.tmp"
     tmp.write_text(page("opsbook audit trail", body), encoding="utf-8")
     tmp.replace(out)
     return out
+
+
+# ---------------------------------------------------------------- action records
+
+
+def _origin_text(origin: dict[str, Any]) -> str:
+    kind = origin.get("kind", "?")
+    if kind == "runner":
+        return f"runner: run {origin.get('run_id')}, step {origin.get('step')}"
+    if kind == "kernel":
+        return f"interactive kernel {origin.get('kernel_id')}, notebook {origin.get('notebook')}"
+    return f"{kind}: {' '.join(origin.get('argv') or [])}"
+
+
+def action_page(folder: Path, data: dict[str, Any]) -> None:
+    """Write ``index.html`` for one action record: who changed what, where from, approval."""
+    status = data.get("status", "?")
+    colour = STATUS_COLOURS.get(status, "#57606a")
+    origin = data.get("origin") or {}
+    run_link = ""
+    if origin.get("kind") == "runner":
+        run_link = (
+            f' &middot; <a href="../{html.escape(str(origin.get("run_id")))}/index.html">run</a>'
+        )
+    error = data.get("error") or {}
+    body = (
+        f'<div class="banner" style="background:{colour}"><h1>{html.escape(data["action"])}: '
+        f"{html.escape(status)}</h1><div>action <code>{html.escape(data['run_id'])}</code> by "
+        f"{html.escape(data['user'])} at {html.escape(data['started_at'])} on "
+        f"{html.escape(data.get('target') or '?')}{run_link} &middot; "
+        f'<a href="../index.html">audit trail</a></div>'
+        + (
+            f"<p><b>Error:</b> {html.escape(str(error.get('ename')))}: "
+            f"{html.escape(str(error.get('evalue'))[:500])}</p>"
+            if error
+            else ""
+        )
+        + "</div>"
+        f"<h2>What changed</h2>{kv_table(data.get('summary') or {}, 'nothing')}"
+        f"<h2>Where from</h2><p>{html.escape(_origin_text(origin))}</p>"
+        f"<h2>Approval</h2>{kv_table(data.get('approval') or {}, 'none' + (' (not production)' if not data.get('production') else ''))}"
+        f"<h2>Parameters</h2>{kv_table(data.get('parameters') or {})}"
+        f'<p class="muted">Sealed like every record: <code>opsbook verify</code>.</p>'
+    )
+    (folder / "index.html").write_text(
+        page(f"{data['action']} {data['run_id']}", body), encoding="utf-8"
+    )
+
+
+def attachment_pages(folder: Path, data: dict[str, Any]) -> None:
+    """``report.html`` (no code) and ``full.html`` for a notebook attached to actions."""
+    links = " &middot; ".join(
+        f'<a href="../{html.escape(a)}/index.html"><code>{html.escape(a)}</code></a>'
+        for a in data["actions"]
+    )
+    nb_path = folder / "notebook.ipynb"
+    for name, with_code in (("report.html", False), ("full.html", True)):
+        other = "full.html" if not with_code else "report.html"
+        banner = (
+            f'<div class="banner" style="background:#0969da"><h1>Notebook '
+            f"{html.escape(data['notebook']['name'])}</h1><div>attached by "
+            f"{html.escape(data['user'])} at {html.escape(data['started_at'])} to {links}"
+            f' &middot; <a href="{other}">report {"with" if other == "full.html" else "without"} '
+            f'code</a> &middot; <a href="../index.html">audit trail</a></div></div>'
+        )
+        (folder / name).write_text(
+            page(
+                f"{data['notebook']['name']} (attached)",
+                banner + notebook_html(nb_path, with_code=with_code),
+                _pygments_css() if with_code else "",
+            ),
+            encoding="utf-8",
+        )

@@ -61,5 +61,13 @@ def _report_read(env_name: str) -> None:
 
 
 def audit_root() -> Path:
-    """Root folder of audit records: ``$OPSBOOK_AUDIT_DIR`` or ``./audit``."""
-    return Path(os.environ.get("OPSBOOK_AUDIT_DIR", "audit")).resolve()
+    """Root folder of audit records: ``$OPSBOOK_AUDIT_DIR``, else ``audit/`` of the project
+    the cwd is in (so a kernel in ``notebooks/`` and the runner share one ledger), else
+    ``./audit``."""
+    if os.environ.get("OPSBOOK_AUDIT_DIR"):
+        return Path(os.environ["OPSBOOK_AUDIT_DIR"]).resolve()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "runbooks").is_dir() and (folder / "notebooks").is_dir():
+            return folder / "audit"
+    return here / "audit"

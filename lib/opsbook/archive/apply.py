@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from opsbook.actions import recorded
 from opsbook.archive import workspaces as ws
 from opsbook.archive.classify import Classification
 from opsbook.archive.errors import ArchiveConflict, VerifyFailed
@@ -342,6 +343,7 @@ def _manifest_entry(m: Move) -> dict[str, Any]:
     return entry
 
 
+@recorded("archive.apply")
 def apply_archive(plan: ArchivePlan, commit: bool = True, prune: bool = True) -> ApplyResult:
     """Carry out ``plan`` all-or-nothing; one commit unless ``commit=False``.
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from opsbook.actions import recorded
 from opsbook.archive import workspaces as ws
 from opsbook.archive.apply import LOCK_COMMANDS, MANIFEST, Move, render_readme
 from opsbook.archive.errors import ArchiveConflict, NotArchived, UnsafePath
@@ -151,6 +152,7 @@ def _drop_empty_dirs(folder: Path, stop: Path) -> None:
         folder = folder.parent
 
 
+@recorded("archive.restore")
 def restore(
     repo_path: str | Path,
     app: str,

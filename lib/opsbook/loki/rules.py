@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from opsbook.actions import recorded
 from opsbook.errors import ConfigError
 from opsbook.loki.http import is_log_query
 from opsbook.loki.timeutil import parse_duration
@@ -307,6 +308,7 @@ def dump_rules(groups: list[RuleGroup]) -> str:
     return text
 
 
+@recorded("loki.write_rules")
 def write_rules(groups: list[RuleGroup], path: str | Path, header: str = "") -> Path:
     """Validate and write ``groups`` to ``path`` atomically; returns the path."""
     text = dump_rules(groups)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from opsbook.actions import recorded
 from opsbook.errors import ConfigError
 from opsbook.migrate import checkpoint as ckpt
 from opsbook.migrate import cutover as co
@@ -580,6 +581,11 @@ def migrate(config: MigrationConfig | None = None, **kwargs: Any) -> MigrationRe
     cfg = MigrationConfig.from_kwargs(config, **kwargs)
     if cfg.dry_run:
         return plan(cfg)
+    return _migrate_live(cfg)
+
+
+@recorded("migrate.migrate")
+def _migrate_live(cfg: MigrationConfig) -> MigrationResult:
     if cfg.chroma_path:
         check_chroma_dir(cfg.chroma_path)
     t_start = time.perf_counter()
@@ -623,7 +629,11 @@ def migrate(config: MigrationConfig | None = None, **kwargs: Any) -> MigrationRe
 
 def rollback(config: MigrationConfig | None = None, **kwargs: Any) -> list[dict]:
     """Switch the aliases of the last cutover back (nothing to do → [])."""
-    cfg = MigrationConfig.from_kwargs(config, **kwargs)
+    return _rollback(MigrationConfig.from_kwargs(config, **kwargs))
+
+
+@recorded("migrate.rollback")
+def _rollback(cfg: MigrationConfig) -> list[dict]:
     key = None
     from opsbook.settings import secret
 
@@ -635,7 +645,11 @@ def rollback(config: MigrationConfig | None = None, **kwargs: Any) -> list[dict]
 
 def cleanup(config: MigrationConfig | None = None, **kwargs: Any) -> list[str]:
     """Delete collections replaced by a cutover and no longer behind any alias."""
-    cfg = MigrationConfig.from_kwargs(config, **kwargs)
+    return _cleanup(MigrationConfig.from_kwargs(config, **kwargs))
+
+
+@recorded("migrate.cleanup")
+def _cleanup(cfg: MigrationConfig) -> list[str]:
     from opsbook.settings import secret
 
     key = secret(cfg.qdrant_api_key_env) if cfg.target == "server" else None

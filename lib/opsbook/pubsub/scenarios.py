@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from opsbook.action_kinds import record_config_set
 from opsbook.errors import ConfigError
 from opsbook.pubsub.harness import Bench, StepResult
 
@@ -581,10 +582,12 @@ def pubsub_output_limit(bench: Bench, limit: str | None) -> Iterator[str]:
         yield current
         return
     bench.admin.call("CONFIG", "SET", "client-output-buffer-limit", f"pubsub {limit}")
+    record_config_set(bench, "client-output-buffer-limit", original, f"pubsub {limit}")
     try:
         yield limit
     finally:
         bench.admin.call("CONFIG", "SET", "client-output-buffer-limit", original)
+        record_config_set(bench, "client-output-buffer-limit", f"pubsub {limit}", original)
 
 
 def _pubsub_part(config: str) -> str:

@@ -1,0 +1,140 @@
+"""Attach a saved notebook, with its outputs, to the action records it produced.
+
+Records are write-once, so attaching does not reopen an action record: it seals a new
+record (``"kind": "attachment"``) that holds the notebook exactly as the engineer saved
+it (secrets scrubbed like every artifact), its stakeholder report and full report, and
+the ids of the action records it belongs to. ``opsbook show ACTION`` and the audit index
+list the attachment beside its actions; ``opsbook verify`` detects a later edit of the
+sealed copy like any other artifact.
+
+Which actions? Those named explicitly, else the ones whose audit notice
+(:data:`opsbook.actions.ACTION_MIME`) is among the notebook's saved outputs, else the
+action records whose origin is this notebook.
+
+>>> opsbook.attach()                                  # doctest: +SKIP  (inside the notebook)
+$ opsbook attach notebooks/chroma_to_qdrant.ipynb     # from a shell
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from opsbook import actions, audit
+from opsbook.errors import ConfigError
+from opsbook.settings import audit_root
+
+ATTACHMENT = "attachment"
+
+
+def actions_in_notebook(nb: nbformat.NotebookNode) -> list[str]:
+    """Action ids announced in the notebook's saved outputs, in order, without repeats."""
+    found: list[str] = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            payload = output.get("data", {}).get(actions.ACTION_MIME)
+            if isinstance(payload, dict) and payload.get("action_id") not in found:
+                found.append(str(payload["action_id"]))
+    return found
+
+
+def actions_from_origin(root: Path, notebook: Path) -> list[str]:
+    """Action records whose origin is an interactive kernel serving ``notebook``."""
+    wanted = str(notebook.resolve())
+    return [
+        data["run_id"]
+        for data in audit.list_runs(root)
+        if actions.is_action(data) and (data.get("origin") or {}).get("notebook") == wanted
+    ]
+
+
+def attach(
+    notebook: str | Path | None = None,
+    action_ids: list[str] | None = None,
+    *,
+    root: Path | None = None,
+) -> str:
+    """Seal the saved ``notebook`` into a record attached to its action records.
+
+    Inside a notebook, call it with no argument after saving (Ctrl-S): the notebook is
+    the one this kernel serves. Returns the attachment record's id.
+    """
+    root = root or audit_root()
+    path = _notebook(notebook)
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as exc:
+        raise ConfigError(f"{path} is not a readable notebook: {exc}") from None
+    ids = list(action_ids or []) or actions_in_notebook(nb) or actions_from_origin(root, path)
+    if not ids:
+        raise ConfigError(
+            f"{path.name} produced no action record: nothing to attach it to",
+            hint="run the changing cells first and save, or pass --action ACTION_ID",
+        )
+    for action_id in ids:
+        _, data = audit.load_run(root, action_id)
+        if not actions.is_action(data):
+            raise ConfigError(f"{action_id} is a {data.get('kind', 'run')} record, not an action")
+    full_ids = [audit.load_run(root, a)[1]["run_id"] for a in ids]
+    return _seal(root, path, full_ids)
+
+
+def _notebook(notebook: str | Path | None) -> Path:
+    if notebook is None:
+        current = actions.notebook_path()
+        if current is None:
+            raise ConfigError(
+                "cannot tell which notebook this kernel runs",
+                hint="pass its path: opsbook.attach('notebooks/chroma_to_qdrant.ipynb')",
+            )
+        notebook = current
+    path = Path(notebook).expanduser().resolve()
+    if not path.is_file():
+        raise ConfigError(f"notebook {path} does not exist", hint="save it first, then attach")
+    return path
+
+
+def _seal(root: Path, path: Path, ids: list[str]) -> str:
+    record_id, folder = audit.new_record(root, f"attach-{path.stem}")
+    shutil.copyfile(path, folder / "notebook.ipynb")
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    audit.redact_tree(folder, actions.redaction_values(saved, actions.KNOWN_SECRET_ENV))
+    now = audit.now_iso()
+    data: dict[str, Any] = {
+        "schema": 1,
+        "kind": ATTACHMENT,
+        "run_id": record_id,
+        "status": "succeeded",
+        "user": audit.whoami(),
+        "started_at": now,
+        "ended_at": now,
+        "duration_s": None,
+        "actions": ids,
+        "notebook": {
+            "name": path.name,
+            "path": str(path),
+            "sha256_as_saved": audit.sha256_file(path),
+        },
+        "origin": actions.origin(),
+    }
+    try:
+        from opsbook.report import attachment_pages
+
+        attachment_pages(folder, data)
+    except Exception as exc:  # the notebook itself is the record; the pages are derived
+        data["report_error"] = f"{type(exc).__name__}: {exc}"
+    audit.seal(root, folder, data, actions.KNOWN_SECRET_ENV)
+    return record_id
+
+
+def attachments_of(root: Path, action_id: str) -> list[str]:
+    """Ids of the attachment records that name ``action_id``."""
+    return [
+        data["run_id"]
+        for data in audit.list_runs(root)
+        if data.get("kind") == ATTACHMENT and action_id in data.get("actions", [])
+    ]
