@@ -11,12 +11,11 @@ from urllib.parse import quote
 
 import pytest
 
-from opsbook import actions, audit, execute
-from opsbook.actions import ActionSpec, record_action, recorded
-from opsbook.action_kinds import SPECS
-from opsbook.errors import ApprovalRequired
-
 from conftest import make_notebook
+from opsbook import actions, audit, execute
+from opsbook.action_kinds import SPECS
+from opsbook.actions import ActionSpec, record_action, recorded
+from opsbook.errors import ApprovalRequired
 
 
 def action_records(root: Path) -> list[dict]:
