@@ -117,9 +117,12 @@ def _file_ledger_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _own_audit_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Action records any test writes land in its own audit root, never in ./audit."""
-    monkeypatch.setenv("OPSBOOK_AUDIT_DIR", str(tmp_path / "audit"))
+def _own_audit_root(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Action records any test writes land in its own audit root, never in ./audit (and
+    not inside ``tmp_path``, which tests may expect to stay empty)."""
+    monkeypatch.setenv("OPSBOOK_AUDIT_DIR", str(tmp_path_factory.mktemp("audit-root")))
 
 
 @pytest.fixture
