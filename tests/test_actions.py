@@ -249,3 +249,16 @@ def test_history_and_index_show_both_kinds(project: Path, write_runbook, audit_d
     index = audit_index(audit_dir).read_text()
     assert f'href="{action_id}/index.html"' in index
     assert f'href="{run.run_id}/index.html"' in index
+
+
+def test_action_entries_are_signed_like_runner_entries(audit_dir: Path, key_a) -> None:
+    action_id = record_action("test.change", parameters={}, summary={"moved": 1})
+    [entry] = audit.read_ledger(audit_dir)
+    assert entry["run_id"] == action_id
+    assert entry["kind"] == "action"
+    assert entry["key"] == key_a.fingerprint and entry["signature"]
+    assert audit.verify(audit_dir, require_signed=True) == []
+    entry_line = (audit_dir / "ledger.jsonl").read_text()
+    forged = entry_line.replace('"status":"succeeded"', '"status":"failed"')
+    (audit_dir / "ledger.jsonl").write_text(forged)
+    assert audit.verify(audit_dir, require_signed=True) != []

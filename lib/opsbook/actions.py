@@ -4,7 +4,8 @@ Runs of runbooks are not the only way production changes: engineers run the same
 library calls step by step in JupyterLab or through the domain CLIs. Each call that
 changes a system is decorated with :func:`recorded` (or calls :func:`record_action`),
 and writes ONE record into the same audit root and ledger as runner records, through the
-same sealing, redaction and ledger append (:mod:`opsbook.audit`). A dry run, or a call
+same sealing (:func:`opsbook.audit.seal_record`: signed ledger entry with ``kind``),
+redaction (:class:`opsbook.redact.Redactor`) and ledger. A dry run, or a call
 that changed nothing, writes none.
 
 An action record is a folder ``<audit root>/<action_id>/`` holding ``run.json`` with
@@ -22,7 +23,6 @@ production when :func:`is_production` says so for its target, or ``OPSBOOK_ENV=p
 
 from __future__ import annotations
 
-import base64
 import functools
 import ipaddress
 import json
@@ -33,11 +33,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import urlsplit
 
 from opsbook import audit
 from opsbook.errors import ApprovalRequired
-from opsbook.settings import audit_root
+from opsbook.redact import Redactor
+from opsbook.settings import audit_root, seen_secrets
 
 ACTION_MIME = "application/vnd.opsbook.action+json"
 #: The secrets opsbook itself reads (see .env.example): always scrubbed from records.
@@ -213,38 +214,15 @@ def is_production(target: str) -> bool:
 # ---------------------------------------------------------------------- redaction
 
 
-def redaction_values(data: Any, secret_env: list[str]) -> set[str]:
-    """Secrets to scrub: declared env secrets and those opsbook handed out (see
-    :func:`audit.secret_values`), passwords inside URLs anywhere in ``data``, and each in
-    its percent-encoded and base64 forms (also as ``user:password``)."""
-    values = set(audit.secret_values([*KNOWN_SECRET_ENV, *secret_env]))
-    for text in _strings(data):
-        for word in text.split():
-            if "://" not in word:
-                continue
-            try:
-                parts = urlsplit(word)
-            except ValueError:
-                continue
-            if parts.password:
-                values.add(parts.password)
-                values.add(f"{parts.username or ''}:{parts.password}")
-    encoded = set()
-    for value in values:
-        encoded |= {quote(value, safe=""), quote_plus(value)}
-        encoded.add(base64.b64encode(value.encode()).decode().rstrip("="))
-        encoded.add(json.dumps(value)[1:-1])
-    return {v for v in values | encoded if len(v) >= 4}
-
-
-def _strings(data: Any) -> list[str]:
-    if isinstance(data, str):
-        return [data]
-    if isinstance(data, dict):
-        return [s for v in data.values() for s in _strings(v)]
-    if isinstance(data, list | tuple):
-        return [s for v in data for s in _strings(v)]
-    return []
+def redactor_for(data: Any, secret_env: list[str]) -> Redactor:
+    """The audit redactor (every encoding: see :mod:`opsbook.redact`) for one record: the
+    secrets opsbook reads (``.env.example``), the call's declared ones, every value
+    ``settings.secret()`` handed out in this process, and passwords inside URLs in ``data``."""
+    redactor = Redactor([*KNOWN_SECRET_ENV, *secret_env])
+    for value in seen_secrets():
+        redactor.add(value, "read with opsbook.settings.secret()")
+    redactor.add_from_data(data)
+    return redactor
 
 
 # ------------------------------------------------------------------------ writing
@@ -291,10 +269,11 @@ def record_action(
         environment=audit.environment_info(None),
     )
     data = record.to_dict()
-    values = redaction_values(data, secret_env or [])
-    data = audit.redact_value(data, values)
-    _write_page(folder, data)
-    audit.seal(root, folder, data, [])
+    data["approvals"] = [approval] if approval else []  # seal_record signs them into the ledger
+    redactor = redactor_for(data, secret_env or [])
+    data = redactor.value(data)
+    _write_page(folder, data)  # from the redacted data; sealing scrubs every file again
+    audit.seal_record(root, folder, data, redactor=redactor)  # signed like runner records
     _announce(data, where)
     if where["kind"] in ("kernel", "cli"):
         _refresh_index(root)

@@ -101,8 +101,7 @@ def _notebook(notebook: str | Path | None) -> Path:
 def _seal(root: Path, path: Path, ids: list[str]) -> str:
     record_id, folder = audit.new_record(root, f"attach-{path.stem}")
     shutil.copyfile(path, folder / "notebook.ipynb")
-    saved = json.loads(path.read_text(encoding="utf-8"))
-    audit.redact_tree(folder, actions.redaction_values(saved, actions.KNOWN_SECRET_ENV))
+    redactor = actions.redactor_for(json.loads(path.read_text(encoding="utf-8")), [])
     now = audit.now_iso()
     data: dict[str, Any] = {
         "schema": 1,
@@ -127,7 +126,7 @@ def _seal(root: Path, path: Path, ids: list[str]) -> str:
         attachment_pages(folder, data)
     except Exception as exc:  # the notebook itself is the record; the pages are derived
         data["report_error"] = f"{type(exc).__name__}: {exc}"
-    audit.seal(root, folder, data, actions.KNOWN_SECRET_ENV)
+    audit.seal_record(root, folder, data, redactor=redactor)
     return record_id
 
 

@@ -60,6 +60,11 @@ def _report_read(env_name: str) -> None:
     _REPORTED.add(env_name)
 
 
+def seen_secrets() -> set[str]:
+    """Every secret value :func:`secret` handed out in this process (for redaction)."""
+    return set(_SEEN_SECRETS)
+
+
 def audit_root() -> Path:
     """Root folder of audit records: ``$OPSBOOK_AUDIT_DIR``, else ``audit/`` of the project
     the cwd is in (so a kernel in ``notebooks/`` and the runner share one ledger), else
