@@ -126,6 +126,22 @@ def test_structured_metadata_visibility_in_log_queries(
 
 METRIC_TABLE = [
     (
+        'sum by (env_extracted, level) (count_over_time({app="api"} |= "level" | logfmt [1m]))',
+        {(("env_extracted", "staging"), ("level", "error")): "1"},
+    ),
+    (
+        'sum by (user) (count_over_time({app="api"} | json | __error__="" | trace_id="inline" [1m]))',
+        {(("user", "alice"),): "1"},
+    ),
+    (
+        'sum by (app) (sum_over_time({app=~".+"} | json | __error__="" | unwrap size [1m]))',
+        {(("app", "api"),): "10"},
+    ),
+    (
+        'sum by (trace_id) (count_over_time({app=~".+"} | trace_id=~"t.*" | size >= 5 [1m]))',
+        {(("trace_id", "t1"),): "2"},
+    ),
+    (
         'sum by (trace_id) (count_over_time({app=~".+"}[1m]))',
         {(("trace_id", "t1"),): "2", (("trace_id", "t2"),): "1", (): "1"},
     ),
@@ -355,3 +371,21 @@ def test_json_expression_with_a_missing_path_keeps_existing_labels() -> None:
     )
     # a missing path leaves the metadata and stream labels as they were; null is empty
     assert [s["stream"] for s in data["result"]] == [{"app": "a", "trace_id": "t1", "x": "1"}]
+
+
+def test_columnar_path_reads_structured_metadata(
+    logs: LocalLogs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the fast path on, streams with metadata are answered by the columnar plan."""
+    taken: list[bool] = []
+    real = columnar.ColumnarPlan.run
+
+    def spy(self: columnar.ColumnarPlan, stream: Any) -> Any:
+        parts = real(self, stream)
+        taken.append(parts is not None)
+        return parts
+
+    monkeypatch.setattr(columnar.ColumnarPlan, "run", spy)
+    query = 'sum by (trace_id, user) (count_over_time({app=~".+"} | json | __error__="" [1m]))'
+    assert vec(logs, query) == {(("trace_id", "inline"), ("user", "alice")): "1"}
+    assert taken == ([True, True] if columnar.FAST_PATH else [])

@@ -98,8 +98,9 @@ class ColumnarPlan:
         base: dict[str, str] = stream.labels
         if ERROR in base or ERROR_DETAILS in base:
             return None
-        if getattr(stream, "meta", None) is not None:
-            return None  # structured metadata: labels differ per entry (general path)
+        metas = getattr(stream, "meta", None)
+        if metas is not None and any(ERROR in m or ERROR_DETAILS in m for m in metas):
+            return None  # metadata posing as an error label: the general path decides
         return _Run(self, stream).execute()
 
 
@@ -172,6 +173,28 @@ class _Run:
         # ``nums`` holds the labels of ``plan.floats`` that | json set from JSON numbers
         self.cols: dict[str, np.ndarray] = {}
         self.nums: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.meta_cols(getattr(stream, "meta", None))
+
+    def meta_cols(self, metas: list[dict[str, str]] | None) -> None:
+        """Structured metadata as label columns, under the names the general path gives
+        them (:func:`opsbook.loki.logql.pipeline.start_labels`); a parser writing the same
+        name later overwrites them, as there."""
+        if metas is None:
+            return
+        names = sorted({name for meta in metas for name in meta})
+        for name in names:
+            target = name + "_extracted" if name in self.base else name
+            self.cols[target] = np.array([m.get(name) for m in metas], dtype=object)
+
+    def meta_labels(self, row: int) -> dict[str, str]:
+        """Structured metadata of one entry under its label names."""
+        metas = getattr(self.stream, "meta", None)
+        if metas is None:
+            return {}
+        return {
+            (name + "_extracted" if name in self.base else name): value
+            for name, value in metas[row].items()
+        }
 
     # ------------------------------------------------------------------ label columns
     def col(self, name: str) -> np.ndarray:
@@ -429,6 +452,7 @@ class _Run:
         labels = dict(self.base)
         parser = next((s for s in self.plan.stages if isinstance(s, PARSER_STAGES)), None)
         if parser is not None and not isinstance(parser, ast.JsonStage):
+            labels.update(self.meta_labels(row))
             # logfmt, regexp, pattern: not narrowed by hints, so every label the stage sets
             entry = Entry(0, self.stream.lines[row], {}, self.base)
             parser_stage(parser)(entry)
