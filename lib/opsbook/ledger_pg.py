@@ -117,7 +117,8 @@ class PostgresLedger:
     def _connect(self) -> Any:
         psycopg = _psycopg()
         try:
-            return psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_S)
+            # autocommit: reads hold no transaction open; appends open their own
+            return psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True)
         except psycopg.OperationalError as exc:
             raise LedgerDatabaseError(
                 f"cannot connect to the {self.describe()}: {_first_line(exc)}",
@@ -135,9 +136,6 @@ class PostgresLedger:
         except BaseException:
             self.close()
             raise
-        else:
-            if self._conn.info.transaction_status != 0:  # not idle: end the read
-                self._conn.rollback()
 
     def close(self) -> None:
         """Close the cached connection (the next call opens a new one)."""
@@ -217,6 +215,7 @@ class PostgresLedger:
         last_error: Exception | None = None
         for attempt in range(RETRIES):
             entry: Entry | None = None
+            self._pending = None
             try:
                 with self._connection() as conn:
                     entry = self._append_once(conn, build)
@@ -246,30 +245,46 @@ class PostgresLedger:
 
     def _append_once(self, conn: Any, build: Build) -> Entry:
         psycopg = _psycopg()
-        conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))
-            row = conn.execute(
-                f"SELECT seq, run_id, prev, hash, key, body FROM {TABLE} ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-            head = _row_entry(row[0], row) if row else None
-            entry = build(head)
-            self._pending = entry
-            conn.execute(
-                f"INSERT INTO {TABLE} (seq, run_id, prev, hash, key, sealed_at, host, body)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    entry["seq"],
-                    entry["run_id"],
-                    entry["prev"],
-                    entry["hash"],
-                    entry.get("key", ""),
-                    entry.get("sealed_at", ""),
-                    str(entry.get("host", "")),
-                    _canonical(entry),
-                ),
-            )
-        self._pending = None
+        # The session lock is taken before the transaction starts: a SERIALIZABLE
+        # snapshot taken while waiting for it would not see the previous holder's entry
+        # and every waiter would then fail to serialize. The lock dies with the session.
+        conn.execute("SELECT pg_advisory_lock(%s)", (APPEND_LOCK,))
+        try:
+            conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
+            with conn.transaction():
+                entry = self._insert_next(conn, build)
+            self._pending = None  # committed
+            return entry
+        finally:
+            if not conn.closed:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (APPEND_LOCK,))
+
+    def _insert_next(self, conn: Any, build: Build) -> Entry:
+        """Inside the append transaction: read the head, build the entry, insert it.
+
+        The entry is kept in ``_pending`` until COMMIT returns, so that a connection
+        lost during COMMIT can be resolved by looking the entry up (:meth:`_find_uncertain`).
+        """
+        row = conn.execute(
+            f"SELECT seq, run_id, prev, hash, key, body FROM {TABLE} ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        head = _row_entry(row[0], row) if row else None
+        entry = build(head)
+        self._pending = entry
+        conn.execute(
+            f"INSERT INTO {TABLE} (seq, run_id, prev, hash, key, sealed_at, host, body)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                entry["seq"],
+                entry["run_id"],
+                entry["prev"],
+                entry["hash"],
+                entry.get("key", ""),
+                entry.get("sealed_at", ""),
+                str(entry.get("host", "")),
+                _canonical(entry),
+            ),
+        )
         return entry
 
     _pending: Entry | None = None
