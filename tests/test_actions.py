@@ -262,3 +262,15 @@ def test_action_entries_are_signed_like_runner_entries(audit_dir: Path, key_a) -
     forged = entry_line.replace('"status":"succeeded"', '"status":"failed"')
     (audit_dir / "ledger.jsonl").write_text(forged)
     assert audit.verify(audit_dir, require_signed=True) != []
+
+
+def test_a_team_ledger_entry_names_the_action_and_its_results() -> None:
+    data = {
+        "kind": "action",
+        "action": "migrate.rollback",
+        "user": "alice@h",
+        "summary": {"integrity_ok": True, "aliases": [{"alias": "docs"}]},
+    }
+    summary = audit.entry_summary(data)
+    assert summary["runbook"] == "migrate.rollback"
+    assert summary["key_results"] == {"integrity_ok": True}

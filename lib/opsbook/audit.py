@@ -274,13 +274,16 @@ def entry_summary(data: dict[str, Any]) -> dict[str, Any]:
     sha256 of every artifact, so the folder can be checked wherever it is found.
     """
     runbook = data.get("runbook")
+    summary = data.get("summary") if isinstance(data.get("summary"), dict) else {}
     return {
         "host": socket.gethostname(),
         "user": data.get("user") or whoami(),
-        "runbook": runbook.get("name") if isinstance(runbook, dict) else runbook,
+        # an action record (opsbook.actions) names its action where a run names its runbook
+        "runbook": (runbook.get("name") if isinstance(runbook, dict) else runbook)
+        or data.get("action"),
         "started_at": data.get("started_at"),
         "duration_s": data.get("duration_s"),
-        "key_results": key_results(data),
+        "key_results": key_results(data) or key_results({"steps": [{"outputs": summary}]}),
         "artifacts": dict(data.get("artifacts") or {}),
     }
 
@@ -584,6 +587,8 @@ def team_runs(root: Path) -> list[dict[str, Any]]:
             "run_id": e["run_id"],
             "status": e.get("status"),
             "runbook": {"name": e.get("runbook") or "?"},
+            "kind": e.get("kind") or "run",
+            "action": e.get("runbook"),
             "user": e.get("user"),
             "started_at": e.get("started_at"),
             "duration_s": e.get("duration_s"),

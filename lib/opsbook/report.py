@@ -296,6 +296,8 @@ def _runs_chart(runs: list[dict[str, Any]]) -> str:
 
 def _index_links(root: Path, data: dict[str, Any]) -> list[str]:
     run_id = html.escape(data["run_id"])
+    if data.get("remote"):  # sealed on another machine: its folder is there
+        return [f"record on {html.escape(str(data['remote']))}"]
     if actions.is_action(data):
         return [f'<a href="{run_id}/index.html">action</a>']
     if data.get("kind") == "attachment":
