@@ -29,3 +29,15 @@ def test_errors_become_messages(tmp_path: Path) -> None:
     )
     assert res.exit_code == 2
     assert "does not exist" in res.output and "hint:" in res.output
+
+
+def test_unverified_search_refuses_cutover_with_exit_1(demo_store: Path, tmp_path: Path) -> None:
+    base = ["run", "--chroma-path", str(demo_store), "--collection", "release-notes"]
+    base += ["--no-backup", "--sample-queries", "0"]
+    res = CliRunner().invoke(cli, [*base, "--work-dir", str(tmp_path / "a")])
+    assert res.exit_code == 1, res.output
+    assert "cutover not done" in res.output and "search NOT verified" in res.output
+    res = CliRunner().invoke(
+        cli, [*base, "--work-dir", str(tmp_path / "b"), "--allow-unverified-search"]
+    )
+    assert res.exit_code == 0 and "cutover done" in res.output, res.output

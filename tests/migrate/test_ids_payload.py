@@ -79,3 +79,10 @@ def test_payload_layout_and_diff() -> None:
     assert payload_diff(p, p | {"chroma_id": "0042"}) == "chroma_id"
     assert payload_diff(p, None) == "payload missing"
     assert "unexpected" in payload_diff(p, p | {"x": 1})
+
+
+@pytest.mark.parametrize("chroma_id", ["", "42", "0042", "café-ß-日本-001", "x" * 300, "a/b c?d"])
+def test_point_id_is_rfc4122_uuid5(chroma_id: str) -> None:
+    from opsbook.migrate.ids import NAMESPACE
+
+    assert point_id(chroma_id) == str(uuid.uuid5(NAMESPACE, chroma_id))

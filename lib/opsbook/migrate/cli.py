@@ -153,7 +153,8 @@ def run_cmd(resume: bool, no_cutover: bool, no_backup: bool, **kw: Any) -> None:
         f"cutover {'done' if r.cutover_done else 'not done'}"
         + ("" if r.search_verified else "; search NOT verified (sample_queries=0)")
     )
-    raise SystemExit(0 if r.integrity_ok else 1)
+    refused = not no_cutover and not r.cutover_allowed  # e.g. search not verified
+    raise SystemExit(1 if not r.integrity_ok or refused else 0)
 
 
 @cli.command("rollback")

@@ -51,13 +51,22 @@ def vector_digest(vector: np.ndarray) -> bytes:
     return digest(np.ascontiguousarray(vector, dtype=np.float32).tobytes())
 
 
+def document_digest(document: Any) -> bytes:
+    """A document is a string or None (anything else goes through canonical JSON)."""
+    if document is None:
+        return digest(b"n")
+    if isinstance(document, str):
+        return digest(b"s" + document.encode())
+    return digest(b"j" + canonical(document))
+
+
 def record_row(point_id: str, payload: dict, vector: np.ndarray) -> Row:
     """The stored digests of one record (``payload`` as built for the target)."""
     return (
         point_id,
         payload[ID_KEY],
         vector_digest(vector),
-        digest(canonical(payload.get(DOCUMENT_KEY))),
+        document_digest(payload.get(DOCUMENT_KEY)),
         digest(canonical(payload.get(METADATA_KEY))),
     )
 

@@ -9,11 +9,13 @@ strings, hence different UUIDs). The original id is kept in the payload under
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable
 
 #: Namespace of every point id opsbook derives; changing it would orphan migrated points.
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://opsbook/migrate/chroma-id")
+_PREFIX = NAMESPACE.bytes
 
 
 def point_id(chroma_id: str) -> str:
@@ -24,7 +26,12 @@ def point_id(chroma_id: str) -> str:
     """
     if not isinstance(chroma_id, str):
         raise TypeError(f"Chroma ids are strings, got {type(chroma_id).__name__}")
-    return str(uuid.uuid5(NAMESPACE, chroma_id))
+    # uuid5 (RFC 4122 §4.3) without building a uuid.UUID: ~3x faster, same string
+    raw = bytearray(hashlib.sha1(_PREFIX + chroma_id.encode()).digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def point_ids(chroma_ids: Iterable[str]) -> list[str]:

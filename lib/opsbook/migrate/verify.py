@@ -27,7 +27,13 @@ import numpy as np
 
 from opsbook.migrate import searchcheck
 from opsbook.migrate.exact import TopK
-from opsbook.migrate.hashes import HashStore, canonical, digest, vector_digest
+from opsbook.migrate.hashes import (
+    HashStore,
+    canonical,
+    digest,
+    document_digest,
+    vector_digest,
+)
 from opsbook.migrate.ids import point_id
 from opsbook.migrate.payload import DOCUMENT_KEY, ID_KEY, METADATA_KEY
 from opsbook.migrate.searchcheck import SearchReport
@@ -116,7 +122,7 @@ def _check_point(
         report.add("vector", chroma_id, "vector bytes differ from those written")
     if cid != chroma_id or set(payload) - _PAYLOAD_KEYS:
         report.add("payload", chroma_id, f"chroma_id {cid!r} / keys {sorted(payload)}")
-    if digest(canonical(payload.get(DOCUMENT_KEY))) != doc:
+    if document_digest(payload.get(DOCUMENT_KEY)) != doc:
         report.add("document", chroma_id, "document differs")
     if digest(canonical(payload.get(METADATA_KEY))) != meta:
         report.add("metadata", chroma_id, "metadata differs (value or type)")
