@@ -331,7 +331,8 @@ class LocalLogs:
         ``{"labels": {str: str}, "line": str, "timestamp": str}`` on its own line; the
         general loader then decides (and reports errors) as before.
         """
-        table = _read_logcli_table(data) if COLUMNAR_LOAD else None
+        plain = data.find(b'"structuredMetadata"') < 0 and data.find(b'"parsed"') < 0
+        table = _read_logcli_table(data) if COLUMNAR_LOAD and plain else None
         if table is None:
             return False
         labels_col = table.column("labels").combine_chunks()
@@ -620,7 +621,9 @@ def _string_map(value: Any, what: str, where: str) -> Meta:
             f"{where}: {what} must be an object of strings, found {_shown(value)}",
             hint='structured metadata looks like {"trace_id": "abc"}',
         )
-    return {str(k): v for k, v in value.items() if v != ""}
+    if "" in value.values():
+        return {str(k): v for k, v in value.items() if v != ""}
+    return value  # parsed JSON: keys are strings already
 
 
 def _shown(value: Any) -> str:
@@ -704,22 +707,36 @@ def _record_extras(
     not an object of strings, is an error naming the file and line.
     """
     metas: list[Meta] | None = None
+    known = _RECORD_KEYS
     for index, record in enumerate(records):
-        if not record.keys() <= _RECORD_KEYS:
-            _unknown_fields(record, path, numbers[index])
         if len(record) <= 3:
+            if not record.keys() <= known:
+                _unknown_fields(record, path, numbers[index])
             continue
-        where = f"{path}:{numbers[index]}"
+        if not record.keys() <= known:
+            _unknown_fields(record, path, numbers[index])
         if "parsed" in record:
-            parsed = _string_map(record["parsed"], "parsed", where)
+            parsed = _string_map(record["parsed"], "parsed", f"{path}:{numbers[index]}")
             labels_list[index] = {**labels_list[index], **parsed}
         if "structuredMetadata" in record:
-            meta = _string_map(record["structuredMetadata"], "structuredMetadata", where)
+            meta = record["structuredMetadata"]
+            if not _plain_strings(meta):
+                where = f"{path}:{numbers[index]}"
+                meta = _string_map(meta, "structuredMetadata", where)
             if meta:
                 if metas is None:
                     metas = [_NO_META] * len(records)
                 metas[index] = meta
     return metas
+
+
+def _plain_strings(value: Any) -> bool:
+    """A dict of non-empty strings, usable as metadata as it is."""
+    return (
+        type(value) is dict
+        and all(type(v) is str for v in value.values())
+        and "" not in value.values()
+    )
 
 
 def _unknown_fields(record: dict[str, Any], path: Path, number: int) -> None:
