@@ -171,3 +171,18 @@ def test_keygen_never_overwrites_and_trusts(keydir: Path, audit_dir: Path) -> No
     assert oct((keydir / "k.pem").stat().st_mode & 0o777) == "0o600"
     again = runner.invoke(cli, ["keygen", "--out", str(keydir / "k.pem")])
     assert again.exit_code == 2 and "never overwritten" in again.output
+
+
+@pytest.mark.parametrize("signatures", ["keep", "strip-forged"])
+def test_resume_check_catches_a_rechained_forgery(
+    audit_dir: Path, key_a: signing.Signer, signatures: str
+) -> None:
+    ids = [seal_one(audit_dir, status="awaiting_approval") for _ in range(3)]
+    assert audit.verify_one(audit_dir, ids[0]) == []
+    forge(audit_dir, ids[0], signatures)  # run.json, its entry and every later entry
+    problems = audit.verify_one(audit_dir, ids[0])
+    assert problems, "a forged record must not be resumable"
+    if signatures == "strip-forged":
+        assert any(ids[0] in p and "stripped" in p for p in problems)
+    # entries after the forged one were re-chained: their signatures no longer verify
+    assert any(ids[1] in p and "does not verify" in p for p in problems)

@@ -532,20 +532,41 @@ def verify_record(folder: Path, entry: dict[str, Any]) -> list[str]:
 
 
 def verify_one(root: Path, run_id: str, trust: TrustStore | None = None) -> list[str]:
-    """Problems with one record: its ledger entry (chain, signature) and its files."""
+    """Problems with one record: its files, its ledger entry and every entry after it.
+
+    Rewriting an entry changes its hash, so every later entry must be re-chained and
+    loses its signature: checking the chain and signatures from the record to the head
+    (no file hashing) catches it. An unsigned entry in a ledger that has signed ones is
+    a stripped signature.
+    """
     trust = trust if trust is not None else TrustStore.load()
     entries = read_ledger(root)
-    prev = GENESIS
-    for index, entry in enumerate(entries, start=1):
-        if entry.get("run_id") == run_id:
-            label = f"ledger entry {index} (run {run_id})"
-            problems = _chain_problems(entry, index, prev, label)
-            signature = _signature_problem(entry, trust)
-            if signature and signature != UNSIGNED:
-                problems.append(f"{label}: {signature}")
-            return problems + verify_record(root / run_id, entry)
+    position = next((i for i, e in enumerate(entries) if e.get("run_id") == run_id), None)
+    if position is None:
+        return [
+            f"record {run_id}: not in the ledger (never sealed, or its ledger line was dropped)"
+        ]
+    problems: list[str] = []
+    any_signed = any(_is_signed(e) for e in entries)
+    prev = entries[position - 1].get("hash", "?") if position else GENESIS
+    for index, entry in enumerate(entries[position:], start=position + 1):
+        if "_unreadable" in entry:
+            problems.append(f"ledger line {entry['_line']}: unreadable (edited?)")
+            prev = "?"
+            continue
+        label = f"ledger entry {index} (run {entry.get('run_id', '?')})"
+        problems += _chain_problems(entry, index, prev, label)
         prev = entry.get("hash", "?")
-    return [f"record {run_id}: not in the ledger (never sealed, or its ledger line was dropped)"]
+        signature = _signature_problem(entry, trust)
+        if signature == UNSIGNED and any_signed:
+            problems.append(f"{label}: unsigned in a ledger of signed entries (stripped?)")
+        elif signature and signature != UNSIGNED:
+            problems.append(f"{label}: {signature}")
+    return problems + verify_record(root / run_id, entries[position])
+
+
+def _is_signed(entry: dict[str, Any]) -> bool:
+    return "signature" in entry and entry.get("key") not in (None, UNSIGNED)
 
 
 def _load_json(path: Path) -> dict[str, Any] | None:
