@@ -296,8 +296,9 @@ class _Run:
                     )
                 current[0][found] = values[found]
                 current[1][found] = True
-        failed = rows[~pd.isna(view.errors[rows])]
-        self.set_error(failed, view.error_kind, view.errors[failed])
+        if view.errors is not None:
+            failed = rows[~pd.isna(view.errors[rows])]
+            self.set_error(failed, view.error_kind, view.errors[failed])
         return True
 
     def utf8_lengths(self, rows: np.ndarray) -> np.ndarray:
@@ -500,7 +501,7 @@ class _ParseView:
 
     texts: dict[str, np.ndarray]
     nums: dict[str, tuple[np.ndarray, np.ndarray]]
-    errors: np.ndarray
+    errors: np.ndarray | None  # None: no line failed
     error_kind: str = JSON_ERR
 
 
@@ -520,6 +521,7 @@ class _ParseCache:
     errors: np.ndarray
     written: set[str] = field(default_factory=set)  # labels set on at least one line
     error_kind: str = JSON_ERR
+    erred: bool = False  # some line failed (else ``errors`` is all None)
 
     @classmethod
     def empty(
@@ -538,7 +540,7 @@ class _ParseCache:
         return _ParseView(
             {name: col[part] for name, col in self.texts.items() if name in self.written},
             {name: (v[part], h[part]) for name, (v, h) in self.nums.items()},
-            self.errors[part],
+            self.errors[part] if self.erred else None,
             self.error_kind,
         )
 
@@ -609,6 +611,7 @@ def _orjson_fill(
         if type(obj) is not dict:
             message = parse_json_object(line)
             errors[pos] = message if isinstance(message, str) else _NOT_OBJECT
+            cache.erred = True
             continue
         keys = obj.keys()
         if keys != last_keys:
@@ -830,6 +833,7 @@ def _stage_fill(
                 words.append(value)
         if ERROR in labels:
             cache.errors[pos] = labels.get(ERROR_DETAILS, "")
+            cache.erred = True
     for target, (positions, words) in texts.items():
         if positions:
             _store_texts(cache, target, np.array(positions), np.array(words, dtype=object))
@@ -907,25 +911,29 @@ def _vector_read(
             found = pc.extract_regex(lines, rf"(?:^|[{_WS}]){key}=(?P<v>[^{_WS}]*)")
             columns[target] = _texts_of(found, "v")
         return columns, _flags(odd)
+    if not targets:  # regexp and pattern set no error: nothing to read
+        return columns, np.zeros(len(lines), dtype=bool)
     if isinstance(stage, ast.RegexpStage):
         found = pc.extract_regex(lines, stage.pattern)
         for target, capture in targets.items():
             columns[target] = _texts_of(found, capture)
         return columns, np.zeros(len(lines), dtype=bool)
     assert isinstance(stage, ast.PatternStage)
-    found = pc.extract_regex(lines, _pattern_regex(compile_pattern(stage.pattern)))
+    wanted = frozenset(targets.values())
+    found = pc.extract_regex(lines, _pattern_regex(compile_pattern(stage.pattern), wanted))
     for target, capture in targets.items():
         columns[target] = _texts_of(found, capture)
     odd = pc.or_(pc.invert(pc.is_valid(found)), pc.equal(pc.utf8_length(lines), 0))
     return columns, _flags(odd)
 
 
-def _pattern_regex(parts: list[tuple[str, str]]) -> str:
+def _pattern_regex(parts: list[tuple[str, str]], wanted: frozenset[str] | None = None) -> str:
     """An RE2 pattern capturing what Loki's pattern parser captures on lines it matches.
 
     Each capture takes the text up to the *first* occurrence of the next literal (a lazy
     group), the last one the rest of the line; lines this does not match (a literal
-    missing) are left to the stage, which captures partially.
+    missing) are left to the stage, which captures partially. Only ``wanted`` captures
+    (default: all) are groups: fewer groups, faster matching.
     """
     out = ["(?s)^"]
     for index, (kind, text) in enumerate(parts):
@@ -934,7 +942,8 @@ def _pattern_regex(parts: list[tuple[str, str]]) -> str:
             continue
         last = index == len(parts) - 1
         body = ".*" if last else ".*?"
-        out.append(f"(?:{body})" if text == "_" else f"(?P<{text}>{body})")
+        keep = text != "_" and (wanted is None or text in wanted)
+        out.append(f"(?P<{text}>{body})" if keep else f"(?:{body})")
     return "".join(out)
 
 
