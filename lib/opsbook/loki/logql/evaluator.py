@@ -736,19 +736,19 @@ def _hints(node: ast.RangeAgg, group_by: tuple[str, ...]) -> Hints | None:
     ``regexp`` and ``pattern`` they tell the columnar path which labels to read.
     """
     stages = node.range.selector.stages
-    json_seen = False
+    parser_seen = False
     numeric: set[str] = set()
     other: set[str] = set(group_by)
     for stage in stages:
         if isinstance(stage, PARSER_STAGES) and not getattr(stage, "exprs", ()):
-            if json_seen:
+            if parser_seen:
                 return None
-            json_seen = True
+            parser_seen = True
         elif isinstance(stage, ast.LabelFilterStage):
             label_filter_names(stage.filter, numeric, other)
         elif not isinstance(stage, ast.LineFilterStage):
             return None
-    if not json_seen:
+    if not parser_seen:
         return None
     unwrap = node.range.unwrap
     if unwrap is not None:
