@@ -264,6 +264,8 @@ ODD_LOGFMT = [
     "",
     "plain text",
     "level=info route=/a status=abc latency_ms=NaN dur=bad size=nope",
+    'level=info msg="say \\"hi\\"" route=/a status=500 latency_ms=2',  # an escape
+    'level=info msg="x status=500" route=/b latency_ms=3',  # a key only inside quotes
 ]
 
 
@@ -295,7 +297,8 @@ def _line(rng: random.Random, app: str) -> str:
     ]
     if rng.random() < 0.2:
         pairs = [p for p in pairs if p[0] != rng.choice(["route", "status", "latency_ms"])]
-    return " ".join(f"{k}={v}" for k, v in pairs) + " msg=served"
+    msg = rng.choice([" msg=served", ' msg="request served"', ' msg=""', ' msg="a=b c"'])
+    return " ".join(f"{k}={v}" for k, v in pairs) + msg
 
 
 def _entries() -> list[tuple[dict[str, str], int, str]]:
@@ -526,10 +529,11 @@ def test_logfmt_is_read_vectorised_and_odd_lines_by_the_stage(
     monkeypatch.setattr(columnar, "_stage_fill", spy)
     result = store.query(query, time=int((T0 + 30) * S))["result"]
     got = {r["metric"]["level"]: r["value"][1] for r in result}
-    # the stage reads: a quote, a key twice, a.b, "=x", "5=00", "é", "\x01"; a standalone
-    # key, an empty value, "", plain text and a failed conversion are read vectorised
-    assert by_stage == [[1, 2, 3, 4, 5, 6, 7]]
-    assert got == {"info": "7", "info\x01": "1", "warn": "1", "debug": "1"}
+    # the stage reads: a key twice, a.b, "=x", "5=00", "é", "\x01", an escaped quote, a
+    # key inside quotes; quoted values, a standalone key, an empty value, "", plain text
+    # and a failed conversion are read vectorised
+    assert by_stage == [[2, 3, 4, 5, 6, 7, 13, 14]]
+    assert got == {"info": "8", "info\x01": "1", "warn": "1", "debug": "1"}
 
 
 def test_regexp_with_unnamed_groups_is_read_by_the_stage_and_cached(

@@ -735,16 +735,15 @@ def _int_float(value: int) -> float:
 
 _PARSER_KEYS = frozenset({"json", "logfmt", "regexp", "pattern"})
 _WS = "\\t\\n\\v\\f\\r "  # what Loki's logfmt scanner skips between pairs (ASCII lines)
-# A line the vectorised logfmt reading does not cover (the stage itself reads it): a quote
-# or a control character, a pair starting with ``=`` or holding two, a key that is not
-# already a label name (it would be sanitised, possibly onto another key's label); and,
-# per query, a wanted key written twice (which one wins is the stage's business).
-_LOGFMT_ODD = (
-    r'["\x00-\x08\x0e-\x1f]'
-    rf"|(?:^|[{_WS}])="
-    rf"|=[^{_WS}=]*="
-    rf"|(?:^|[{_WS}])(?:[0-9]|[^{_WS}=]*[^{_WS}=A-Za-z0-9_])[^{_WS}=]*="
-)
+# The lines the vectorised logfmt reading covers: ASCII, whitespace-separated pairs whose
+# key is already a label name (no sanitising, so no two keys share a label) and whose
+# value is bare or quoted without escapes. Any other line (a control character, an escape,
+# a stray quote or ``=``, a key to sanitise...) is read by the stage itself, and so is a
+# line where a wanted key is written twice (which one wins is the stage's business) or
+# appears inside a quoted value.
+_LOGFMT_PAIR = rf'[A-Za-z_][A-Za-z0-9_]*(?:=(?:"[^"\\]*"|[^{_WS}"=]*))?'
+_LOGFMT_PLAIN = rf"^[{_WS}]*(?:{_LOGFMT_PAIR}(?:[{_WS}]+{_LOGFMT_PAIR})*)?[{_WS}]*$"
+_LOGFMT_CONTROL = r"[\x00-\x08\x0e-\x1f]"
 
 
 def _text_targets(
@@ -902,14 +901,19 @@ def _vector_read(
     if isinstance(stage, ast.LogfmtStage):
         if stage.keep_empty:
             raise ValueError("standalone keys set labels: read by the stage")
-        twice = "".join(f"|(?:^|[{_WS}]){k}=(?s:.*)[{_WS}]{k}=" for k in targets.values())
         odd = pc.or_(
             pc.invert(pc.string_is_ascii(lines)),
-            pc.match_substring_regex(lines, _LOGFMT_ODD + twice),
+            pc.invert(pc.match_substring_regex(lines, _LOGFMT_PLAIN)),
         )
+        risky = [_LOGFMT_CONTROL]
+        for key in targets.values():
+            risky.append(f"(?:^|[{_WS}]){key}=(?s:.*)[{_WS}]{key}=")  # written twice
+            risky.append(f'^[^"]*"(?:[^"]*"[^"]*")*[^"]*[{_WS}]{key}=')  # inside quotes
+        odd = pc.or_(odd, pc.match_substring_regex(lines, "|".join(risky)))
         for target, key in targets.items():
-            found = pc.extract_regex(lines, rf"(?:^|[{_WS}]){key}=(?P<v>[^{_WS}]*)")
-            columns[target] = _texts_of(found, "v")
+            value = rf'(?:^|[{_WS}]){key}=(?:"(?P<q>[^"]*)"|(?P<v>[^{_WS}"=]*))'
+            found = pc.extract_regex(lines, value)
+            columns[target] = _texts_of(found, "q", "v")
         return columns, _flags(odd)
     if not targets:  # regexp and pattern set no error: nothing to read
         return columns, np.zeros(len(lines), dtype=bool)
@@ -950,11 +954,20 @@ def _pattern_regex(parts: list[tuple[str, str]], wanted: frozenset[str] | None =
 _REGEX_PUNCT = frozenset("\\.+*?()|[]{}^$#&-~!\"%',/:;<=>@`")
 
 
-def _texts_of(found: Any, name: str) -> np.ndarray:
-    """Field ``name`` of ``extract_regex``'s result as an object array (None: no match)."""
+def _texts_of(found: Any, *names: str) -> np.ndarray:
+    """Field ``name`` of ``extract_regex``'s result as an object array (None: no match).
+
+    With several names, their texts joined (groups of alternatives: one takes part).
+    """
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    values = pc.if_else(pc.is_valid(found), found.field(name), None)
+    field_values = [found.field(name) for name in names]
+    if len(field_values) > 1:
+        joined = pc.binary_join_element_wise(*field_values, pa.scalar(""))
+    else:
+        joined = field_values[0]
+    values = pc.if_else(pc.is_valid(found), joined, None)
     encoded = pc.dictionary_encode(values)
     if hasattr(encoded, "combine_chunks"):
         encoded = encoded.combine_chunks()
