@@ -652,6 +652,7 @@ def _orjson_fill(
         reference(entry)
         if ERROR in entry.labels:  # nested beyond what the stage can read
             errors[pos] = entry.labels.get(ERROR_DETAILS, "")
+            cache.erred = True
             continue
         for name, text in entry.labels.items():
             texts[name][0].append(pos)
