@@ -10,6 +10,7 @@ Builds the 14-app demo and a large generated monorepo (default 200 apps, 50k tra
 Prints medians and ratios; asserts nothing about time.
 
     .venv/bin/python benchmarks/archive_inventory.py [--apps 200 --files 50000 --repeat 3]
+        [--real ../novu:apps,packages,libs]
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ def _naive(repo: Path, apps: list[str]) -> None:
         )
 
 
-def _row(label: str, repo: Path, repeat: int) -> None:
-    inv = inventory(repo, now=DEMO_NOW)
+def _row(label: str, repo: Path, repeat: int, dirs: list[str] | None = None) -> None:
+    dirs = dirs or ["apps"]
+    inv = inventory(repo, dirs, now=DEMO_NOW)
     files = int(
         subprocess.run(
             f"git -C '{repo}' ls-files | wc -l",
@@ -60,12 +62,12 @@ def _row(label: str, repo: Path, repeat: int) -> None:
         ).stdout
     )
     apps = [a.path for a in inv.apps]
-    t_inv = _median(lambda: inventory(repo, now=DEMO_NOW), repeat)
+    t_inv = _median(lambda: inventory(repo, dirs, now=DEMO_NOW), repeat)
     t_base = _median(lambda: _baseline(repo), repeat)
     t_naive = _median(lambda: _naive(repo, apps), max(1, repeat // 2))
     on_disk = sum(a.files for a in inv.apps)
     print(
-        f"{label:<8} {len(apps):>5} {files:>8} {on_disk:>9} {t_inv:>9.3f} {t_base:>9.3f} "
+        f"{label[:8]:<8} {len(apps):>5} {files:>8} {on_disk:>9} {t_inv:>9.3f} {t_base:>9.3f} "
         f"{t_inv / t_base:>8.2f}x {t_naive:>9.3f} {t_naive / t_inv:>8.1f}x"
     )
 
@@ -76,6 +78,13 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=50_000)
     ap.add_argument("--commits", type=int, default=2_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument(
+        "--real",
+        action="append",
+        default=[],
+        metavar="PATH:DIR[,DIR]",
+        help="also time a local clone with its apps dirs, e.g. ../novu:apps,packages,libs",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="opsbook-archive-bench-") as tmp:
         start = time.perf_counter()
@@ -100,6 +109,9 @@ def main() -> None:
         )
         _row("demo", demo, args.repeat)
         _row("large", large, args.repeat)
+        for spec in args.real:
+            path, _, dirs = spec.rpartition(":")
+            _row(Path(path).name, Path(path), args.repeat, dirs.split(","))
 
 
 if __name__ == "__main__":

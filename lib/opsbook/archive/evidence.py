@@ -638,10 +638,12 @@ def ownership_evidence(app_path: str, rules: list[OwnerRule]) -> list[Evidence]:
 
 JS_SUFFIXES = (".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", ".mts", ".cts", ".vue", ".svelte")
 _JS_SPEC = re.compile(
-    r"""^[ \t]*(?:import|export)\b[^;'"`]*?\bfrom\s*['"]([^'"\n]+)['"]"""  # import x from 'y'
-    r"""|^[ \t]*import\s*['"]([^'"\n]+)['"]"""  # import 'y' (side effects)
-    r"""|\b(?:require|import)\s*\(\s*['"]([^'"\n]+)['"]\s*\)""",  # require('y'), import('y')
-    re.M,
+    # starts with the keyword so the regex engine can skip to i/e/r quickly
+    r"""(?:import|export)(?<![\w$.]import)(?<![\w$.]export)"""
+    r"""(?:\b[^;'"`()]*?\bfrom\s*['"]([^'"\n]+)['"]"""  # import x from 'y', export * from 'y'
+    r"""|\s*['"]([^'"\n]+)['"])"""  # import 'y' (side effects)
+    r"""|(?:require|import)(?<![\w$.]require)(?<![\w$.]import)"""
+    r"""\s*\(\s*['"]([^'"\n]+)['"]\s*\)"""  # require('y'), import('y')
 )
 # strings stay (specifiers live in them); template literals and comments are blanked so that
 # code shown in a docs snippet or commented out does not count as an import
@@ -701,11 +703,16 @@ def tsconfig_aliases(repo: Path) -> Aliases:
 def js_imports(text: str) -> list[tuple[str, int]]:
     """(specifier, line) of every import/export-from/require()/import() in JS/TS source,
     ignoring comments and template literals."""
-    code = _JS_NOISE.sub(_blank, text)
+    if _JS_SPEC.search(text) is None:
+        return []  # nothing that looks like an import: skip the blanking pass
+    code = _JS_NOISE.sub(_blank, text) if ("`" in text or "/" in text) else text
     found = []
+    line, pos = 1, 0
     for m in _JS_SPEC.finditer(code):
-        spec = m.group(1) or m.group(2) or m.group(3)
-        found.append((spec, line_of(code, m.start(m.lastindex or 1))))
+        start = m.start(m.lastindex or 1)
+        line += code.count("\n", pos, start)  # incremental: one pass over the file
+        pos = start
+        found.append((m.group(1) or m.group(2) or m.group(3), line))
     return found
 
 

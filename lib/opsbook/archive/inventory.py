@@ -507,6 +507,12 @@ def _dependencies(
         else None
     )
     aliases = ev.tsconfig_aliases(repo)
+    words = [*by_pkg, *(alias for alias, *_ in aliases.rules if alias)]
+    needles = (
+        re.compile("|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)))
+        if words
+        else None
+    )
     for node in nodes:
 
         def link(target: App, why: str, node: App = node) -> None:
@@ -535,7 +541,7 @@ def _dependencies(
                     where = f"{os.path.relpath(file, repo)}:{ev.line_of(text, m.start())}"
                     link(py_mods[m.group(1)], f"import {m.group(1)} in {where}")
         for file in walk.js:
-            _js_links(repo, file, node, by_pkg, by_path, aliases, link)
+            _js_links(repo, file, node, by_pkg, by_path, aliases, link, needles)
 
 
 def _js_links(
@@ -546,14 +552,20 @@ def _js_links(
     by_path: dict[str, App],
     aliases: ev.Aliases,
     link: Any,
+    needles: re.Pattern[str] | None,
 ) -> None:
     """Links from one JS/TS file: package imports, tsconfig aliases, relative imports that
-    cross into another app's folder, ``require()`` and dynamic ``import()``."""
+    cross into another app's folder, ``require()`` and dynamic ``import()``.
+
+    Speed: a file is parsed only when it names a workspace package or alias, or has
+    enough ``../`` to leave its own app folder (most files do neither).
+    """
     text = ev.read_text(Path(file), limit=1_000_000)
-    if "import" not in text and "require" not in text and "from" not in text:
-        return
     rel_file = os.path.relpath(file, repo)
     here = os.path.dirname(rel_file)
+    escape = "../" * (here.count("/") - node.path.count("/") + 1)
+    if escape not in text and (needles is None or needles.search(text) is None):
+        return
     for spec, line in ev.js_imports(text):
         target: App | None = None
         if spec.startswith("."):
