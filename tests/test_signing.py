@@ -186,3 +186,19 @@ def test_resume_check_catches_a_rechained_forgery(
         assert any(ids[0] in p and "stripped" in p for p in problems)
     # entries after the forged one were re-chained: their signatures no longer verify
     assert any(ids[1] in p and "does not verify" in p for p in problems)
+
+
+def test_index_says_which_records_are_signed(
+    audit_dir: Path, keydir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opsbook import report
+
+    unsigned = seal_one(audit_dir, runbook={"name": "unit"})
+    signer, _ = signing.keygen(keydir / "a.pem")
+    monkeypatch.setenv(signing.KEY_ENV, str(keydir / "a.pem"))
+    signed = seal_one(audit_dir, runbook={"name": "unit"})
+    page = report.audit_index(audit_dir).read_text()
+    assert page.count("<th>sealed</th>") == 1
+    assert page.count(f'<td><span title="{signer.fingerprint}">signed</span></td>') == 1
+    assert page.count("<td>unsigned</td>") == 1
+    assert unsigned in page and signed in page

@@ -322,9 +322,26 @@ def _key_results(data: dict[str, Any]) -> dict[str, Any]:
     return data.get("key_results") or audit.key_results(data)  # remote: from its entry
 
 
+def _seal_cells(root: Path) -> dict[str, str]:
+    """Per record: ``signed`` (the key's fingerprint on hover) or ``unsigned``.
+
+    What the ledger entry claims; only ``opsbook verify`` checks the signature."""
+    cells = {}
+    for entry in audit.read_ledger(root):
+        if "_unreadable" in entry or "run_id" not in entry:
+            continue
+        key = entry.get("key")
+        if entry.get("signature") and key not in (None, audit.UNSIGNED):
+            cells[entry["run_id"]] = f'<span title="{html.escape(str(key))}">signed</span>'
+        else:
+            cells[entry["run_id"]] = "unsigned"
+    return cells
+
+
 def audit_index(root: Path) -> Path:
     """Write ``<root>/index.html``: every run with status, duration, key results, links."""
     runs = audit.team_runs(root)
+    sealed = _seal_cells(root)
     rows = []
     for data in reversed(runs):
         run_id = data["run_id"]
@@ -336,13 +353,14 @@ def audit_index(root: Path) -> Path:
             f"<td>{html.escape(actions.title(data))}</td><td>{pill(data.get('status', '?'))}"
             f"</td><td>{html.escape(str(data.get('started_at', ''))[:19])}</td>"
             f"<td>{'' if duration is None else f'{duration:.1f} s'}</td>"
-            f"<td>{kv_table(_key_results(data), '')}</td><td>{' · '.join(links)}</td></tr>"
+            f"<td>{kv_table(_key_results(data), '')}</td>"
+            f"<td>{sealed.get(run_id, 'not sealed')}</td><td>{' · '.join(links)}</td></tr>"
         )
     table = (
         (
             '<table id="runs"><tr><th>record</th><th>kind</th><th>runbook or action</th>'
             "<th>status</th><th>started "
-            "(UTC)</th><th>duration</th><th>key results</th><th>reports</th></tr>"
+            "(UTC)</th><th>duration</th><th>key results</th><th>sealed</th><th>reports</th></tr>"
             + "".join(rows)
             + "</table>"
         )
@@ -351,8 +369,8 @@ def audit_index(root: Path) -> Path:
     )
     body = (
         f'<h1>opsbook audit trail</h1><p class="muted">{len(runs)} run(s) under '
-        f"{html.escape(str(root))}. Each record is write-once and hash-chained; check it with "
-        f"<code>opsbook verify</code>.</p>{_runs_chart(runs)}{table}"
+        f"{html.escape(str(root))}. Each record is write-once, hash-chained and, with a "
+        f"signing key, signed; check it with <code>opsbook verify --require-signed</code>.</p>{_runs_chart(runs)}{table}"
     )
     out = root / "index.html"
     tmp = root / f".index.html.{os.getpid()}.tmp"
