@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from browserkit import check_page, find_chromium
 from opsbook import execute
-from opsbook.browser import check_page, find_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.notebooks]
 OUT = Path(__file__).resolve().parents[1] / "test-output"

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from opsbook import execute
 from opsbook.cli import cli
+from opsbook.errors import ExitCode
 
 RUNBOOK = """
 name: clirun
@@ -38,7 +40,7 @@ def test_validate_reports_invalid_runbook(write_runbook) -> None:
     code, out = invoke("validate", str(good))
     assert code == 0 and "✓" in out
     code, out = invoke("validate", str(good), str(bad))
-    assert code == execute.EXIT_INVALID
+    assert code == ExitCode.INVALID_RUNBOOK
     assert "parameter 'nope' is not declared" in out and "✗" in out
 
 
@@ -46,12 +48,12 @@ def test_validate_reports_invalid_runbook(write_runbook) -> None:
 def test_run_gate_resume_history_show_verify(write_runbook, audit_dir: Path) -> None:
     path = write_runbook(RUNBOOK)
     code, out = invoke("run", str(path), "-p", "a=5")
-    assert code == execute.EXIT_AWAITING
+    assert code == ExitCode.AWAITING_APPROVAL
     assert "awaiting approval" in out
     run_id = json.loads(invoke("history", "--json")[1])[-1]["run_id"]
 
     code, out = invoke("resume", run_id[:22], "--approve", "gate")
-    assert code == execute.EXIT_OK, out
+    assert code == ExitCode.OK, out
     code, out = invoke("history", "--json")
     runs = json.loads(out)
     assert [r["status"] for r in runs] == ["awaiting_approval", "succeeded"]
@@ -67,7 +69,7 @@ def test_run_gate_resume_history_show_verify(write_runbook, audit_dir: Path) -> 
     (audit_dir / runs[0]["run_id"] / "runbook.yaml").chmod(0o644)
     (audit_dir / runs[0]["run_id"] / "runbook.yaml").write_text("edited")
     code, out = invoke("verify")
-    assert code == execute.EXIT_TAMPERED and "runbook.yaml modified" in out
+    assert code == ExitCode.TAMPERED and "runbook.yaml modified" in out
 
 
 def test_bad_parameters_exit_2(write_runbook, audit_dir: Path, tmp_path: Path) -> None:
@@ -79,7 +81,7 @@ def test_bad_parameters_exit_2(write_runbook, audit_dir: Path, tmp_path: Path) -
     code, out = invoke("run", str(path), "-p", "novalue")
     assert code == 2 and "name=value" in out
     code, out = invoke("run", str(tmp_path / "missing.yaml"))
-    assert code == execute.EXIT_USAGE and "does not exist" in out
+    assert code == ExitCode.USAGE and "does not exist" in out
     code, out = invoke("run", str(path), "-f", str(tmp_path / "nope.yaml"))
     assert code == 2 and "does not exist" in out
     assert not audit_dir.exists() or not any(audit_dir.iterdir())  # nothing half-written
@@ -116,7 +118,7 @@ def test_bad_params_file_names_file_line_and_column(
     params = tmp_path / "p.yaml"
     params.write_text(text)
     code, out = invoke("run", str(write_runbook(RUNBOOK)), "-f", str(params))
-    assert code == execute.EXIT_USAGE, out
+    assert code == ExitCode.USAGE, out
     assert f"{params}{position}" in out and problem in out
     assert "Traceback" not in out
     assert not audit_dir.exists()
@@ -124,7 +126,7 @@ def test_bad_params_file_names_file_line_and_column(
 
 def test_unknown_gate_refused(write_runbook, audit_dir: Path) -> None:
     code, out = invoke("run", str(write_runbook(RUNBOOK)), "--approve", "nosuchgate")
-    assert code == execute.EXIT_USAGE
+    assert code == ExitCode.USAGE
     assert "no gate 'nosuchgate'" in out and "gates: gate" in out
     assert not audit_dir.exists()
 
@@ -136,13 +138,13 @@ def test_validate_lists_schema_and_semantic_problems_at_once(write_runbook) -> N
         )
     )
     code, out = invoke("validate", str(bad))
-    assert code == execute.EXIT_INVALID
+    assert code == ExitCode.INVALID_RUNBOOK
     assert "unknown key 'colour'" in out and "parameter 'nope' is not declared" in out
 
 
 def test_validate_missing_file_is_bad_input(tmp_path: Path) -> None:
     code, out = invoke("validate", str(tmp_path / "nope.yaml"))
-    assert code == execute.EXIT_USAGE and "does not exist" in out
+    assert code == ExitCode.USAGE and "does not exist" in out
 
 
 def test_domain_parameter_out_of_range_refused_before_anything_runs(audit_dir: Path) -> None:
@@ -158,6 +160,26 @@ def test_domain_parameter_out_of_range_refused_before_anything_runs(audit_dir: P
             if name.startswith("archive")
             else invoke("run", str(root / "runbooks" / name), "-p", param)
         )
-        assert code == execute.EXIT_USAGE, (param, out)
+        assert code == ExitCode.USAGE, (param, out)
         assert param.split("=")[0] in out
     assert not audit_dir.exists()
+
+
+def test_domain_groups_are_entry_points_loaded_on_first_use() -> None:
+    """The core names no domain: each group comes from the ``opsbook.cli`` entry points."""
+    probe = (
+        "import sys, click\n"
+        "from opsbook.cli import cli\n"
+        "names = cli.list_commands(click.Context(cli))\n"
+        "listed_only = [m for m in sys.modules if m.startswith(('opsbook.loki', 'opsbook.pubsub'))]\n"
+        "loki = cli.get_command(click.Context(cli), 'loki')\n"
+        "from opsbook.loki.cli import cli as loki_cli\n"
+        "print(json.dumps([names, listed_only, loki is loki_cli]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", "import json\n" + probe], capture_output=True, text=True, check=True
+    )
+    names, imported, same = json.loads(done.stdout)
+    assert {"archive", "migrate", "loki", "pubsub"} <= set(names)
+    assert imported == []  # listing the commands imports no domain
+    assert same is True

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from opsbook import audit, execute
-from opsbook.errors import ConfigError
+from opsbook.errors import ConfigError, ExitCode
 from opsbook.record import results
 
 pytestmark = pytest.mark.notebooks
@@ -46,16 +46,16 @@ def test_gate_stops_then_resume_continues(write_runbook, audit_dir: Path) -> Non
     path = write_runbook(FLOW)
     stopped = execute.run(path, {"a": 10}, opts(audit_dir))
     assert stopped.status == "awaiting_approval"
-    assert stopped.exit_code == execute.EXIT_AWAITING
+    assert stopped.exit_code == ExitCode.AWAITING_APPROVAL
     assert [s["status"] for s in stopped.data["steps"]] == ["succeeded", "awaiting_approval"]
     assert stopped.data["steps"][0]["outputs"] == {"total": 14, "label": "sum", "n_items": 2}
 
     with pytest.raises(ConfigError, match="no gate 'gaet'") as info:  # refused, no record
         execute.resume(stopped.run_id, opts(audit_dir, approve={"gaet"}))
-    assert info.value.exit_code == execute.EXIT_USAGE
+    assert info.value.exit_code == ExitCode.USAGE
 
     resumed = execute.resume(stopped.run_id, opts(audit_dir, approve={"gate"}))
-    assert resumed.status == "succeeded" and resumed.exit_code == execute.EXIT_OK
+    assert resumed.status == "succeeded" and resumed.exit_code == ExitCode.OK
     assert resumed.data["resumed_from"] == stopped.run_id
     assert resumed.data["parameters"] == {"a": 10}
     statuses = {s["id"]: s["status"] for s in resumed.data["steps"]}
@@ -86,7 +86,7 @@ def test_failing_notebook_leaves_marked_record(write_runbook, audit_dir: Path) -
         notebook: notebooks/add.ipynb
     """)
     result = execute.run(path, {}, opts(audit_dir))
-    assert result.status == "failed" and result.exit_code == execute.EXIT_FAILED
+    assert result.status == "failed" and result.exit_code == ExitCode.FAILED
     step = result.data["steps"][0]
     assert step["error"]["ename"] == "ValueError"
     assert "boom" in step["error"]["evalue"]
@@ -120,7 +120,7 @@ def test_continue_and_rollback(write_runbook, audit_dir: Path) -> None:
     assert steps == [("tolerated", "failed"), ("boom", "failed"), ("undo", "succeeded")]
     assert result.data["steps"][2]["rollback_for"] == "boom"
     assert result.data["steps"][2]["outputs"]["label"] == "rolled back"
-    assert result.exit_code == execute.EXIT_FAILED
+    assert result.exit_code == ExitCode.FAILED
 
 
 def test_retry_then_success(write_runbook, audit_dir: Path, tmp_path: Path) -> None:

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from browserkit import LivePage, find_chromium
 from opsbook import audit
 from opsbook.attach import attach
-from opsbook.browser import LivePage, find_chromium
 from opsbook.lab import HOST, lab_command
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.notebooks]

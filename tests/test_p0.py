@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from browserkit import check_page, find_chromium
 from opsbook import audit, execute
-from opsbook.browser import check_page, find_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "test-output"

@@ -159,7 +159,6 @@ def main(spec_arg: str) -> int:
             cwd=spec.get("cwd"),
             log_output=spec.get("log_output", True),
             progress_bar=spec.get("progress_bar", True),
-            execution_timeout=spec.get("cell_timeout"),
             start_timeout=spec.get("start_timeout", 120),
         )
     except Exception as exc:  # every failure is reported to the parent, never swallowed

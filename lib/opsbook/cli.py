@@ -1,15 +1,14 @@
 """The ``opsbook`` command line: thin wrappers over the library.
 
 Every command turns an :class:`~opsbook.errors.OpsbookError` into a clean message and
-the documented exit code (see :mod:`opsbook.execute`).
+the documented exit code (:class:`opsbook.errors.ExitCode`).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import sys
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
@@ -18,27 +17,30 @@ import click
 from opsbook import audit, execute
 from opsbook import runbook as rbmod
 from opsbook.clikit import OpsbookGroup
-from opsbook.errors import ConfigError, OpsbookError
+from opsbook.errors import ConfigError, ExitCode, OpsbookError
 from opsbook.ledger_cli import cli as ledger_cli
 from opsbook.settings import audit_root
 
-DOMAINS = ("archive", "migrate", "loki", "pubsub")
+#: Entry-point group through which a package adds a command group (``opsbook loki ...``);
+#: opsbook's own domains register in pyproject.toml ``[project.entry-points."opsbook.cli"]``.
+PLUGIN_GROUP = "opsbook.cli"
 
 
 class _Group(OpsbookGroup):
     """Turns OpsbookError into a message and exit code instead of a traceback.
 
-    Domain command groups (``opsbook loki ...``) load on first use, so ``opsbook --help``
-    and the runner do not pay for importing Chroma or Redis clients.
+    Command groups registered under :data:`PLUGIN_GROUP` load on first use, so
+    ``opsbook --help`` and the runner do not pay for importing Chroma or Redis clients.
     """
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(_available_domains()))
+        return sorted(set(super().list_commands(ctx)) | set(_plugins()))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
-        if command is None and cmd_name in _available_domains():
-            group = getattr(importlib.import_module(f"opsbook.{cmd_name}.cli"), "cli", None)
+        plugin = _plugins().get(cmd_name)
+        if command is None and plugin is not None:
+            group = plugin.load()
             if isinstance(group, click.Command):
                 return group
         return command
@@ -107,7 +109,7 @@ def validate(paths: tuple[str, ...]) -> None:
             problems = [exc.message]
             codes.add(exc.exit_code)
         if problems:
-            codes.add(execute.EXIT_INVALID)
+            codes.add(ExitCode.INVALID_RUNBOOK)
             click.secho(f"✗ {path}", fg="red")
             for problem in problems:
                 click.echo(f"    {problem}")
@@ -418,7 +420,7 @@ def verify(
             f"{len(result.problems)} problem(s) in {result.entries} ledgered run(s) "
             f"({signed}{held_text}) under {root}"
         )
-        sys.exit(execute.EXIT_TAMPERED)
+        sys.exit(ExitCode.TAMPERED)
     click.secho(
         f"✓ {result.entries} run(s) under {root} ({signed}{held_text}): every hash, "
         "signature and the chain verify",
@@ -554,15 +556,9 @@ def keys_revoke(fingerprint: str, reason: str) -> None:
 cli.add_command(ledger_cli)
 
 
-def _available_domains() -> list[str]:
-    found = []
-    for domain in DOMAINS:
-        try:
-            if importlib.util.find_spec(f"opsbook.{domain}.cli") is not None:
-                found.append(domain)
-        except ModuleNotFoundError:
-            continue
-    return found
+def _plugins() -> dict[str, EntryPoint]:
+    """Command groups registered under :data:`PLUGIN_GROUP`, by name (nothing imported)."""
+    return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP)}
 
 
 def main() -> None:

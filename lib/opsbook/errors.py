@@ -7,11 +7,34 @@ their own leaf classes under these.
 
 from __future__ import annotations
 
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Every exit code of ``opsbook`` and its domain commands (also in the README).
+
+    ====  ===============================================
+    0     every step succeeded (or was skipped by ``when:``)
+    1     a step failed (the record says which cell)
+    2     bad input: unknown parameter, wrong type, missing file
+    3     stopped at an approval gate (resume with ``--approve``)
+    4     the runbook is invalid (``opsbook validate`` explains)
+    5     the audit trail failed verification
+    ====  ===============================================
+    """
+
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    AWAITING_APPROVAL = 3
+    INVALID_RUNBOOK = 4
+    TAMPERED = 5
+
 
 class OpsbookError(Exception):
     """Base of every error opsbook raises on purpose."""
 
-    exit_code: int = 1
+    exit_code: int = ExitCode.FAILED
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = message
@@ -26,7 +49,7 @@ class TransientError(OpsbookError):
 class ConfigError(OpsbookError):
     """Bad input from the user: a wrong path, an unknown parameter, a bad value."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class ServiceUnavailable(TransientError):
@@ -48,19 +71,13 @@ class CheckpointError(ConfigError):
 class RunbookError(ConfigError):
     """A runbook file is invalid: schema, template or notebook mismatch."""
 
-    exit_code = 4
-
-
-class StepFailed(OpsbookError):
-    """A runbook step failed: the executed notebook shows the failing cell."""
-
-    exit_code = 1
+    exit_code = ExitCode.INVALID_RUNBOOK
 
 
 class AwaitingApproval(OpsbookError):
-    """A run stopped at an approval gate that was not approved."""
+    """A run or a change stopped at an approval gate that was not approved."""
 
-    exit_code = 3
+    exit_code = ExitCode.AWAITING_APPROVAL
 
 
 class ApprovalRequired(AwaitingApproval):
@@ -70,4 +87,4 @@ class ApprovalRequired(AwaitingApproval):
 class AuditError(OpsbookError):
     """The audit trail is inconsistent: tampered, missing or reordered records."""
 
-    exit_code = 5
+    exit_code = ExitCode.TAMPERED

@@ -5,16 +5,7 @@ new record linked to the first. Each run writes a record (see :mod:`opsbook.audi
 whatever happens: a failing cell leaves the executed notebook with the error marked,
 a timeout leaves the partial notebook with the running cell marked.
 
-Exit codes (also in the README):
-
-====  ===============================================
-0     every step succeeded (or was skipped by ``when:``)
-1     a step failed (the record says which cell)
-2     bad input: unknown parameter, wrong type, missing file
-3     stopped at an approval gate (resume with ``--approve``)
-4     the runbook is invalid (``opsbook validate`` explains)
-5     the audit trail failed verification
-====  ===============================================
+Exit codes: :class:`opsbook.errors.ExitCode`.
 """
 
 from __future__ import annotations
@@ -36,7 +27,7 @@ from typing import IO, Any
 import nbformat
 
 from opsbook import actions, audit, checkpoint, ledger, report, runlock
-from opsbook.errors import AuditError, ConfigError, RunbookError
+from opsbook.errors import AuditError, ConfigError, ExitCode, RunbookError
 from opsbook.record import results_from_notebook
 from opsbook.redact import READ_FILE, Redactor
 from opsbook.runbook import (
@@ -51,13 +42,6 @@ from opsbook.runbook import (
 )
 from opsbook.settings import audit_root
 from opsbook.signing import TrustStore, signer_from_env
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_AWAITING = 3
-EXIT_INVALID = 4
-EXIT_TAMPERED = 5
 
 Echo = Callable[[str], None]
 
@@ -163,7 +147,7 @@ def recover(run_id: str, root: Path | None = None) -> tuple[Path, dict[str, Any]
             }
     data.update(
         status="failed",
-        exit_code=EXIT_FAILED,
+        exit_code=ExitCode.FAILED,
         error=f"interrupted: the runner died ({lock.detail}); recovered by {by}",
         recovered={"by": by, "at": audit.now_iso(), "lock": lock.lock},
     )
@@ -307,21 +291,21 @@ class _Run:
         started = time.monotonic()
         echo = self._echo
         echo(f"run {self.run_id}: {self.rb.name} ({len(self.rb.steps)} steps)")
-        status, exit_code = "succeeded", EXIT_OK
+        status, exit_code = "succeeded", ExitCode.OK
         start_at = self._carry_previous()
         try:
             for step in self.rb.steps[start_at:]:
                 outcome = self._do_step(step)
                 if outcome == "awaiting_approval":
-                    status, exit_code = "awaiting_approval", EXIT_AWAITING
+                    status, exit_code = "awaiting_approval", ExitCode.AWAITING_APPROVAL
                     break
                 if outcome == "abort":
-                    status, exit_code = "failed", EXIT_FAILED
+                    status, exit_code = "failed", ExitCode.FAILED
                     break
                 if outcome == "failed_continue":
-                    status, exit_code = "failed", EXIT_FAILED
+                    status, exit_code = "failed", ExitCode.FAILED
         except KeyboardInterrupt as exc:
-            status, exit_code = "failed", EXIT_FAILED
+            status, exit_code = "failed", ExitCode.FAILED
             self.data["error"] = (
                 "terminated (SIGTERM)"
                 if isinstance(exc, Terminated)
@@ -329,7 +313,7 @@ class _Run:
             )
             raise
         except RunbookError as exc:  # a template failed at run time
-            status, exit_code = "failed", EXIT_FAILED
+            status, exit_code = "failed", ExitCode.FAILED
             self.data["error"] = str(exc)
             echo(f"  error: {exc}")
         finally:

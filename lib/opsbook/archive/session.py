@@ -15,7 +15,6 @@ from opsbook.archive.apply import ApplyResult, ArchivePlan, VerifyReport
 from opsbook.archive.classify import Classification
 from opsbook.archive.fixture import DEMO_NOW, make_demo_monorepo
 from opsbook.archive.gitutil import repo_root
-from opsbook.archive.inventory import disk_usage
 from opsbook.errors import ConfigError
 
 
@@ -52,11 +51,6 @@ def artifact_dir(output_dir: str) -> Path:
     out = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="opsbook-archive-"))
     out.mkdir(parents=True, exist_ok=True)
     return out
-
-
-def apps_tree_bytes(repo: Path, apps_dirs: list[str]) -> int:
-    """Bytes under the apps dirs (source + dependencies)."""
-    return sum(sum(disk_usage(repo / d)) for d in apps_dirs if (repo / d).is_dir())
 
 
 def outcome(

@@ -18,8 +18,6 @@ ID_KEY = "chroma_id"
 DOCUMENT_KEY = "document"
 METADATA_KEY = "metadata"
 
-_SCALARS = (str, int, float, bool)
-
 
 def build_payload(chroma_id: str, document: str | None, metadata: dict[str, Any] | None) -> dict:
     """Payload for one record (see the module docstring for the layout)."""

@@ -23,7 +23,6 @@ ERROR_KINDS = (
     "bad_metadata",
     "missing_vector",
 )
-NOTE_KINDS = ("empty_document", "none_document", "none_metadata")
 
 
 @dataclass

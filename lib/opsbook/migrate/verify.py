@@ -40,17 +40,6 @@ from opsbook.migrate.searchcheck import SearchReport
 from opsbook.migrate.source import ChromaSource, CollectionInfo
 from opsbook.migrate.target import Target
 
-MISMATCH_KINDS = (
-    "count",
-    "missing",
-    "extra",
-    "duplicate",
-    "vector",
-    "payload",
-    "document",
-    "metadata",
-    "search",
-)
 _PAYLOAD_KEYS = {ID_KEY, DOCUMENT_KEY, METADATA_KEY}
 
 

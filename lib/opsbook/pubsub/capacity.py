@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from opsbook.pubsub.endpoint import parse_info
-from opsbook.pubsub.harness import Bench, StepResult, receive
+from opsbook.pubsub.harness import Bench, receive
 from opsbook.pubsub.resp import ConnParams, RawConn, ReplyError, pack
 from opsbook.pubsub.workers import raise_nofile_limit
 
@@ -228,10 +228,6 @@ def _settle(
                 sample["when"] = f"not settled after {waited:.0f} s"
             return sample
         time.sleep(min(1.0, max(0.0, settle_s - waited)))
-
-
-def latency_row(result: StepResult | None) -> dict[str, Any]:
-    return result.row() if result is not None else {}
 
 
 def memory_figures(cap: dict[str, Any]) -> dict[str, Any]:

@@ -258,4 +258,3 @@ class LabelReplace:
 
 
 Expr = LogSelector | RangeAgg | VectorAgg | BinOp | Literal | VectorLit | LabelReplace
-SampleExpr = (RangeAgg, VectorAgg, BinOp, Literal, VectorLit, LabelReplace)

@@ -146,8 +146,6 @@ def compile_line_pattern(pattern: str) -> Callable[[str], bool]:
                 return False
             if index == 0 and found != 0:
                 return False
-            if index > 0 and found == off and parts[index - 1][0] == "cap" and off != 0:
-                pass
             off = found + len(text)
         if parts[-1][0] == "lit":
             return off == len(line)

@@ -307,8 +307,6 @@ def _parse_pipeline(tokens: list[tuple[str, str]]) -> list[list[Any]]:
             if text in _LOKI_ONLY:
                 raise TemplateUnsupported(f"function {text!r}")
             raise TemplateError(f'function "{text}" not defined')
-        if cmd[0][0] == "ident" and False:  # pragma: no cover
-            pass
     return commands
 
 

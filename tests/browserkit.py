@@ -3,7 +3,8 @@
 A small Chrome DevTools Protocol client (over ``websockets``): it loads a page from
 disk, collects console errors, uncaught exceptions and failed loads, checks that every
 image decoded, evaluates an optional JavaScript probe, and saves a full-page screenshot.
-Used by the tests and by ``make demo``'s final check.
+A test helper (``test_browser``, ``test_p0``, ``test_lab_browser``); it does not ship in the
+``opsbook`` package.
 """
 
 from __future__ import annotations
