@@ -50,10 +50,14 @@ OTHER_SHAPE = 'sum by (level) (count_over_time({{env="prod"}} | {parser} [1m]))'
 
 
 def render(body: dict[str, object], fmt: str) -> str:
-    """The log line of one record: a JSON object or logfmt pairs (same fields)."""
+    """The log line of one record: a JSON object or logfmt pairs (same fields; a value
+    with a space is quoted, as loggers write ``msg="request served"``)."""
     if fmt == "json":
         return orjson.dumps(body).decode()
-    return " ".join(f"{key}={value}" for key, value in body.items())
+    return " ".join(
+        f'{key}="{value}"' if isinstance(value, str) and " " in value else f"{key}={value}"
+        for key, value in body.items()
+    )
 
 
 def generate(path: Path, lines: int, fmt: str = "json", seed: int = 7) -> tuple[int, int]:
@@ -70,7 +74,7 @@ def generate(path: Path, lines: int, fmt: str = "json", seed: int = 7) -> tuple[
                 "route": ROUTES[rng.randrange(len(ROUTES))],
                 "status": status,
                 "latency_ms": round(rng.lognormvariate(4.5, 0.6), 1),
-                "msg": "request served" if fmt == "json" else "served",
+                "msg": "request served",
             }
             record = {
                 "labels": {"env": "prod", "service": service},
