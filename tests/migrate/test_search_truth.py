@@ -14,7 +14,7 @@ from opsbook.migrate import migrate
 from opsbook.migrate.exact import TopK
 from opsbook.migrate.ids import point_id
 from opsbook.migrate.source import open_source
-from opsbook.migrate.target import open_target
+from opsbook.migrate.target import LOCAL_SEARCH_QUERIES, open_target
 from opsbook.migrate.verify import sample_ids, search_sample
 
 
@@ -56,7 +56,7 @@ def test_large_random_store_cuts_over_although_chroma_recall_is_below_one(tmp_pa
     )
     search = result.collections[0].report.search
     assert result.integrity_ok and result.search_verified and result.cutover_done
-    assert search.queries == 200 and search.failures == 0
+    assert search.queries == search.exact_queries == 200 and search.failures == 0
     assert search.chroma_recall is not None and search.chroma_recall < 0.99
     assert result.recall_at_10()["docs"]["chroma"] < 0.99
     assert search.warnings and "Chroma HNSW" in search.warnings[0]
@@ -128,7 +128,9 @@ def test_ties_at_the_kth_distance_pass(tmp_path: Path) -> None:
         sample_queries=400,
     )
     assert result.integrity_ok and result.cutover_done
-    assert result.collections[0].report.search.failures == 0
+    search = result.collections[0].report.search
+    assert search.failures == 0 and search.queries == 400
+    assert search.exact_queries == LOCAL_SEARCH_QUERIES  # local mode's slow search: a budget
     # the engines really did pick different records among the ties
     source = open_source(str(store), work_dir=str(tmp_path))
     try:

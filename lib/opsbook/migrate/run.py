@@ -315,7 +315,7 @@ def _search_cell(report: VerifyReport | None) -> str | None:
         return None
     if not report.search.measured:
         return "not measured"
-    return "FAIL" if report.search.failures else f"PASS ({report.search.queries} queries)"
+    return "FAIL" if report.search.failures else f"PASS ({report.search.exact_queries} queries)"
 
 
 def _recall_cell(report: VerifyReport | None, who: str) -> float | str | None:

@@ -142,7 +142,8 @@ def check_search(
     if len(truth.queries) == 0:
         return SearchReport(recall_threshold=recall_threshold)
     d = info.distance
-    exact = searchcheck.from_qdrant(target.search(staging, truth.queries, truth.k), d)
+    checked = truth.queries[: target.search_budget()]
+    exact = searchcheck.from_qdrant(target.search(staging, checked, truth.k), d)
     source_ann = searchcheck.from_chroma(chroma, d) if chroma is not None else None
     index = target.ann_index(staging)
     ann = None
