@@ -570,10 +570,13 @@ def _is_signed(entry: dict[str, Any]) -> bool:
 
 
 def _load_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None when it is missing, unreadable, not UTF-8, not
+    JSON or not an object (a tampered or planted run.json must not crash a reader)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         return None
+    return data if isinstance(data, dict) else None
 
 
 # ------------------------------------------------------------------------- reading

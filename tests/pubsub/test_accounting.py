@@ -1,0 +1,179 @@
+"""Loss, duplicate and reorder accounting on crafted sequences (paths real Redis never takes:
+it neither duplicates nor reorders, so these are fed by hand)."""
+
+from __future__ import annotations
+
+from array import array
+from typing import Any
+
+import pytest
+
+from opsbook.pubsub import workers
+from opsbook.pubsub.message import HEADER
+
+STEP = 7
+END = f"end:{STEP}".encode()
+
+
+class _NoConn:
+    """A stand-in connection: the accounting functions never touch it."""
+
+
+def _conn(spec: dict[str, Any] | None = None) -> workers._SubConn:
+    return workers._SubConn(spec=spec or {}, conn=_NoConn())  # type: ignore[arg-type]
+
+
+def _msg(seq: int, *, pub: int = 1, chan: int = 0, step: int = STEP, at: int = 0) -> list:
+    return [b"message", b"ch", HEADER.pack(pub, chan, step, seq, at) + b"x" * 8]
+
+
+def _feed(sc: workers._SubConn, replies: list[list], now: int = 5_000) -> dict[int, array]:
+    lat: dict[int, array] = {}
+    for reply in replies:
+        workers._handle(sc, reply, now, STEP, lat, END, 0.0)
+    return lat
+
+
+def _flow(seqs: list[int]) -> workers._Flow:
+    flow = workers._Flow()
+    for seq in seqs:
+        flow.add(seq)
+    return flow
+
+
+@pytest.mark.parametrize(
+    ("seqs", "unique", "dups", "reorders", "max_seq"),
+    [
+        ([0, 1, 2, 3], 4, 0, 0, 3),  # in order
+        ([0, 1, 1, 2], 3, 1, 0, 2),  # one duplicate
+        ([0, 0, 0], 1, 2, 0, 0),  # the same message three times
+        ([0, 2, 1, 3], 4, 0, 1, 3),  # one reorder: 1 after 2
+        ([0, 1, 3, 4], 4, 0, 0, 4),  # a gap: 2 lost (loss = expected - unique)
+        ([3, 2, 1, 0], 4, 0, 3, 3),  # reversed: three arrive after a higher one
+        ([0, 2, 2, 1], 3, 1, 1, 2),  # a duplicate of the max, then a reorder
+        ([0, 2, 1, 1], 3, 1, 1, 2),  # a duplicate of the reordered one is a duplicate only
+        ([5], 1, 0, 0, 5),  # first seen beyond the start
+        ([0, 1, 1], 2, 1, 0, 1),  # a duplicate equal to max_seq is not a reorder
+    ],
+)
+def test_flow_counts(seqs: list[int], unique: int, dups: int, reorders: int, max_seq: int) -> None:
+    flow = _flow(seqs)
+    assert (flow.unique, flow.dups, flow.reorders, flow.max_seq) == (
+        unique,
+        dups,
+        reorders,
+        max_seq,
+    )
+
+
+def test_flow_grows_past_its_buffer_and_counts_a_duplicate_there() -> None:
+    flow = _flow([0, 4095, 4096, 10_000, 4096])
+    assert (flow.unique, flow.dups, flow.reorders, flow.max_seq) == (4, 1, 0, 10_000)
+    assert len(flow.seen) == 12_288  # 4096, 8192, then 4096 more
+    assert flow.seen[10_000] == 1 and flow.seen[9_999] == 0
+
+
+def test_flow_buffer_grows_by_at_least_4096_and_exactly_to_a_far_seq() -> None:
+    flow = _flow([0])
+    assert len(flow.seen) == 4096
+    flow.add(4096)
+    assert len(flow.seen) == 8192
+    flow.add(20_000)
+    assert len(flow.seen) == 20_001
+
+
+def test_handle_counts_per_publisher_and_channel() -> None:
+    sc = _conn()
+    _feed(sc, [_msg(0), _msg(1), _msg(0, pub=2), _msg(0, chan=1), _msg(1, pub=2), _msg(1)])
+    flows = {k: (f.unique, f.dups, f.reorders, f.max_seq) for k, f in sc.flows.items()}
+    assert flows == {
+        (1 << 16) | 0: (2, 1, 0, 1),
+        (2 << 16) | 0: (2, 0, 0, 1),
+        (1 << 16) | 1: (1, 0, 0, 0),
+    }
+    assert sc.received == 6  # a duplicate is received, not delivered: flows say unique
+    assert sc.stale == 0 and sc.ended is False
+
+
+def test_handle_counts_a_stale_step_apart() -> None:
+    sc = _conn()
+    lat = _feed(sc, [_msg(0, step=STEP - 1), _msg(0), _msg(1, step=STEP + 1)])
+    assert sc.stale == 2
+    assert sc.received == 1
+    assert [(f.unique, f.max_seq) for f in sc.flows.values()] == [(1, 0)]
+    assert {ch: list(a) for ch, a in lat.items()} == {0: [5]}
+
+
+def test_handle_end_marker_and_short_messages() -> None:
+    sc = _conn()
+    _feed(sc, [[b"message", b"ctl", b"end:6"]])
+    assert sc.ended is False and sc.received == 0 and sc.stale == 0
+    _feed(sc, [[b"message", b"ctl", END]])
+    assert sc.ended is True and sc.received == 0 and sc.flows == {}
+
+
+def test_handle_reads_pattern_and_sharded_messages_and_ignores_the_rest() -> None:
+    sc = _conn()
+    pmessage = [b"pmessage", b"user:*", b"user:1", _msg(0)[2]]
+    smessage = [b"smessage", b"ch", _msg(1)[2]]
+    _feed(sc, [pmessage, smessage, [b"subscribe", b"ch", 1], [b"pong", b""]])
+    assert sc.received == 2
+    assert [(f.unique, f.max_seq) for f in sc.flows.values()] == [(2, 1)]
+
+
+def test_handle_latency_from_the_intended_time_in_microseconds() -> None:
+    sc = _conn()
+    lat: dict[int, array] = {}
+    workers._handle(sc, _msg(0, at=1_000_000, chan=2), 3_500_000, STEP, lat, END, 0.0)
+    workers._handle(sc, _msg(1, at=2_000_000, chan=2), 3_500_000, STEP, lat, END, 0.0)
+    workers._handle(sc, _msg(0, at=0, chan=3), 7_999, STEP, lat, END, 0.0)
+    assert {ch: list(a) for ch, a in lat.items()} == {2: [2500, 1500], 3: [7]}
+
+
+def test_handle_first_and_last_receive_times() -> None:
+    sc = _conn()
+    lat: dict[int, array] = {}
+    for now, seq in ((100, 0), (200, 1), (300, 2)):
+        workers._handle(sc, _msg(seq), now, STEP, lat, END, 0.0)
+    workers._handle(sc, _msg(0, step=1), 400, STEP, lat, END, 0.0)  # stale: not a receive
+    assert (sc.first_ns, sc.last_ns) == (100, 300)
+
+
+def test_handle_sleeps_only_for_a_slow_subscriber(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(workers.time, "sleep", slept.append)
+    sc = _conn()
+    lat: dict[int, array] = {}
+    workers._handle(sc, _msg(0), 1, STEP, lat, END, 0.0)
+    workers._handle(sc, _msg(1), 1, STEP, lat, END, 0.002)
+    workers._handle(sc, _msg(2, step=1), 1, STEP, lat, END, 0.002)  # stale: no sleep
+    assert slept == [0.002]
+
+
+def test_conn_report_states_every_count() -> None:
+    sc = _conn({"channels": ["a", "b"], "patterns": ["p:*"], "group": "slow"})
+    sc.disconnects, sc.reconnects, sc.client_ids = 2, 1, [10, 11]
+    lat = _feed(sc, [_msg(0), _msg(2), _msg(1), _msg(1), _msg(0, step=1)], now=50)
+    _feed(sc, [[b"message", b"ctl", END]])
+    report = workers._conn_report(sc)
+    assert report == {
+        "received": 4,
+        "stale": 1,
+        "ended": True,
+        "disconnects": 2,
+        "reconnects": 1,
+        "client_ids": [10, 11],
+        "first_ns": 50,
+        "last_ns": 50,
+        "flows": {str(1 << 16): [3, 1, 1, 2]},
+        "channels": ["a", "b"],
+        "patterns": ["p:*"],
+        "group": "slow",
+    }
+    assert list(lat[0]) == [0, 0, 0, 0]
+
+
+def test_conn_report_defaults_for_a_bare_spec() -> None:
+    report = workers._conn_report(_conn())
+    assert (report["channels"], report["patterns"], report["group"]) == ([], [], "")
+    assert report["flows"] == {} and report["received"] == 0 and report["ended"] is False
