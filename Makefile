@@ -7,13 +7,14 @@ KERNEL := $(VENV)/share/jupyter/kernels/opsbook/kernel.json
 PYTEST_ARGS ?=
 LAB_PORT ?= 8888
 
-.PHONY: help venv demo test test-fast lab bench lint format clean-audit
+.PHONY: help venv demo test test-fast lab bench mutate lint format clean-audit
 
 help:
 	@echo "make demo   - set up, generate demo fixtures, run the P0 runbook, print report paths"
 	@echo "make test   - set up and run every test (unit, services, notebooks, browser)"
 	@echo "make lab    - JupyterLab on notebooks/ with the opsbook kernel (127.0.0.1, LAB_PORT=8888)"
 	@echo "make bench  - run benchmarks/ (prints ratios against in-run baselines)"
+	@echo "make mutate - mutation score of the modules that verify and count (MUTATE_ARGS=...)"
 	@echo "make lint   - ruff check + format check"
 
 $(BIN)/python:
@@ -52,6 +53,11 @@ lab: venv
 
 bench: venv
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# Not part of `make test`: minutes on 2 cores. MUTATE_ARGS="audit-verify --sample 40" narrows it.
+MUTATE_ARGS ?=
+mutate: venv
+	$(BIN)/python tests/mutation/run.py $(MUTATE_ARGS)
 
 lint: venv
 	$(BIN)/ruff check lib tests benchmarks

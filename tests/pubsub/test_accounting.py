@@ -112,6 +112,12 @@ def test_handle_end_marker_and_short_messages() -> None:
     assert sc.ended is True and sc.received == 0 and sc.flows == {}
 
 
+def test_handle_counts_a_message_of_exactly_the_header_size() -> None:
+    sc = _conn()
+    _feed(sc, [[b"message", b"ch", HEADER.pack(1, 0, STEP, 0, 0)]])  # size=24: no padding
+    assert sc.received == 1 and sc.ended is False
+
+
 def test_handle_reads_pattern_and_sharded_messages_and_ignores_the_rest() -> None:
     sc = _conn()
     pmessage = [b"pmessage", b"user:*", b"user:1", _msg(0)[2]]
