@@ -700,12 +700,13 @@ def tsconfig_aliases(repo: Path) -> Aliases:
     return out
 
 
-def js_imports(text: str) -> list[tuple[str, int]]:
+def js_imports(text: str, blank: bool = True) -> list[tuple[str, int]]:
     """(specifier, line) of every import/export-from/require()/import() in JS/TS source,
-    ignoring comments and template literals."""
+    ignoring comments and template literals (``blank=False`` skips that costly pass: a
+    quick first look that may include specifiers from comments)."""
     if _JS_SPEC.search(text) is None:
         return []  # nothing that looks like an import: skip the blanking pass
-    code = _JS_NOISE.sub(_blank, text) if ("`" in text or "/" in text) else text
+    code = _JS_NOISE.sub(_blank, text) if blank else text
     found = []
     line, pos = 1, 0
     for m in _JS_SPEC.finditer(code):

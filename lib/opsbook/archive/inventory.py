@@ -507,12 +507,6 @@ def _dependencies(
         else None
     )
     aliases = ev.tsconfig_aliases(repo)
-    words = [*by_pkg, *(alias for alias, *_ in aliases.rules if alias)]
-    needles = (
-        re.compile("|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)))
-        if words
-        else None
-    )
     for node in nodes:
 
         def link(target: App, why: str, node: App = node) -> None:
@@ -541,7 +535,18 @@ def _dependencies(
                     where = f"{os.path.relpath(file, repo)}:{ev.line_of(text, m.start())}"
                     link(py_mods[m.group(1)], f"import {m.group(1)} in {where}")
         for file in walk.js:
-            _js_links(repo, file, node, by_pkg, by_path, aliases, link, needles)
+            _js_links(repo, file, node, by_pkg, by_path, aliases, link)
+
+
+def _js_target(
+    spec: str, here: str, by_pkg: dict[str, App], by_path: dict[str, App], aliases: ev.Aliases
+) -> App | None:
+    """The node an import specifier points at: relative path, tsconfig alias or package."""
+    if spec.startswith("."):
+        return _owner(os.path.normpath(os.path.join(here, spec)).replace(os.sep, "/"), by_path)
+    aliased = aliases.resolve(spec)
+    target = _owner(ws.norm(aliased), by_path) if aliased is not None else None
+    return target or by_pkg.get(ev.package_of(spec))
 
 
 def _js_links(
@@ -552,33 +557,29 @@ def _js_links(
     by_path: dict[str, App],
     aliases: ev.Aliases,
     link: Any,
-    needles: re.Pattern[str] | None,
 ) -> None:
     """Links from one JS/TS file: package imports, tsconfig aliases, relative imports that
     cross into another app's folder, ``require()`` and dynamic ``import()``.
 
-    Speed: a file is parsed only when it names a workspace package or alias, or has
-    enough ``../`` to leave its own app folder (most files do neither).
+    Speed: a first look without blanking comments and template literals; only a file whose
+    imports reach another node is read again properly (most files import nothing of ours).
     """
     text = ev.read_text(Path(file), limit=1_000_000)
+    if "import" not in text and "require" not in text and "from" not in text:
+        return
     rel_file = os.path.relpath(file, repo)
     here = os.path.dirname(rel_file)
-    escape = "../" * (here.count("/") - node.path.count("/") + 1)
-    if escape not in text and (needles is None or needles.search(text) is None):
+
+    def target(spec: str) -> App | None:
+        hit = _js_target(spec, here, by_pkg, by_path, aliases)
+        return hit if hit is not node else None
+
+    if not any(target(spec) for spec, _ in ev.js_imports(text, blank=False)):
         return
     for spec, line in ev.js_imports(text):
-        target: App | None = None
-        if spec.startswith("."):
-            target = _owner(
-                os.path.normpath(os.path.join(here, spec)).replace(os.sep, "/"), by_path
-            )
-        else:
-            aliased = aliases.resolve(spec)
-            if aliased is not None:
-                target = _owner(ws.norm(aliased), by_path)
-            target = target or by_pkg.get(ev.package_of(spec))
-        if target is not None and target is not node:
-            link(target, f"import '{spec}' in {rel_file}:{line}")
+        hit = target(spec)
+        if hit is not None:
+            link(hit, f"import '{spec}' in {rel_file}:{line}")
 
 
 def _referenced_paths(
