@@ -19,7 +19,7 @@ import pandas as pd
 from opsbook.archive import evidence as ev
 from opsbook.archive import workspaces as ws
 from opsbook.archive.errors import MissingAppsDir, UnknownCandidate
-from opsbook.archive.gitutil import collect, git_background, repo_root
+from opsbook.archive.gitutil import collect, git, git_background, repo_root
 from opsbook.errors import ConfigError
 
 DEFAULT_MARKERS = ("experimental", "experiment", "poc", "prototype", "deprecated", "spike")
@@ -507,6 +507,7 @@ def _dependencies(
         else None
     )
     aliases = ev.tsconfig_aliases(repo)
+    importing = _files_with_imports(repo, [n.path for n in nodes if n.path in walks])
     for node in nodes:
 
         def link(target: App, why: str, node: App = node) -> None:
@@ -535,7 +536,21 @@ def _dependencies(
                     where = f"{os.path.relpath(file, repo)}:{ev.line_of(text, m.start())}"
                     link(py_mods[m.group(1)], f"import {m.group(1)} in {where}")
         for file in walk.js:
-            _js_links(repo, file, node, by_pkg, by_path, aliases, link)
+            if importing is None or file in importing:
+                _js_links(repo, file, node, by_pkg, by_path, aliases, link)
+
+
+def _files_with_imports(repo: Path, paths: list[str]) -> set[str] | None:
+    """Absolute paths of tracked files under ``paths`` that contain import, require or from
+    (``git grep``, in C and threaded); None when git grep fails (then every file is read).
+    Untracked JS/TS files are not scanned for imports."""
+    if not paths:
+        return set()
+    proc = git(repo, ["grep", "-l", "-I", "-E", "import|require|from", "--", *paths], check=False)
+    if proc.returncode not in (0, 1):
+        return None
+    out = proc.stdout.decode("utf-8", "replace").splitlines()
+    return {os.path.join(str(repo), _unquote(line)) for line in out if line}
 
 
 def _js_target(
@@ -564,9 +579,14 @@ def _js_links(
     Speed: a first look without blanking comments and template literals; only a file whose
     imports reach another node is read again properly (most files import nothing of ours).
     """
-    text = ev.read_text(Path(file), limit=1_000_000)
-    if "import" not in text and "require" not in text and "from" not in text:
+    try:
+        with open(file, "rb") as fh:
+            raw = fh.read(1_000_001)
+    except OSError:
         return
+    if len(raw) > 1_000_000 or not (b"import" in raw or b"require" in raw or b"from" in raw):
+        return
+    text = raw.decode("utf-8", "replace")
     rel_file = os.path.relpath(file, repo)
     here = os.path.dirname(rel_file)
 
