@@ -1,9 +1,15 @@
 """Runner overhead per step: `opsbook run` (papermill + kernel + record + reports) against
 the same notebook code run as a plain Python script, side by side in one run.
 
-    .venv/bin/python benchmarks/runner_overhead.py [--repeats 5]
+    .venv/bin/python benchmarks/runner_overhead.py [--repeats 5] [--steps 4]
 
-Prints per-step wall time for each way and the overhead (absolute and as a ratio).
+The runbook chains ``--steps`` copies of one small notebook. Each repeat runs the plain
+script, then the runbook with each next step's child and kernel started while the step
+before it runs (the default) and without (``RunOptions(start_ahead=False)``, as before),
+so that both are measured under the same load. Prints, per step, the step's own time in
+the record (kernel + execution) and the whole run's time divided by the steps (adds the
+record, reports, ledger, index), each with its overhead over the plain script (absolute
+and as a ratio).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ CELLS = [
 ]
 
 
-def make_project(root: Path) -> Path:
+def make_project(root: Path, steps: int) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
         "name": "python3",
@@ -44,7 +50,10 @@ def make_project(root: Path) -> Path:
     nbformat.write(nb, root / "notebooks" / "work.ipynb")
     (root / "script.py").write_text(PARAMS + "\n".join(CELLS) + "\n")
     runbook = root / "runbooks" / "one.yaml"
-    runbook.write_text("name: one\nsteps:\n  - id: work\n    notebook: notebooks/work.ipynb\n")
+    lines = ["name: chain", "steps:"]
+    for index in range(steps):
+        lines += [f"  - id: work{index}", "    notebook: notebooks/work.ipynb"]
+    runbook.write_text("\n".join(lines) + "\n")
     return runbook
 
 
@@ -54,41 +63,53 @@ def time_script(root: Path) -> float:
     return time.perf_counter() - start
 
 
-def time_runner(runbook: Path, audit_dir: Path) -> tuple[float, float]:
-    options = execute.RunOptions(root=audit_dir, progress_bar=False, echo=lambda _: None)
+def time_runner(runbook: Path, audit_dir: Path, ahead: bool) -> tuple[float, list[float]]:
+    """The whole run's wall time and each step's recorded duration."""
+    options = execute.RunOptions(
+        root=audit_dir, progress_bar=False, echo=lambda _: None, start_ahead=ahead
+    )
     start = time.perf_counter()
     result = execute.run(runbook, {}, options)
     wall = time.perf_counter() - start
     assert result.status == "succeeded", result.data
-    return wall, result.data["steps"][0]["duration_s"]
+    return wall, [step["duration_s"] for step in result.data["steps"]]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=4, help="notebook steps per run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         os.environ["OPSBOOK_WORK_DIR"] = str(root / "work")
-        runbook = make_project(root)
-        time_runner(runbook, root / "audit")  # warm the OS caches once
-        scripts, runs, steps = [], [], []
+        runbook = make_project(root, args.steps)
+        time_runner(runbook, root / "audit", True)  # warm the OS caches once
+        scripts: list[float] = []
+        figures: dict[str, list[float]] = {}
         for _ in range(args.repeats):
             scripts.append(time_script(root))
-            wall, step = time_runner(runbook, root / "audit")
-            runs.append(wall)
-            steps.append(step)
-    script, run, step = (statistics.median(x) for x in (scripts, runs, steps))
-    print(f"repeats: {args.repeats} (medians)")
-    print(f"plain python script          : {script:7.2f} s")
-    print(
-        f"papermill step (kernel+exec) : {step:7.2f} s   ratio {step / script:5.1f}x  "
-        f"overhead {step - script:+.2f} s"
-    )
-    print(
-        f"whole opsbook run (1 step)   : {run:7.2f} s   ratio {run / script:5.1f}x  "
-        f"overhead {run - script:+.2f} s (adds record, reports, ledger, index)"
-    )
+            for ahead in (True, False):
+                wall, durations = time_runner(runbook, root / "audit", ahead)
+                how = "started ahead" if ahead else "not ahead"
+                figures.setdefault(f"step 1, {how}", []).append(durations[0])
+                figures.setdefault(f"steps 2.., {how}", []).extend(durations[1:])
+                figures.setdefault(f"whole run / steps, {how}", []).append(wall / args.steps)
+    script = statistics.median(scripts)
+    print(f"repeats: {args.repeats}, {args.steps} steps per run (medians); load {_load()}")
+    print(f"plain python script              : {script:7.2f} s")
+    for label in sorted(figures, key=lambda k: (k.split(",")[0], "not" in k)):
+        value = statistics.median(figures[label])
+        print(
+            f"{label:<33}: {value:7.2f} s   ratio {value / script:5.1f}x  "
+            f"overhead {value - script:+.2f} s"
+        )
+    print("(steps: kernel + execution as recorded; whole run adds record, reports, ledger, index)")
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} CPUs"
 
 
 if __name__ == "__main__":

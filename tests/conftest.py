@@ -50,6 +50,14 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
         ],
     ),
     "crash": ("code = 1  # exit code\n", ["import os\nos._exit(code)"]),
+    "whoami": (
+        'tag = ""  # a label\n',
+        [
+            "import os\nimport opsbook",
+            'opsbook.record("pid", os.getpid())\nopsbook.record("cwd", os.getcwd())\n'
+            'opsbook.record("step_dir", os.environ["OPSBOOK_STEP_DIR"])',
+        ],
+    ),
     "chart": (
         "n = 5  # points\n",
         [

@@ -1,7 +1,9 @@
 """Child process that executes one notebook with papermill.
 
 The runner starts ``python -m opsbook._child -`` and writes the spec (JSON) to its
-stdin, so that parameters never sit in a file on disk. The child runs in its own
+stdin, so that parameters never sit in a file on disk. Started ahead of its step
+(``python -m opsbook._child - WARMUP``, see :mod:`opsbook.process`), the child imports
+papermill and starts its kernel first, then waits for the spec. The child runs in its own
 process group so that a hung or dead kernel can be killed with its whole process tree
 when a step's ``timeout_s`` runs out, and so that the runner's terminal shows
 papermill's progress bar. It writes its outcome to the spec's ``result_path``:
@@ -30,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from opsbook.process import LOG_PREFIX
 from opsbook.redact import READ_FILE, Redactor
 
 PR_SET_PDEATHSIG = 1
@@ -54,9 +57,6 @@ def _outcome(exc: BaseException | None) -> dict[str, Any]:
         "evalue": str(exc)[:2000],
         "cell_index": None,
     }
-
-
-LOG_PREFIX = "│ "
 
 
 class _PrefixedFormatter(logging.Formatter):
@@ -141,12 +141,35 @@ def _read_spec(arg: str) -> dict[str, Any]:
     return json.loads(text)
 
 
-def main(spec_arg: str) -> int:
-    spec = _read_spec(spec_arg)
-    if spec.get("parent_pid"):
-        _die_with_parent(int(spec["parent_pid"]))
-    _log_to_stdout()
-    import papermill
+def _start_kernel(kernel_name: str, cwd: str) -> Any:
+    """A fresh kernel for the coming notebook, started as papermill (nbclient) would."""
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name=kernel_name)
+    extra = ["--HistoryManager.hist_file=:memory:"] if km.ipykernel else []
+    km.start_kernel(extra_arguments=extra, cwd=cwd)
+    return km
+
+
+def main(spec_arg: str, warmup: str | None = None) -> int:
+    km = None
+    if warmup is not None:  # started ahead of the step: kernel first, spec when it is time
+        warm = json.loads(warmup)
+        _die_with_parent(int(warm["parent_pid"]))
+        _log_to_stdout()
+        import papermill
+
+        km = _start_kernel(warm["kernel_name"], warm["cwd"])
+        spec = _read_spec(spec_arg)
+        if spec.get("kernel_name") != warm["kernel_name"] or spec.get("cwd") != warm["cwd"]:
+            km.shutdown_kernel(now=True)  # not what the step needs: let papermill start one
+            km = None
+    else:
+        spec = _read_spec(spec_arg)
+        if spec.get("parent_pid"):
+            _die_with_parent(int(spec["parent_pid"]))
+        _log_to_stdout()
+        import papermill
 
     redactor = _redacting_writes(spec)
     error: BaseException | None = None
@@ -160,13 +183,17 @@ def main(spec_arg: str) -> int:
             log_output=spec.get("log_output", True),
             progress_bar=spec.get("progress_bar", True),
             start_timeout=spec.get("start_timeout", 120),
+            **({"km": km} if km is not None else {}),
         )
     except Exception as exc:  # every failure is reported to the parent, never swallowed
         error = exc
+    finally:
+        if km is not None:  # papermill shuts down only the kernels it started
+            km.shutdown_kernel(now=False)
     outcome = redactor.value(_outcome(error))
     Path(spec["result_path"]).write_text(json.dumps(outcome), encoding="utf-8")
     return 0 if error is None else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(*sys.argv[1:3]))

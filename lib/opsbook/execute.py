@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -22,11 +21,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import nbformat
 
-from opsbook import actions, audit, checkpoint, ledger, report, runlock
+from opsbook import actions, audit, checkpoint, ledger, process, report, runlock
 from opsbook.errors import AuditError, ConfigError, ExitCode, RunbookError
 from opsbook.record import results_from_notebook
 from opsbook.redact import READ_FILE, Redactor
@@ -57,6 +56,8 @@ class RunOptions:
     log_output: bool = False
     progress_bar: bool = True
     kernel_name: str | None = None
+    #: Start the next step's child (papermill and its own fresh kernel) while a step runs.
+    start_ahead: bool = True
     root: Path | None = None
     work_root: Path | None = None
     echo: Echo = print
@@ -236,6 +237,7 @@ class _Run:
         checkpoint.witness_path(self.root)
         ledger.preflight(self.root)
         self.secret_env = [s.env for s in self.rb.secrets]
+        self.warm = process.WarmChildren()
         self.redactor = Redactor(self.secret_env)
         self.redactor.add_from_data(params)
         self.run_id, self.folder = audit.new_record(self.root, self.rb.name)  # and its lock
@@ -317,6 +319,7 @@ class _Run:
             self.data["error"] = str(exc)
             echo(f"  error: {exc}")
         finally:
+            self.warm.discard()  # a child started for a step that will not run
             self._finish(status, exit_code, time.monotonic() - started)
         return RunResult(self.run_id, status, exit_code, self.folder, self.data)
 
@@ -370,6 +373,7 @@ class _Run:
             return self._skip(step, entry, "rollback step: runs only when a step fails")
         context = self._context(step)
         if step.when is not None and not evaluate_condition(step.when, context):
+            self.warm.forget(step.id)  # its child, started ahead, will not be needed
             return self._skip(step, entry, f"when: {step.when} was false")
         if step.is_gate:
             return self._gate(step, entry, context)
@@ -456,7 +460,14 @@ class _Run:
             entry["attempts"].append(
                 {
                     k: outcome.get(k)
-                    for k in ("status", "ename", "evalue", "cell_index", "duration_s")
+                    for k in (
+                        "status",
+                        "ename",
+                        "evalue",
+                        "cell_index",
+                        "duration_s",
+                        "started_ahead",
+                    )
                 }
             )
             if outcome["status"] == "succeeded":
@@ -521,7 +532,7 @@ class _Run:
             output.replace(step_dir / f"notebook.attempt{attempt - 1}.ipynb")
         result_path = step_dir / ".result.json"
         result_path.unlink(missing_ok=True)
-        spec = {
+        spec: dict[str, Any] = {
             "input": str(self.loaded.notebook_path(step)),
             "output": str(output),
             "parameters": parameters,
@@ -534,21 +545,18 @@ class _Run:
             "step_dir": str(step_dir),
             "parent_pid": os.getpid(),
         }
-        env = dict(
-            os.environ,
-            OPSBOOK_RUN_ID=self.run_id,
-            OPSBOOK_STEP_DIR=str(step_dir),
-            OPSBOOK_AUDIT_DIR=str(self.root),  # action records land in this run's ledger
-            PYTHONUNBUFFERED="1",
-        )
+        env = self._child_env(step)
         began = time.monotonic()
+        proc = self.warm.take(step.id, env, spec)
+        started_ahead = proc is not None
+        proc = proc or process.start_child(env)
+        self._start_next(step)  # its kernel starts while this step runs
         with (step_dir / "step.log").open("a", encoding="utf-8") as log:
             log.write(f"== attempt {attempt} at {audit.now_iso()}\n")
-            code, timed_out = _run_child(
-                [sys.executable, "-m", "opsbook._child", "-"],
+            code, timed_out = process.run_child(
+                proc,
                 json.dumps(spec, default=str),
-                env,
-                _Tee(log, self.options, self.redactor, step_dir / READ_FILE),
+                process.Tee(log, self.options.log_output, self.redactor, step_dir / READ_FILE),
                 step.timeout_s,
             )
         outcome: dict[str, Any]
@@ -570,7 +578,48 @@ class _Run:
             }
         result_path.unlink(missing_ok=True)
         outcome["duration_s"] = round(time.monotonic() - began, 3)
+        outcome["started_ahead"] = started_ahead
         return outcome
+
+    def _child_env(self, step: Step) -> dict[str, str]:
+        return process.child_env(
+            OPSBOOK_RUN_ID=self.run_id,
+            OPSBOOK_STEP_DIR=str(self._step_dir(step)),
+            OPSBOOK_AUDIT_DIR=str(self.root),  # action records land in this run's ledger
+        )
+
+    def _start_next(self, step: Step) -> None:
+        """Start the child (papermill and a fresh kernel) of the step expected after
+        ``step``, so that it is ready when its turn comes (:class:`process.WarmChildren`)."""
+        upcoming = self._expected_after(step) if self.options.start_ahead else None
+        if upcoming is None:
+            return
+        warmup = process.Warmup(
+            kernel_name=self.options.kernel_name or default_kernel(),
+            cwd=str(self.loaded.root),
+            parent_pid=os.getpid(),
+        )
+        self.warm.start(upcoming.id, self._child_env(upcoming), warmup)
+
+    def _expected_after(self, step: Step) -> Step | None:
+        """The next notebook step on the normal path, when no gate will stop the run first.
+
+        A guess: a ``when:`` may skip it and a failure may run a rollback instead; the
+        started child is then discarded and the step that does run starts its own.
+        """
+        steps = self.rb.steps
+        rollbacks = self.rb.rollback_step_ids
+        if step.id in rollbacks:
+            return None
+        for upcoming in steps[steps.index(step) + 1 :]:
+            if upcoming.id in rollbacks:
+                continue
+            if upcoming.is_gate:
+                if upcoming.id in self.options.approve or self.options.yes:
+                    continue
+                return None
+            return upcoming
+        return None
 
     def _reports(self, step: Step, entry: dict[str, Any], nb_path: Path) -> None:
         if not nb_path.exists():
@@ -618,94 +667,6 @@ class _Run:
 def _allowed(by: str, approvers: list[str]) -> bool:
     """``user@host`` may approve when the list names it or its bare user."""
     return by in approvers or by.split("@", 1)[0] in approvers
-
-
-# ---------------------------------------------------------------------- subprocess
-
-
-class _Tee:
-    """Where the child's output goes: the step log and the terminal, redacted line by line
-    before anything is written (a secret read in the kernel is known before it prints)."""
-
-    def __init__(self, log: IO[str], options: RunOptions, redactor: Redactor, read_file: Path):
-        self.log = log
-        self.options = options
-        self.redactor = redactor
-        self.read_file = read_file
-
-    def line(self, line: str) -> None:
-        from opsbook._child import LOG_PREFIX
-
-        self.redactor.refresh_file(self.read_file)
-        line = self.redactor.text(line)
-        self.log.write(line)
-        self.log.flush()
-        progress, prefix, logged = line.partition(LOG_PREFIX)
-        if progress.strip() and "Kernel is running over TCP without encryption" not in progress:
-            sys.stderr.write(progress if prefix else line)
-        if prefix and self.options.log_output:
-            sys.stderr.write(prefix + logged)
-
-
-def _run_child(
-    cmd: list[str], spec: str, env: dict[str, str], tee: _Tee, timeout: float | None
-) -> tuple[int, bool]:
-    """Run the papermill child (spec on stdin), tee its output, enforce the timeout."""
-    proc = subprocess.Popen(
-        cmd,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-        text=True,
-        errors="replace",
-        start_new_session=True,
-        bufsize=1,
-    )
-    assert proc.stdout is not None and proc.stdin is not None
-    pump = threading.Thread(target=_pump, args=(proc.stdout, tee), daemon=True)
-    pump.start()
-    timed_out = False
-    try:
-        try:
-            proc.stdin.write(spec)
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _kill_tree(proc.pid)
-        proc.wait()
-    except KeyboardInterrupt:
-        _kill_tree(proc.pid)
-        raise
-    pump.join(timeout=10)
-    return proc.returncode, timed_out
-
-
-def _pump(stream: IO[str], tee: _Tee) -> None:
-    """Copy the child's output to the step log; show progress (and, with ``--log-output``,
-    papermill's cell output) on the terminal."""
-    for line in stream:
-        tee.line(line)
-
-
-def _kill_tree(pid: int) -> None:
-    """Kill a process and every descendant (the kernel runs in its own session)."""
-    import psutil
-
-    try:
-        parent = psutil.Process(pid)
-        procs = parent.children(recursive=True) + [parent]
-    except psutil.NoSuchProcess:
-        return
-    for proc in procs:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            continue
-    psutil.wait_procs(procs, timeout=10)
 
 
 def _mark_timeout(output: Path, timeout: float | None) -> int | None:
