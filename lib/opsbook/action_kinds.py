@@ -134,7 +134,7 @@ def _rules_summary(result: Any, a: dict[str, Any]) -> dict[str, Any]:
     before: dict[str, str] = a["_before"]
     after = {f"{g.name}/{r.name}": r.expr for g in a["groups"] for r in g.rules}
     return {
-        "path": str(result),
+        "path": str(Path(result).resolve()),
         "groups": len(a["groups"]),
         "rules": len(after),
         "added": sorted(set(after) - set(before)),
