@@ -6,6 +6,11 @@ STAMP := $(VENV)/.opsbook-installed
 KERNEL := $(VENV)/share/jupyter/kernels/opsbook/kernel.json
 PYTEST_ARGS ?=
 LAB_PORT ?= 8888
+# JupyterLab (the server) lives in its own venv: its jsonschema format checkers
+# (rfc3987-syntax builds a grammar on import) would add seconds to every `import nbformat`
+# in .venv, i.e. to every papermill step and kernel. The kernel is .venv's `opsbook`.
+LAB_VENV := .venv-lab
+LAB := $(LAB_VENV)/bin/jupyter-lab
 
 .PHONY: help venv demo test test-fast lab bench mutate lint format clean-audit
 
@@ -31,6 +36,11 @@ $(KERNEL): $(STAMP)
 
 venv: $(STAMP) $(KERNEL)
 
+$(LAB):
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found"; exit 2; }
+	$(PYTHON) -m venv $(LAB_VENV)
+	$(LAB_VENV)/bin/python -m pip install --quiet 'jupyterlab>=4'
+
 demo: venv
 	@start=$$(date +%s); \
 	$(BIN)/python -m opsbook.demo fixtures && \
@@ -39,7 +49,7 @@ demo: venv
 	$(BIN)/python -m opsbook.demo summary; \
 	echo "make demo: $$(( $$(date +%s) - start ))s (exit $$rc)"; exit $$rc
 
-test: venv
+test: venv $(LAB)
 	$(BIN)/opsbook validate
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS) tests
 	OPSBOOK_AUDIT_DIR=$(CURDIR)/test-output/audit $(BIN)/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=600 notebooks
@@ -47,8 +57,7 @@ test: venv
 test-fast: venv
 	$(BIN)/python -m pytest -p no:cacheprovider -m "not slow and not notebooks and not browser" tests
 
-lab: venv
-	@$(BIN)/python -c "import jupyterlab" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[lab]'
+lab: venv $(LAB)
 	$(BIN)/python -m opsbook.lab notebooks --port $(LAB_PORT)
 
 bench: venv

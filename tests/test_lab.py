@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from opsbook.errors import ConfigError
-from opsbook.lab import HOST, has_display, lab_command
+from opsbook.lab import HOST, has_display, jupyter_executable, lab_command
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -171,8 +171,10 @@ def _user_prefix(who: str, scratch: Path) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("who", ["current", "nobody"])
 def test_make_lab_serves_on_localhost(who: str, tmp_path: Path) -> None:
-    if not (ROOT / ".venv" / "bin" / "jupyter").exists():
-        pytest.skip("JupyterLab is not installed in .venv (make venv installs it)")
+    try:
+        jupyter_executable()
+    except ConfigError:
+        pytest.skip("JupyterLab is not installed (`make lab` / `make test` put it in .venv-lab)")
     prefix = _user_prefix(who, tmp_path)
     port = free_port()
     proc = _start(prefix, port)

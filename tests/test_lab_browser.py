@@ -21,7 +21,8 @@ import requests
 from browserkit import LivePage, find_chromium
 from opsbook import audit
 from opsbook.attach import attach
-from opsbook.lab import HOST, lab_command
+from opsbook.errors import ConfigError
+from opsbook.lab import HOST, jupyter_executable, lab_command
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.notebooks]
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,8 +67,10 @@ def lab(tmp_path: Path) -> Iterator[tuple[str, str, Path, Path]]:
     """JupyterLab on a folder holding the engineer's copy; yields (base, token, nb, audit)."""
     if find_chromium() is None:
         pytest.skip("no Chromium on PATH: `apt-get install chromium` (.ci/run installs it)")
-    if not (ROOT / ".venv" / "bin" / "jupyter").exists():
-        pytest.skip("JupyterLab is not installed in .venv (make venv installs it)")
+    try:
+        jupyter_executable()
+    except ConfigError:
+        pytest.skip("JupyterLab is not installed (`make lab` / `make test` put it in .venv-lab)")
     folder = tmp_path / "notebooks"
     folder.mkdir()
     nb_path = _engineer_copy(folder)
@@ -75,9 +78,7 @@ def lab(tmp_path: Path) -> Iterator[tuple[str, str, Path, Path]]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     env.update(OPSBOOK_AUDIT_DIR=str(audit_root), TMPDIR=str(tmp_path))
-    launch = lab_command(
-        folder, port=port, env=env, jupyter=str(ROOT / ".venv" / "bin" / "jupyter")
-    )
+    launch = lab_command(folder, port=port, env=env)
     argv = [*launch.argv, "--LabApp.expose_app_in_browser=True"]
     log = (tmp_path / "lab.log").open("w")
     proc = subprocess.Popen(argv, env=launch.env, stdout=log, stderr=log, start_new_session=True)

@@ -76,7 +76,7 @@ def lab_command(
     euid = os.geteuid() if euid is None else euid
     if not notebook_dir.is_dir():
         raise ConfigError(f"{notebook_dir} is not a folder", hint="pass the notebooks/ folder")
-    jupyter = jupyter or _jupyter_executable()
+    jupyter = jupyter or jupyter_executable()
     token = token or secrets.token_hex(24)
     argv = [
         jupyter,
@@ -93,23 +93,34 @@ def lab_command(
     if euid == 0:
         argv.append("--allow-root")
     env.update(_writable_home(env))
+    # the `opsbook` kernelspec lives in this Python's prefix, JupyterLab maybe in .venv-lab
+    kernels = str(Path(sys.prefix) / "share" / "jupyter")
+    env["JUPYTER_PATH"] = os.pathsep.join(p for p in (kernels, env.get("JUPYTER_PATH")) if p)
     # the token is in argv (visible to local users via ps) and in the URL we print; also
     # hand it over in the environment so Jupyter's own banner matches
     env["JUPYTER_TOKEN"] = token
     return LabLaunch(argv, env, f"http://{HOST}:{port}/lab?token={token}", token)
 
 
-def _jupyter_executable() -> str:
-    beside = Path(sys.executable).with_name("jupyter")
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("jupyter")
+def jupyter_executable() -> str:
+    """JupyterLab's ``jupyter``: the project's ``.venv-lab`` (``make lab`` creates it), else
+    beside this Python (the ``lab`` extra, conda), else on PATH."""
+    candidates = [
+        project_root() / ".venv-lab" / "bin" / "jupyter",
+        Path(sys.executable).with_name("jupyter"),
+    ]
+    for candidate in candidates:
+        lab = candidate.with_name("jupyter-lab")
+        if lab.exists():
+            return str(candidate)
+    found = shutil.which("jupyter-lab")
     if found is None:
         raise ConfigError(
             "JupyterLab is not installed",
-            hint="pip install -e '.[lab]' (or `make lab`, or conda env create -f environment.yml)",
+            hint="`make lab` installs it in .venv-lab (or pip install -e '.[lab]', or conda "
+            "env create -f environment.yml)",
         )
-    return found
+    return str(Path(found).with_name("jupyter"))
 
 
 def main(argv: list[str] | None = None) -> None:
