@@ -143,6 +143,9 @@ def _user_prefix(who: str, scratch: Path) -> list[str]:
     runuser = shutil.which("runuser")
     if runuser is None:
         pytest.skip("runuser is not installed: cannot switch to an ordinary user")
+    checkout = _hidden_ancestor(ROOT / "Makefile")
+    if checkout is not None:
+        pytest.skip(f"the checkout is under {checkout}, which nobody cannot enter")
     interpreter = Path(os.path.realpath(ROOT / ".venv" / "bin" / "python"))
     hidden = _hidden_ancestor(interpreter)
     if hidden is None:
