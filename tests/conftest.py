@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -122,6 +123,15 @@ def _file_ledger_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     """A developer's OPSBOOK_LEDGER_URL never sends test records to a team ledger."""
     monkeypatch.delenv("OPSBOOK_LEDGER_URL", raising=False)
     monkeypatch.delenv("OPSBOOK_LEDGER", raising=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_audit_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Module- and session-scoped fixtures run before the per-test root is set: their
+    action records (a fixture's live migration) also stay out of ./audit."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OPSBOOK_AUDIT_DIR", str(tmp_path_factory.mktemp("session-audit")))
+        yield
 
 
 @pytest.fixture(autouse=True)
