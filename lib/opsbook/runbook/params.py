@@ -34,17 +34,6 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
     "list": (list,),
     "dict": (dict,),
 }
-_NB_TYPE_TO_PARAM = {
-    "int": "int",
-    "float": "float",
-    "bool": "bool",
-    "str": "str",
-    "list": "list",
-    "dict": "dict",
-    "tuple": "list",
-}
-
-
 def value_fits(value: Any, type_name: str) -> bool:
     """Whether a literal fits a declared type (bool is not an int here)."""
     if value is None:
