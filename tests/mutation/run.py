@@ -414,7 +414,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--list", action="store_true", help="list the targets and exit")
     parser.add_argument(
-        "--tests", nargs="+", default=None, help="run these test files instead (a 'before' score)"
+        "--tests",
+        nargs="+",
+        default=None,
+        help="run these test files instead (a 'before' score)",
+    )
+    parser.add_argument(
+        "--pytest-arg",
+        action="append",
+        default=[],
+        help="one more pytest argument, e.g. --pytest-arg='-mnot notebooks' (repeatable)",
     )
     args = parser.parse_args(argv)
     known = {t.name: t for t in TARGETS}
@@ -428,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [known[n] for n in args.targets] or TARGETS
     if args.tests:
         chosen = [replace(t, tests=args.tests) for t in chosen]
+    chosen = [replace(t, pytest_args=t.pytest_args + args.pytest_arg) for t in chosen]
     os.chdir(ROOT)
     started = time.monotonic()
     reports = [run_target(t, args.sample, args.timeout, args.seed) for t in chosen]
