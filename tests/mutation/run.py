@@ -440,7 +440,16 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [replace(t, pytest_args=t.pytest_args + args.pytest_arg) for t in chosen]
     os.chdir(ROOT)
     started = time.monotonic()
-    reports = [run_target(t, args.sample, args.timeout, args.seed) for t in chosen]
+    reports = []
+    for target in chosen:  # each target's result as soon as it is known
+        report = run_target(target, args.sample, args.timeout, args.seed)
+        reports.append(report)
+        print(
+            f"{target.name}: {report['killed']} of {report['mutants']} killed "
+            f"({report['score']}%), {len(report['survivors'])} survived",
+            file=sys.stderr,
+            flush=True,
+        )
     print(f"\n{'target':20} {'mutants':>8} {'killed':>7} {'score':>7}  module")
     for r in reports:
         sampled = f" (sample of {r['enumerated']})" if r["mutants"] < r["enumerated"] else ""
