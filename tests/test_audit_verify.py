@@ -552,3 +552,65 @@ def test_open_ledger_chooses_by_url(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         ledger.open_ledger(tmp_path, "nosuch://user:secret@host/db")
     assert "secret" not in str(info.value) and "'host/db'" in str(info.value)
     assert "known backends: file, postgres, postgresql, sharedtest" in str(info.value.hint)
+
+
+# ------------------------------------------------------------------ survivors of make mutate
+
+
+def test_garbage_line_inserted_between_entries(audit_dir: Path, ids: list[str]) -> None:
+    lines = (audit_dir / audit.LEDGER).read_text().splitlines()
+    writable(audit_dir / audit.LEDGER).write_text("\n".join([lines[0], "{x", *lines[1:]]) + "\n")
+    chain = (
+        "does not chain to the entry before it: a ledger line was dropped, inserted or reordered"
+    )
+    assert audit.verify(audit_dir) == [
+        "ledger line 2: unreadable (edited?)",
+        f"ledger entry 3 (run {ids[1]}): sequence number 2 where 3 was expected: "
+        "ledger lines dropped or reordered",
+        f"ledger entry 3 (run {ids[1]}): {chain}",  # nothing chains to an unreadable line
+        f"ledger entry 4 (run {ids[2]}): sequence number 3 where 4 was expected: "
+        "ledger lines dropped or reordered",
+    ]
+
+
+def test_checkpoint_messages_quote_at_most_120_characters(tmp_path: Path) -> None:
+    long = "z" * 200
+    with pytest.raises(checkpoint.CheckpointError) as info:
+        checkpoint.parse(long, "w.log:1")
+    assert info.value.args[0].startswith(f"not a checkpoint line (w.log:1): {'z' * 120!r}")
+    with pytest.raises(checkpoint.CheckpointError) as info:
+        checkpoint.load(str(tmp_path / long))
+    assert info.value.args[0].startswith(f"--checkpoint {str(tmp_path / long)[:120]!r} is neither")
+
+
+def test_checkpoint_file_missing_or_unreadable(tmp_path: Path) -> None:
+    with pytest.raises(
+        checkpoint.CheckpointError, match="neither a checkpoint line nor a readable"
+    ):
+        checkpoint.load(str(tmp_path))  # a folder
+    (tmp_path / "bad.log").write_bytes(b"\xff\xfe")
+    with pytest.raises(checkpoint.CheckpointError, match=r"bad.log is unreadable"):
+        checkpoint.load(str(tmp_path / "bad.log"))
+
+
+def test_new_ledger_file_mode(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        ledger.FileLedger(tmp_path).append(lambda head: {"seq": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "ledger.jsonl").stat().st_mode & 0o777 == 0o644
+
+
+def test_postgres_backend_loads_on_first_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.delitem(sys.modules, "opsbook.ledger_pg", raising=False)
+    for scheme in ("postgresql", "postgres"):
+        monkeypatch.delitem(ledger._BACKENDS, scheme, raising=False)
+    book = ledger.open_ledger(tmp_path, "postgresql://runner@127.0.0.1:1/none")
+    assert type(book).__name__ == "PostgresLedger" and ledger.is_shared(book)

@@ -190,3 +190,8 @@ def test_table_columns() -> None:
     frame = verdict.table([verdict.delivery_claim(0, 0)])
     assert list(frame.columns) == ["claim", "measured", "verdict", "breaks_when"]
     assert frame.iloc[0]["verdict"] == "pass"
+
+
+def test_latency_breaks_without_a_last_good_rate() -> None:
+    row = verdict.latency_claim([_run(p99_ms=30.0, host_load_1m=1.0)], {"knee_rate": 1000})
+    assert row["breaks_when"] == "p99 crosses 10 ms between 0 and 1,000 msg/s offered"
