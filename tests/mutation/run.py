@@ -110,6 +110,12 @@ TARGETS = [
         ["tests/test_ledger.py", "tests/test_audit_verify.py"],
     ),
     Target(
+        "migrate-verify",
+        "opsbook.migrate.verify",
+        ["_check_point", "VerifyReport.add", "add_search", "sample_ids"],
+        ["tests/migrate/test_verify_points.py"],
+    ),
+    Target(
         "ledger",
         "opsbook.ledger",
         ["FileLedger.entries", "FileLedger.head", "FileLedger.append", "open_ledger"],

@@ -1,0 +1,101 @@
+"""migrate.verify on crafted points: each mismatch kind with its exact count."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from opsbook.migrate import verify
+from opsbook.migrate.hashes import canonical, digest, document_digest, vector_digest
+from opsbook.migrate.ids import point_id
+from opsbook.migrate.payload import DOCUMENT_KEY, ID_KEY, METADATA_KEY
+from opsbook.migrate.searchcheck import SearchReport
+
+VEC = np.array([0.5, 0.25, 1.0], dtype=np.float32)
+META = {"lang": "en", "n": 3}
+
+
+def _stored(cid: str, doc: str | None = "hello", meta: dict | None = META) -> tuple:
+    return (point_id(cid), cid, vector_digest(VEC), document_digest(doc), digest(canonical(meta)))
+
+
+def _payload(cid: str, **extra: object) -> dict:
+    return {ID_KEY: cid, DOCUMENT_KEY: "hello", METADATA_KEY: META, **extra}
+
+
+def _check(
+    stored: tuple | None, pid: str, vector: np.ndarray, payload: dict
+) -> verify.VerifyReport:
+    report = verify.VerifyReport("docs", "docs_staging", 1)
+    verify._check_point(report, stored, pid, vector, payload)
+    return report
+
+
+def test_an_identical_point() -> None:
+    report = _check(_stored("a"), point_id("a"), VEC, _payload("a"))
+    assert report.mismatches == Counter() and report.records_checked == 1
+    assert report.ok and report.identical == 1
+
+
+@pytest.mark.parametrize(
+    ("payload", "vector", "kinds"),
+    [
+        (_payload("a") | {DOCUMENT_KEY: "hell0"}, VEC, {"document": 1}),
+        (_payload("a") | {METADATA_KEY: {"lang": "en", "n": 3.0}}, VEC, {"metadata": 1}),
+        (_payload("a"), VEC * 2, {"vector": 1}),
+        (_payload("b"), VEC, {"payload": 1}),  # a changed chroma_id
+        (_payload("a", extra=1), VEC, {"payload": 1}),  # an extra payload key
+    ],
+)
+def test_one_mismatch_kind_each(payload: dict, vector: np.ndarray, kinds: dict) -> None:
+    report = _check(_stored("a"), point_id("a"), vector, payload)
+    assert report.mismatches == Counter(kinds) and report.records_checked == 1
+    assert report.ok is False and report.identical == 0
+    assert [e["kind"] for e in report.examples] == list(kinds)
+    assert report.examples[0]["id"] == "a" and report.examples[0]["collection"] == "docs"
+
+
+def test_point_not_from_the_source_and_a_duplicate() -> None:
+    extra = _check(None, point_id("zzz"), VEC, _payload("zzz"))
+    assert extra.mismatches == Counter({"extra": 1}) and extra.records_checked == 0
+    dup = _check(None, "00000000-0000-0000-0000-000000000001", VEC, _payload("a"))
+    assert dup.mismatches == Counter({"duplicate": 1}) and dup.records_checked == 0
+    no_id = _check(None, "p", VEC, {})
+    assert no_id.mismatches == Counter({"extra": 1})
+
+
+def test_examples_are_capped_but_counts_are_not() -> None:
+    report = verify.VerifyReport("docs", "s", 5, max_listed=2)
+    for i in range(3):
+        report.add("missing", str(i))
+    assert report.mismatches == Counter({"missing": 3}) and len(report.examples) == 2
+
+
+def test_identical_never_negative_and_counts_only_record_kinds() -> None:
+    report = verify.VerifyReport("docs", "s", 2)
+    report.records_checked = 1
+    report.add("vector", "a")
+    report.add("payload", "a")
+    report.add("count", None)
+    assert report.identical == 0
+    report.records_checked = 3
+    assert report.identical == 1
+
+
+def test_each_failing_query_is_one_search_mismatch() -> None:
+    report = verify.VerifyReport("docs", "s", 1)
+    verify.add_search(report, SearchReport(queries=5, failures=3, examples=["q1", "q2"]))
+    assert report.mismatches == Counter({"search": 3})
+    assert [e["detail"] for e in report.examples] == ["q1", "q2", ""]
+    assert report.search.failures == 3
+
+
+def test_sample_ids_deterministic_and_bounded() -> None:
+    ids = [f"id{i}" for i in range(10)]
+    assert verify.sample_ids(ids, 0) == [] and verify.sample_ids([], 3) == []
+    picked = verify.sample_ids(ids, 4, seed=1)
+    assert len(picked) == 4 and picked == verify.sample_ids(ids, 4, seed=1)
+    assert picked == sorted(picked, key=ids.index)
+    assert sorted(verify.sample_ids(ids, 50)) == sorted(ids)
