@@ -95,6 +95,7 @@ def test_each_failing_query_is_one_search_mismatch() -> None:
 def test_sample_ids_deterministic_and_bounded() -> None:
     ids = [f"id{i}" for i in range(10)]
     assert verify.sample_ids(ids, 0) == [] and verify.sample_ids([], 3) == []
+    assert verify.sample_ids(ids, -1) == [] and len(verify.sample_ids(ids, 1)) == 1
     picked = verify.sample_ids(ids, 4, seed=1)
     assert len(picked) == 4 and picked == verify.sample_ids(ids, 4, seed=1)
     assert picked == sorted(picked, key=ids.index)
