@@ -44,7 +44,11 @@ def test_steps_started_ahead_still_get_their_own_fresh_kernel(
         notebook: notebooks/whoami.ipynb
     """)
     options = execute.RunOptions(
-        root=audit_dir, progress_bar=False, echo=lambda _: None, approve={"gate"}
+        root=audit_dir,
+        progress_bar=False,
+        echo=lambda _: None,
+        approve={"gate"},
+        start_ahead=True,
     )
     result = execute.run(path, {}, options)
     steps = {s["id"]: s for s in result.data["steps"]}
@@ -75,8 +79,17 @@ def test_a_run_stopped_at_a_gate_leaves_no_child_behind(write_runbook, audit_dir
       - id: b
         notebook: notebooks/whoami.ipynb
     """)
-    options = execute.RunOptions(root=audit_dir, progress_bar=False, echo=lambda _: None)
+    options = execute.RunOptions(
+        root=audit_dir, progress_bar=False, echo=lambda _: None, start_ahead=True
+    )
     result = execute.run(path, {}, options)
     assert result.status == "awaiting_approval"
     assert result.data["steps"][0]["attempts"][0]["started_ahead"] is False
     assert notebook_processes() == []
+
+
+def test_starting_ahead_is_opt_in(monkeypatch) -> None:
+    monkeypatch.delenv("OPSBOOK_START_AHEAD", raising=False)
+    assert execute.RunOptions().start_ahead is False
+    monkeypatch.setenv("OPSBOOK_START_AHEAD", "1")
+    assert execute.RunOptions().start_ahead is True

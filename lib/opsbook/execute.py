@@ -57,7 +57,9 @@ class RunOptions:
     progress_bar: bool = True
     kernel_name: str | None = None
     #: Start the next step's child (papermill and its own fresh kernel) while a step runs.
-    start_ahead: bool = True
+    #: Opt-in (``OPSBOOK_START_AHEAD=1``): two kernels starting at once can race for the
+    #: same free TCP port (seen once under heavy load: a kernel failed to bind).
+    start_ahead: bool = field(default_factory=lambda: os.environ.get("OPSBOOK_START_AHEAD") == "1")
     root: Path | None = None
     work_root: Path | None = None
     echo: Echo = print
