@@ -57,13 +57,10 @@ def status_command(as_json: bool) -> None:
     Example:
       OPSBOOK_LEDGER_URL=postgresql://runner@db/opsbook opsbook ledger status
     """
-    from opsbook.ledger import open_ledger
+    from opsbook.ledger import preflight
     from opsbook.settings import audit_root
 
-    ledger = open_ledger(audit_root())
-    preflight = getattr(ledger, "preflight", None)
-    if preflight:
-        preflight()
+    ledger = preflight(audit_root())
     entries = ledger.entries()
     head = entries[-1] if entries else None
     info = {

@@ -214,20 +214,17 @@ class PostgresLedger:
         psycopg = _psycopg()
         last_error: Exception | None = None
         for attempt in range(RETRIES):
-            entry: Entry | None = None
             self._pending = None
             try:
                 with self._connection() as conn:
-                    entry = self._append_once(conn, build)
-                return entry
+                    return self._append_once(conn, build)
             except (psycopg.errors.SerializationFailure, psycopg.errors.UniqueViolation) as exc:
                 last_error = exc  # another writer won the race: read the new head again
             except psycopg.OperationalError as exc:
                 last_error = exc  # the connection dropped: was the entry committed?
-                if entry is None:
-                    found = self._find_uncertain(build, exc)
-                    if found is not None:
-                        return found
+                found = self._find_uncertain()
+                if found is not None:
+                    return found
             except LedgerDatabaseError:
                 raise
             except psycopg.Error as exc:
@@ -289,7 +286,7 @@ class PostgresLedger:
 
     _pending: Entry | None = None
 
-    def _find_uncertain(self, build: Build, error: Exception) -> Entry | None:
+    def _find_uncertain(self) -> Entry | None:
         """After a dropped connection: the entry if its COMMIT went through, else None."""
         pending, self._pending = self._pending, None
         if pending is None:

@@ -215,25 +215,25 @@ def panel_frame(
     )
 
 
-def _panel(dashboard: str, key: str) -> ps.Panel:
-    return ps.panel_by_key(dashboard, key)
-
-
 def traffic_frame(source: Any, services: Sequence[str], start: Any, end: Any, step: str) -> Any:
     """Requests/s of every HTTP service over time (panel System Health / requests)."""
-    frame = panel_frame(source, _panel("system_health", "requests"), start, end, step, services)
+    frame = panel_frame(
+        source, ps.panel_by_key("system_health", "requests"), start, end, step, services
+    )
     return fill_zeros(frame, start, end, step)
 
 
 def errors_frame(source: Any, services: Sequence[str], start: Any, end: Any, step: str) -> Any:
     """Error lines per minute of every service over time (panel System Health / error_lines)."""
-    panel = _panel("system_health", "error_lines")
+    panel = ps.panel_by_key("system_health", "error_lines")
     return fill_zeros(panel_frame(source, panel, start, end, step, services), start, end, step)
 
 
 def latency_frame(source: Any, services: Sequence[str], start: Any, end: Any, step: str) -> Any:
     """P50/P95/P99 latency (ms) per HTTP service over time; column ``quantile``."""
-    frame = panel_frame(source, _panel("system_health", "latency"), start, end, step, services)
+    frame = panel_frame(
+        source, ps.panel_by_key("system_health", "latency"), start, end, step, services
+    )
     if frame.empty:
         return frame.assign(quantile=[])
     return frame.assign(quantile=frame["legend"].str.split().str[-1])
@@ -299,7 +299,7 @@ def route_latency_table(
 
 def ai_cost_frame(source: Any, start: Any, end: Any, step: str) -> pd.DataFrame:
     """USD per model per step (windows tile the range exactly; panel AI Models / ai_cost)."""
-    frame = panel_frame(source, _panel("ai_models", "ai_cost"), start, end, step)
+    frame = panel_frame(source, ps.panel_by_key("ai_models", "ai_cost"), start, end, step)
     return fill_zeros(frame, start, end, step)
 
 
@@ -333,14 +333,14 @@ def ai_latency_table(source: Any, start: Any, end: Any) -> pd.DataFrame:
 
 def ai_latency_frame(source: Any, start: Any, end: Any, step: str) -> pd.DataFrame:
     """P95 latency (ms) of model calls per model over time (panel AI Models / ai_latency)."""
-    return panel_frame(source, _panel("ai_models", "ai_latency"), start, end, step)
+    return panel_frame(source, ps.panel_by_key("ai_models", "ai_latency"), start, end, step)
 
 
 def infra_errors_frame(source: Any, start: Any, end: Any, step: str) -> pd.DataFrame:
     """Vector DB errors and Redis warnings/errors per step; column ``panel``."""
     parts = []
     for key, name in (("vector_db_errors", "vector DB errors"), ("redis_problems", "redis")):
-        frame = panel_frame(source, _panel("database", key), start, end, step)
+        frame = panel_frame(source, ps.panel_by_key("database", key), start, end, step)
         parts.append(fill_zeros(frame, start, end, step).assign(panel=name))
     return _concat(parts)
 

@@ -34,6 +34,8 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
     "list": (list,),
     "dict": (dict,),
 }
+
+
 def value_fits(value: Any, type_name: str) -> bool:
     """Whether a literal fits a declared type (bool is not an int here)."""
     if value is None:
