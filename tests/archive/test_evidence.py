@@ -29,8 +29,8 @@ def _audit(repo: Path, **kw: object) -> Classification:
     return classify(inventory(repo, now=DEMO_NOW, **kw))  # type: ignore[arg-type]
 
 
-def _kinds(cls: Classification, app: str, stance: str | None = None) -> set[str]:
-    return {e.kind for e in cls.verdicts[app].evidence if stance in (None, e.stance)}
+def _kinds(classification: Classification, app: str, stance: str | None = None) -> set[str]:
+    return {e.kind for e in classification.verdicts[app].evidence if stance in (None, e.stance)}
 
 
 # --------------------------------------------------------------------------- activity
@@ -50,24 +50,30 @@ def _quiet_repo(make_repo: MakeRepo, extra: dict[str, str] | None = None) -> Pat
 
 
 def test_quiet_repository_proposes_nothing_for_age_and_says_so(make_repo: MakeRepo) -> None:
-    cls = _audit(_quiet_repo(make_repo))
-    assert cls.inventory.quiet is True
-    assert cls.summary()["repo_quiet"] is True
-    assert cls.statement.startswith("The repository is quiet: its newest commit (2024-12-")
-    assert cls.candidates == []
+    classification = _audit(_quiet_repo(make_repo))
+    assert classification.inventory.quiet is True
+    assert classification.summary()["repo_quiet"] is True
+    assert classification.statement.startswith(
+        "The repository is quiet: its newest commit (2024-12-"
+    )
+    assert classification.candidates == []
     # web was committed in the window before the newest commit: active relative to the repo
-    assert {n: v.rule for n, v in cls.verdicts.items()} == {"api": "R2", "old": "R8", "web": "R6"}
-    stale = [e for e in cls.verdicts["old"].evidence if e.kind == "stale"]
+    assert {n: v.rule for n, v in classification.verdicts.items()} == {
+        "api": "R2",
+        "old": "R8",
+        "web": "R6",
+    }
+    stale = [e for e in classification.verdicts["old"].evidence if e.kind == "stale"]
     assert [e.stance for e in stale] == ["info"]  # shown, not counted
     assert "800 days before the repository's newest commit" in stale[0].text
 
 
 def test_quiet_repository_still_proposes_a_declared_deprecation(make_repo: MakeRepo) -> None:
     deprecated = _pkg("@acme/old", deprecated="replaced by @acme/web")
-    cls = _audit(_quiet_repo(make_repo, {"apps/old/package.json": deprecated}))
-    assert cls.candidates == ["old"]
-    assert cls.verdicts["old"].rule == "R4"
-    assert cls.verdicts["old"].confidence == "high"
+    classification = _audit(_quiet_repo(make_repo, {"apps/old/package.json": deprecated}))
+    assert classification.candidates == ["old"]
+    assert classification.verdicts["old"].rule == "R4"
+    assert classification.verdicts["old"].confidence == "high"
 
 
 def test_staleness_counts_from_the_newest_commit_not_the_clock(make_repo: MakeRepo) -> None:
@@ -78,11 +84,13 @@ def test_staleness_counts_from_the_newest_commit_not_the_clock(make_repo: MakeRe
     }
     # the whole repo is 1000 days old; busy was touched last, idle 300 days earlier
     repo = make_repo(files, {p: 1000 for p in files} | {"apps/idle/package.json": 1300})
-    cls = _audit(repo, staleness_days=2000)  # a window longer than the silence: not quiet
-    assert cls.inventory.quiet is False and cls.candidates == []
-    cls = _audit(repo, staleness_days=200)  # quiet repo: nothing for age alone
-    assert cls.inventory.quiet is True and cls.candidates == []
-    busy, idle = cls.inventory.app("busy"), cls.inventory.app("idle")
+    classification = _audit(
+        repo, staleness_days=2000
+    )  # a window longer than the silence: not quiet
+    assert classification.inventory.quiet is False and classification.candidates == []
+    classification = _audit(repo, staleness_days=200)  # quiet repo: nothing for age alone
+    assert classification.inventory.quiet is True and classification.candidates == []
+    busy, idle = classification.inventory.app("busy"), classification.inventory.app("idle")
     assert (busy.days_behind_head, idle.days_behind_head) == (0, 300)
     assert busy.commits_recent == 1 and busy.share_recent == pytest.approx(1 / 2)
 
@@ -94,10 +102,13 @@ def test_active_repository_archives_an_app_stale_against_the_repo(make_repo: Mak
         "apps/idle/package.json": _pkg("@acme/idle"),
     }
     repo = make_repo(files, {"apps/idle/package.json": 400})
-    cls = _audit(repo)
-    assert cls.candidates == ["idle"]
-    assert (cls.verdicts["idle"].rule, cls.verdicts["idle"].confidence) == ("R10", "medium")
-    assert cls.verdicts["busy"].rule == "R6"
+    classification = _audit(repo)
+    assert classification.candidates == ["idle"]
+    assert (classification.verdicts["idle"].rule, classification.verdicts["idle"].confidence) == (
+        "R10",
+        "medium",
+    )
+    assert classification.verdicts["busy"].rule == "R6"
 
 
 # --------------------------------------------------------------------------- production
@@ -129,8 +140,8 @@ def _prod_repo(make_repo: MakeRepo, api_files: dict[str, str]) -> Path:
 def test_production_deploy_vetoes_unless_deprecated(
     make_repo: MakeRepo, api_files: dict[str, str], decision: str, rule: str
 ) -> None:
-    cls = _audit(_prod_repo(make_repo, api_files))
-    verdict = cls.verdicts["api"]
+    classification = _audit(_prod_repo(make_repo, api_files))
+    verdict = classification.verdicts["api"]
     assert (verdict.decision, verdict.rule) == (decision, rule)
     prod = [e for e in verdict.evidence if e.kind == "prod-deploy"]
     assert [e.source for e in prod] == [".github/workflows/prod-deploy-api.yml (file name)"]
@@ -153,8 +164,8 @@ def test_reusable_deploy_workflow_names_the_app_for_its_caller(make_repo: MakeRe
         ".github/workflows/release-web.yml": caller,
         ".github/workflows/reusable-site.yml": reusable,
     }
-    cls = _audit(make_repo(files, {"apps/site/package.json": 500}))
-    site = cls.verdicts["site"]
+    classification = _audit(make_repo(files, {"apps/site/package.json": 500}))
+    site = classification.verdicts["site"]
     assert site.decision == "keep" and site.rule == "R2"
     sources = {e.source for e in site.evidence if e.kind == "prod-deploy"}
     assert (
@@ -171,8 +182,11 @@ def test_plain_deploy_workflow_keeps_a_stale_app_without_lifecycle(make_repo: Ma
         "apps/busy/package.json": _pkg("@acme/busy"),
         ".github/workflows/deploy.yml": wf,
     }
-    cls = _audit(make_repo(files, {"apps/svc/package.json": 500}))
-    assert (cls.verdicts["svc"].decision, cls.verdicts["svc"].rule) == ("keep", "R9")
+    classification = _audit(make_repo(files, {"apps/svc/package.json": 500}))
+    assert (classification.verdicts["svc"].decision, classification.verdicts["svc"].rule) == (
+        "keep",
+        "R9",
+    )
 
 
 # --------------------------------------------------------------------------- lifecycle
@@ -192,26 +206,29 @@ def test_workspace_exclusion_under_a_deprecation_comment_is_proposed(make_repo: 
         "packages/nc-vue/package.json": _pkg("@acme/nc-vue"),
         "packages/ui/package.json": _pkg("@acme/ui"),
     }
-    cls = _audit(make_repo(files), apps_dirs=["apps", "packages"])
-    assert sorted(cls.candidates) == ["nc-angular", "nc-vue"]
-    verdict = cls.verdicts["nc-angular"]
-    assert verdict.rule == "R4" and "public" in _kinds(cls, "nc-angular", "against")
+    classification = _audit(make_repo(files), apps_dirs=["apps", "packages"])
+    assert sorted(classification.candidates) == ["nc-angular", "nc-vue"]
+    verdict = classification.verdicts["nc-angular"]
+    assert verdict.rule == "R4" and "public" in _kinds(classification, "nc-angular", "against")
     excl = next(e for e in verdict.evidence if e.kind == "deprecated")
     assert excl.source == "pnpm-workspace.yaml:4"
     assert "will be deprecated by the new Inbox" in excl.text
-    assert next(e for e in cls.verdicts["nc-vue"].evidence if e.kind == "deprecated").source == (
-        "pnpm-workspace.yaml:5"
-    )
-    assert cls.verdicts["ui"].decision == "keep"
+    assert next(
+        e for e in classification.verdicts["nc-vue"].evidence if e.kind == "deprecated"
+    ).source == ("pnpm-workspace.yaml:5")
+    assert classification.verdicts["ui"].decision == "keep"
 
 
 def test_exclusion_without_a_reason_is_weaker_evidence(make_repo: MakeRepo) -> None:
     pnpm = "packages:\n  - 'apps/*'\n  - '!apps/lab'\n"
     files = {"pnpm-workspace.yaml": pnpm, "apps/lab/package.json": _pkg("@acme/lab")}
     files["apps/web/package.json"] = _pkg("@acme/web")
-    cls = _audit(make_repo(files, {"apps/lab/package.json": 400}))
-    assert (cls.verdicts["lab"].rule, cls.verdicts["lab"].decision) == ("R7", "archive")
-    assert cls.verdicts["lab"].confidence == "medium"
+    classification = _audit(make_repo(files, {"apps/lab/package.json": 400}))
+    assert (classification.verdicts["lab"].rule, classification.verdicts["lab"].decision) == (
+        "R7",
+        "archive",
+    )
+    assert classification.verdicts["lab"].confidence == "medium"
 
 
 @pytest.mark.parametrize(
@@ -234,8 +251,8 @@ def test_backstage_catalog_lifecycle(
         "apps/lab/package.json": _pkg("@acme/lab"),
         "apps/lab/catalog-info.yaml": catalog,
     }
-    cls = _audit(make_repo(files))
-    verdict = cls.verdicts["lab"]
+    classification = _audit(make_repo(files))
+    verdict = classification.verdicts["lab"]
     assert (verdict.decision, verdict.rule) == (decision, rule)
     assert any(e.source == "apps/lab/catalog-info.yaml:7" for e in verdict.evidence)
 
@@ -269,9 +286,9 @@ def test_import_only_dependant_blocks_its_dependency(
         "apps/widgets/src/w.ts": "export const w = 1;\n",
     }
     ages = {"apps/widgets/package.json": 400, "apps/widgets/src/w.ts": 400}
-    cls = _audit(make_repo(files, ages))
-    assert cls.blocked == {"widgets": ["web"]}
-    why = cls.verdicts["widgets"].blocked_by["web"]
+    classification = _audit(make_repo(files, ages))
+    assert classification.blocked == {"widgets": ["web"]}
+    why = classification.verdicts["widgets"].blocked_by["web"]
     n = source.count("\n", 0, source.index("'")) + 1
     assert why == f"{line} in apps/web/src/index.ts:{n}"
 
@@ -283,8 +300,8 @@ def test_without_the_import_the_dependency_is_archived(make_repo: MakeRepo) -> N
         "apps/web/src/index.ts": "import { x } from '@acme/other';\n",
         "apps/widgets/package.json": _pkg("@acme/widgets"),
     }
-    cls = _audit(make_repo(files, {"apps/widgets/package.json": 400}))
-    assert cls.candidates == ["widgets"] and cls.blocked == {}
+    classification = _audit(make_repo(files, {"apps/widgets/package.json": 400}))
+    assert classification.candidates == ["widgets"] and classification.blocked == {}
 
 
 # --------------------------------------------------------------------------- publication
@@ -309,8 +326,8 @@ def test_public_package_needs_an_explicit_deprecation(
         "apps/sdk/package.json": sdk,
         **extra,
     }
-    cls = _audit(make_repo(files, {p: 400 for p in files if p.startswith("apps/sdk")}))
-    verdict = cls.verdicts["sdk"]
+    classification = _audit(make_repo(files, {p: 400 for p in files if p.startswith("apps/sdk")}))
+    verdict = classification.verdicts["sdk"]
     assert (verdict.decision, verdict.rule) == (decision, rule)
     public = next(e for e in verdict.evidence if e.kind == "public")
     assert public.source == "apps/sdk/package.json:2" and "@acme/sdk@2.1.0" in public.text
@@ -320,8 +337,11 @@ def test_npm_deprecated_field_archives_a_public_package(make_repo: MakeRepo) -> 
     sdk = json.dumps({"name": "@acme/sdk", "version": "2.1.0", "deprecated": "use @acme/sdk2"})
     files = {"pnpm-workspace.yaml": PNPM, "apps/sdk/package.json": sdk}
     files["apps/web/package.json"] = _pkg("@acme/web")
-    cls = _audit(make_repo(files))
-    assert (cls.verdicts["sdk"].decision, cls.verdicts["sdk"].rule) == ("archive", "R4")
+    classification = _audit(make_repo(files))
+    assert (classification.verdicts["sdk"].decision, classification.verdicts["sdk"].rule) == (
+        "archive",
+        "R4",
+    )
 
 
 # --------------------------------------------------------------------------- ci, ownership
@@ -339,12 +359,14 @@ def test_codeowners_and_ci_are_evidence_against_that_lower_confidence(
         ".github/CODEOWNERS": owners,
         ".github/workflows/ci.yml": ci,
     }
-    cls = _audit(make_repo(files, {"apps/old/package.json": 400}))
-    old = cls.verdicts["old"]
+    classification = _audit(make_repo(files, {"apps/old/package.json": 400}))
+    old = classification.verdicts["old"]
     assert old.decision == "archive" and old.confidence == "low"
     against = {e.kind: e.source for e in old.against}
     assert against == {"owner": ".github/CODEOWNERS:2", "ci": ".github/workflows/ci.yml:6"}
-    web = {e.kind: e.source for e in cls.verdicts["web"].evidence if e.family == "ownership"}
+    web = {
+        e.kind: e.source for e in classification.verdicts["web"].evidence if e.family == "ownership"
+    }
     assert web == {"default-owner": ".github/CODEOWNERS:1"}
 
 
@@ -352,25 +374,25 @@ def test_codeowners_and_ci_are_evidence_against_that_lower_confidence(
 
 
 def test_demo_archives_its_four_experiments_by_declared_lifecycle(demo: Path) -> None:
-    cls = _audit(demo)
-    rules = {n: cls.verdicts[n].rule for n in cls.candidates}
+    classification = _audit(demo)
+    rules = {n: classification.verdicts[n].rule for n in classification.candidates}
     assert {n for n, r in rules.items() if r == "R5"} == {
         "orchestrator",
         "unified-backend",
         "flan-router",
         "ibu-nuzantara",
     }
-    assert cls.summary()["repo_quiet"] is False
+    assert classification.summary()["repo_quiet"] is False
 
 
 def test_dry_run_table_and_matrix_carry_the_evidence(demo: Path) -> None:
-    cls = _audit(demo)
-    table = cls.frame().set_index("app")
+    classification = _audit(demo)
+    table = classification.frame().set_index("app")
     assert "marker 'experimental'" in table.loc["orchestrator", "evidence_for"]
     assert "apps/orchestrator/fly.toml:1" in table.loc["orchestrator", "evidence_against"]
     assert "blocked: web depends on it" in table.loc["legacy-auth", "evidence_against"]
     assert table.loc["web", "rule"].startswith("R6: active")
-    matrix = cls.matrix().set_index("app")
+    matrix = classification.matrix().set_index("app")
     assert list(matrix.columns[:7]) == [
         "activity",
         "production",
@@ -402,16 +424,16 @@ def test_imports_in_docs_snippets_and_comments_do_not_count(
         "apps/web/src/quick-start.tsx": source,
         "apps/widgets/package.json": _pkg("@acme/widgets"),
     }
-    cls = _audit(make_repo(files, {"apps/widgets/package.json": 400}))
-    assert cls.candidates == ["widgets"] and cls.blocked == {}
+    classification = _audit(make_repo(files, {"apps/widgets/package.json": 400}))
+    assert classification.candidates == ["widgets"] and classification.blocked == {}
 
 
 def test_private_as_a_string_is_private(make_repo: MakeRepo) -> None:
     api = json.dumps({"name": "@acme/api", "version": "2.0.0", "private": "true"})
     files = {"pnpm-workspace.yaml": PNPM, "apps/api/package.json": api}
     files["apps/web/package.json"] = _pkg("@acme/web")
-    cls = _audit(make_repo(files, {"apps/api/package.json": 400}))
-    assert "public" not in _kinds(cls, "api") and cls.candidates == ["api"]
+    classification = _audit(make_repo(files, {"apps/api/package.json": 400}))
+    assert "public" not in _kinds(classification, "api") and classification.candidates == ["api"]
 
 
 def test_an_e2e_workflow_called_by_a_deploy_is_ci_for_the_services_it_starts(
@@ -430,9 +452,9 @@ def test_an_e2e_workflow_called_by_a_deploy_is_ci_for_the_services_it_starts(
         ".github/workflows/prod-deploy-widget.yml": deploy,
         ".github/workflows/reusable-widget-e2e.yml": e2e,
     }
-    cls = _audit(make_repo(files))
-    assert "prod-deploy" in _kinds(cls, "widget")
-    assert _kinds(cls, "api", "against") == {"active", "ci"}
+    classification = _audit(make_repo(files))
+    assert "prod-deploy" in _kinds(classification, "widget")
+    assert _kinds(classification, "api", "against") == {"active", "ci"}
 
 
 def test_a_root_script_that_uses_an_app_blocks_it(make_repo: MakeRepo) -> None:
@@ -446,7 +468,7 @@ def test_a_root_script_that_uses_an_app_blocks_it(make_repo: MakeRepo) -> None:
         "apps/gen/package.json": _pkg("@acme/gen"),
         "apps/web/package.json": _pkg("@acme/web"),
     }
-    cls = _audit(make_repo(files, {"apps/gen/package.json": 400}))
-    assert cls.blocked == {"gen": ["(root package.json)"]}
-    why = cls.verdicts["gen"].blocked_by["(root package.json)"]
+    classification = _audit(make_repo(files, {"apps/gen/package.json": 400}))
+    assert classification.blocked == {"gen": ["(root package.json)"]}
+    why = classification.verdicts["gen"].blocked_by["(root package.json)"]
     assert why == "root script `gen: cd apps/gen && npm run go` (package.json:5)"

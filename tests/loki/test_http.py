@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import email.utils
 import socket
 
 import pytest
@@ -13,6 +14,7 @@ from opsbook.loki.http import (
     LokiQueryError,
     LokiUnavailable,
     is_log_query,
+    retry_after_seconds,
     subranges,
 )
 from opsbook.loki.timeutil import NS_PER_S
@@ -259,3 +261,101 @@ def test_paging_through_the_engine_matches_one_unlimited_query(serve, direction)
     first13 = logs.query_range(query, T0, T0 + 10**6, limit=13, direction=direction)
     assert {ts for _, ts, _ in _flat(some)} == {ts for _, ts, _ in _flat(first13)}
     assert len(_flat(some)) == 13
+
+
+# -- retries: urllib3's Retry with Retry-After in both forms ------------------------------
+
+NOW = 1_795_824_000.0  # the injected clock's time (2026-11-28T00:00:00Z)
+
+
+def _http_date(epoch: float) -> str:
+    return email.utils.formatdate(epoch, usegmt=True)
+
+
+def _retrying(server, slept: list[float], **kw) -> LokiHTTP:
+    kw.setdefault("backoff", 0.0)  # no jitter: the wait is exactly what the server asked
+    return LokiHTTP(server.url, sleep=slept.append, clock=lambda: NOW, **kw)
+
+
+@pytest.mark.parametrize("status", [429, 503])
+@pytest.mark.parametrize(
+    ("retry_after", "waited"),
+    [("3", 3.0), (_http_date(NOW + 7), 7.0)],
+    ids=["delta-seconds", "http-date"],
+)
+def test_retry_after_in_either_form_is_waited_then_retried(serve, status, retry_after, waited):
+    server = serve(CannedLogs(_entries()))
+    server.faults = [(status, "slow down", {"Retry-After": retry_after})]
+    slept: list[float] = []
+    assert _retrying(server, slept).label_values("service") == ["a", "b"]
+    assert len(server.requests) == 2
+    assert slept == [waited]
+
+
+@pytest.mark.parametrize(
+    "retry_after", ["3600", _http_date(NOW + 3600)], ids=["delta-seconds", "http-date"]
+)
+def test_retry_after_is_capped_at_max_backoff(serve, retry_after):
+    server = serve(CannedLogs(_entries()))
+    server.faults = [(429, "slow down", {"Retry-After": retry_after})] * 2
+    slept: list[float] = []
+    _retrying(server, slept, max_backoff=10.0).labels()
+    assert len(server.requests) == 3
+    assert slept == [10.0, 10.0]
+
+
+def test_retry_after_date_in_the_past_means_no_wait(serve):
+    server = serve(CannedLogs(_entries()))
+    server.faults = [(503, "restarting", {"Retry-After": _http_date(NOW - 60)})]
+    slept: list[float] = []
+    _retrying(server, slept).labels()
+    assert len(server.requests) == 2
+    assert slept == []
+
+
+def test_unreadable_retry_after_falls_back_to_the_backoff(serve):
+    server = serve(CannedLogs(_entries()))
+    server.faults = [(429, "slow down", {"Retry-After": "soon"})]
+    slept: list[float] = []
+    _retrying(server, slept, backoff=2.0).labels()
+    assert len(server.requests) == 2
+    assert len(slept) == 1 and 1.0 <= slept[0] <= 2.0
+
+
+def test_backoff_doubles_from_the_first_retry_up_to_the_cap(serve):
+    server = serve(CannedLogs([]))
+    server.faults = [(502, "bad gateway", {})] * 5
+    slept: list[float] = []
+    with pytest.raises(LokiUnavailable, match="HTTP 502: bad gateway"):
+        _retrying(server, slept, backoff=1.0, max_backoff=3.0, retries=4).labels()
+    assert len(server.requests) == 5
+    bounds = [(0.5, 1.0), (1.0, 2.0), (1.5, 3.0), (1.5, 3.0)]  # 1, 2, 4->3, 8->3 jittered 50-100%
+    assert len(slept) == 4
+    assert all(lo <= wait <= hi for wait, (lo, hi) in zip(slept, bounds, strict=True)), slept
+
+
+def test_retries_run_out_while_the_server_keeps_asking_to_wait(serve):
+    server = serve(CannedLogs([]))
+    server.faults = [(429, "too many outstanding requests", {"Retry-After": "1"})] * 3
+    slept: list[float] = []
+    with pytest.raises(LokiUnavailable, match="too many outstanding requests"):
+        _retrying(server, slept, retries=2).labels()
+    assert len(server.requests) == 3
+    assert slept == [1.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("value", "now", "seconds"),
+    [
+        ("120", NOW, 120.0),
+        (" 0 ", NOW, 0.0),
+        (_http_date(NOW + 90), NOW, 90.0),
+        ("Sat, 28 Nov 2026 00:00:30 GMT", NOW, 30.0),
+        (_http_date(NOW - 5), NOW, 0.0),
+        ("soon", NOW, None),
+        ("-3", NOW, None),
+        ("1.5", NOW, None),  # delta-seconds is a whole number
+    ],
+)
+def test_retry_after_seconds(value, now, seconds):
+    assert retry_after_seconds(value, now=now) == seconds

@@ -193,3 +193,84 @@ def test_range_windows():
         60 * NS_PER_S,
         5400 * NS_PER_S,
     ]
+
+
+RULE = '      - alert: A\n        expr: sum(count_over_time({a="b"}[1m])) > 1\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "problems"),
+    [
+        (
+            "groups:\n  - name: g\n    interval: soon\n    rules:\n" + RULE,
+            ["groups[0] (group 'g'): interval 'soon' is not a duration (use 30s, 1m, 1h30m)"],
+        ),
+        (
+            "groups:\n  - name: g\n    limit: -1\n    rules:\n" + RULE,
+            ["groups[0] (group 'g'): 'limit' must be a non-negative integer"],
+        ),
+        (
+            "groups:\n  - name: g\n    rules:\n" + RULE + "        for: soon\n",
+            [
+                "groups[0].rules[0] (group 'g', alert 'A'): "
+                "for 'soon' is not a duration (use 30s, 1m, 1h30m)"
+            ],
+        ),
+        (
+            "groups:\n  - name: g\n    rules:\n" + RULE + "        annotations: [a, b]\n",
+            ["groups[0].rules[0] (group 'g', alert 'A'): annotations must be a mapping of strings"],
+        ),
+        (
+            "groups:\n  - name: g\n    rules:\n"
+            + RULE
+            + "        labels: {bad-name: x, ok: [1]}\n",
+            [
+                "groups[0].rules[0] (group 'g', alert 'A'): labels: 'bad-name' is not a valid "
+                "label name; value of 'ok' must be a string"
+            ],
+        ),
+        (
+            "groups:\n  - name: g\n    rules:\n      - record: r:x\n        expr: vector(1)\n"
+            "        for: 1m\n",
+            [
+                "groups[0].rules[0] (group 'g', record 'r:x'): unknown key(s) ['for'] "
+                "(allowed: ['expr', 'labels', 'record'])"
+            ],
+        ),
+        (
+            "groups:\n  - name: g\n    rules:\n      - just a string\n",
+            ["groups[0].rules[0] (group 'g'): must be a mapping"],
+        ),
+        (
+            "groups:\n  - name: g\n    rules:\n      - alert: 5\n        expr: vector(1) > 0\n",
+            ["groups[0].rules[0] (group 'g'): 'alert' must be a non-empty string"],
+        ),
+        (
+            "groups:\n  - rules:\n" + RULE,
+            ["groups[0]: 'name' must be a non-empty string"],
+        ),
+        (
+            "groups:\n  - name: g\n    rules:\n" + RULE + "  - name: g\n    rules:\n" + RULE,
+            ["groups[1] (group 'g'): duplicate group name (first at groups[0])"],
+        ),
+        (
+            "groups:\n  - name: g\n    rules:\n"
+            + RULE
+            + "  - name: h\n    rules:\n"
+            + RULE
+            + "      - alert: B\n        expr: '{a=\"b\"}'\n",
+            [
+                "groups[1].rules[1] (group 'h', alert 'B'): expr is a log query; rules need a "
+                "metric query (e.g. count_over_time(...))"
+            ],
+        ),
+    ],
+)
+def test_bad_rule_files_name_the_file_and_the_path_inside_it(tmp_path, text, problems):
+    path = tmp_path / "alerts.yaml"
+    path.write_text(text)
+    with pytest.raises(RuleFileError) as info:
+        load_rules(path)
+    assert info.value.problems == problems
+    assert info.value.path == str(path)
+    assert info.value.message.startswith(f"{path}: {len(problems)} problem(s)")

@@ -216,14 +216,14 @@ def test_single_figure_verdicts_pass_and_fail() -> None:
 def test_crosscheck_table_divides_by_the_first_redis_benchmark_row() -> None:
     from opsbook.pubsub import crosscheck
 
-    rb = [
+    runs = [
         {"available": True, "rps": 50_000.0, "clients": 50, "pipeline": 1, "size": 1024},
         {"available": True, "rps": 400_000.0, "clients": 50, "pipeline": 16, "size": 1024},
         {"available": False, "note": "not on PATH"},
     ]
     step = _step(40_000, 2.0)
     step.summary["delivered_rate"] = 40_000.0
-    frame = crosscheck.side_by_side(rb, [step], None)
+    frame = crosscheck.side_by_side(runs, [step], None)
     assert list(frame["vs_redis_benchmark"]) == [1.0, 8.0, 0.8]
     assert "-P 16" in frame["measurement"][1]
 

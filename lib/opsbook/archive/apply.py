@@ -18,7 +18,7 @@ from opsbook.archive import workspaces as ws
 from opsbook.archive.classify import Classification
 from opsbook.archive.errors import ArchiveConflict, VerifyFailed
 from opsbook.archive.gitutil import git, head_sha, tracked_files
-from opsbook.archive.inventory import LOCKFILES, _name_rx, _path_rx, disk_usage
+from opsbook.archive.inventory import LOCKFILES, disk_usage, name_pattern, path_pattern
 from opsbook.archive.paths import contained, is_within
 from opsbook.archive.txn import Transaction
 from opsbook.errors import ConfigError
@@ -536,9 +536,9 @@ def _references(
 ) -> list[dict[str, Any]]:
     pats: list[tuple[str, re.Pattern[str]]] = []
     for e in entries:
-        pats.append((e["src"], _path_rx(e["src"])))
+        pats.append((e["src"], path_pattern(e["src"])))
         if e.get("package"):
-            pats.append((e["package"], _name_rx(e["package"])))
+            pats.append((e["package"], name_pattern(e["package"])))
     if not pats:
         return []
     args = ["grep", "-n", "-I", "-F", "--no-color"]

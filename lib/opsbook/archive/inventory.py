@@ -454,11 +454,11 @@ def _workflow_files(repo: Path) -> list[str]:
     return out
 
 
-def _path_rx(path: str) -> re.Pattern[str]:
+def path_pattern(path: str) -> re.Pattern[str]:
     return re.compile(r"(?<![\w.@-])(?:\./)?" + re.escape(path) + r"(?![\w.-])")
 
 
-def _name_rx(name: str) -> re.Pattern[str]:
+def name_pattern(name: str) -> re.Pattern[str]:
     if "/" in name:  # scoped names are specific enough on their own
         return re.compile(r"(?<![\w@/.-])" + re.escape(name) + r"(?![\w.-])")
     return re.compile(
@@ -475,9 +475,9 @@ def _ci(repo: Path, apps: list[App]) -> tuple[dict[str, list[str]], dict[str, di
         refs: list[str] = []
         where: dict[str, int] = {}
         for app in apps:
-            m = _path_rx(app.path).search(text)
+            m = path_pattern(app.path).search(text)
             if m is None and app.package:
-                m = _name_rx(app.package).search(text)
+                m = name_pattern(app.package).search(text)
             if m is not None:
                 refs.append(app.path)
                 app.ci_refs.append(wf)
@@ -651,9 +651,9 @@ def _root_users(repo: Path, apps: list[App]) -> None:
         else:
             body = text
         for app in apps:
-            m = _path_rx(app.path).search(body)
+            m = path_pattern(app.path).search(body)
             if m is None and app.package:
-                m = _name_rx(app.package).search(body)
+                m = name_pattern(app.package).search(body)
             if m is None:
                 continue
             line = body[body.rfind("\n", 0, m.start()) + 1 :].split("\n", 1)[0]
@@ -676,7 +676,7 @@ def _collect_evidence(
     owners = ev.codeowners(repo)
     wf_files = _workflow_files(repo)
     flows = ev.workflow_evidence(repo, wf_files, apps, wf_lines)
-    configs = ev.deploy_config_evidence(repo, ev.root_deploy_files(repo), apps, _path_rx)
+    configs = ev.deploy_config_evidence(repo, ev.root_deploy_files(repo), apps, path_pattern)
     publishers = ev.publish_workflows(repo, wf_files)
     total = activity.commits_in_window
     for app in apps:

@@ -54,14 +54,14 @@ def artifact_dir(output_dir: str) -> Path:
 
 
 def outcome(
-    cls: Classification,
+    classification: Classification,
     plan: ArchivePlan,
     result: ApplyResult | None = None,
     report: VerifyReport | None = None,
 ) -> dict[str, Any]:
     """The numbers to record: projected when nothing was applied, measured when it was."""
-    s = cls.summary()
-    inv = cls.inventory
+    s = classification.summary()
+    inv = classification.inventory
     apps_bytes = sum(a.total_bytes for a in inv.apps)
     out: dict[str, Any] = {
         **s,
@@ -99,14 +99,14 @@ def outcome(
     return out
 
 
-def decision_rows(cls: Classification) -> list[dict[str, Any]]:
+def decision_rows(classification: Classification) -> list[dict[str, Any]]:
     """The dry-run table as records: app, decision, confidence, rule, evidence for/against."""
-    table = cls.frame()
+    table = classification.frame()
     keep = ["app", "decision", "confidence", "rule", "evidence_for", "evidence_against"]
     return [{k: row[k] for k in keep} for row in table.to_dict(orient="records")]
 
 
-def evidence_frame(cls: Classification) -> pd.DataFrame:
+def evidence_frame(classification: Classification) -> pd.DataFrame:
     """Every evidence item of every app: family, kind, stance, words and source line."""
     rows = [
         {
@@ -117,21 +117,21 @@ def evidence_frame(cls: Classification) -> pd.DataFrame:
             "text": e.text,
             "source": e.source,
         }
-        for v in cls.verdicts.values()
+        for v in classification.verdicts.values()
         for e in v.evidence
     ]
     return pd.DataFrame(rows, columns=["app", "family", "kind", "stance", "text", "source"])
 
 
 def save_artifacts(
-    out: Path, cls: Classification, plan: ArchivePlan, figures: dict[str, Figure]
+    out: Path, classification: Classification, plan: ArchivePlan, figures: dict[str, Figure]
 ) -> list[str]:
     """Write inventory/classification CSVs, the planned README and the charts to ``out``."""
     written = []
-    cls.inventory.frame().to_csv(out / "inventory.csv", index=False)
-    cls.frame().to_csv(out / "classification.csv", index=False)
-    evidence_frame(cls).to_csv(out / "evidence.csv", index=False)
-    cls.matrix().to_csv(out / "evidence-matrix.csv", index=False)
+    classification.inventory.frame().to_csv(out / "inventory.csv", index=False)
+    classification.frame().to_csv(out / "classification.csv", index=False)
+    evidence_frame(classification).to_csv(out / "evidence.csv", index=False)
+    classification.matrix().to_csv(out / "evidence-matrix.csv", index=False)
     (out / "archive-README.md").write_text(plan.readme, encoding="utf-8")
     written += [
         "inventory.csv",

@@ -4,8 +4,10 @@ What it adds over a bare ``requests.get``:
 
 * tenant header (``X-Scope-OrgID``) and basic or bearer auth read from an environment
   variable *named* by the caller (the value never travels as a parameter);
-* retries with exponential backoff on 429, 5xx, timeouts and refused connections,
-  honouring ``Retry-After``;
+* retries through urllib3's ``Retry`` (mounted on the requests session) on 429, 5xx,
+  timeouts and refused connections, with exponential backoff from the first retry and
+  ``Retry-After`` honoured in both of its forms (delta-seconds and HTTP-date), capped at
+  ``max_backoff``; the sleep and the clock are injectable (:class:`LokiRetry`);
 * long ranges split into sub-ranges (Loki rejects queries longer than
   ``max_query_length``; smaller pieces also avoid its one-minute timeouts);
 * log queries paged past ``limit`` / ``max_entries_limit_per_query`` the way logcli
@@ -20,20 +22,27 @@ What it adds over a bare ``requests.get``:
 
 from __future__ import annotations
 
+import email.utils
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InvalidHeader, MaxRetryError
+from urllib3.response import BaseHTTPResponse
+from urllib3.util.retry import Retry
 
-from opsbook.errors import ConfigError, ServiceUnavailable, TransientError
+from opsbook.errors import ConfigError, ServiceUnavailable
 from opsbook.loki.timeutil import NS_PER_S, parse_duration, to_ns
 from opsbook.settings import secret
 
 DEFAULT_PAGE_LIMIT = 5000  # Loki's default max_entries_limit_per_query
 DEFAULT_SPLIT = "24h"
 MAX_POINTS_PER_SERIES = 11_000  # Loki rejects range queries with more points per series
+RETRY_STATUSES = frozenset({429, *range(500, 600)})  # "slow down" and server-side failures
 
 
 class LokiQueryError(ConfigError):
@@ -48,12 +57,84 @@ class LokiUnavailable(ServiceUnavailable):
     """Loki could not be reached or kept failing (429/5xx/timeouts) after retries."""
 
 
-class _Retryable(TransientError):
-    """One attempt failed in a way worth retrying (internal)."""
+def retry_after_seconds(value: str, now: float) -> float | None:
+    """Seconds to wait for a ``Retry-After`` value at time ``now`` (epoch seconds).
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+    Both forms of RFC 9110 section 10.2.3: delta-seconds (``"120"``) and an HTTP-date
+    (``"Wed, 21 Oct 2026 07:28:00 GMT"``, counted from ``now``). A date in the past gives
+    0; a value that is neither gives None (the header is then ignored).
+
+    >>> retry_after_seconds("120", now=0.0)
+    120.0
+    >>> retry_after_seconds("Thu, 01 Jan 1970 00:01:00 GMT", now=30.0)
+    30.0
+    """
+    value = value.strip()
+    if re.fullmatch(r"[0-9]+", value):
+        return float(value)
+    when = email.utils.parsedate_tz(value)
+    if when is None:
+        return None
+    return max(0.0, email.utils.mktime_tz(when) - now)
+
+
+class LokiRetry(Retry):
+    """urllib3's ``Retry`` with an injectable ``sleep`` and ``clock``, for Loki.
+
+    Two differences from urllib3's defaults, both about being polite to a loaded Loki:
+    the backoff starts with the first retry (urllib3 retries the first failure at once,
+    which is exactly wrong after a 429), and the wait is the longer of the backoff and
+    the server's ``Retry-After`` (capped at ``retry_after_max``), never the shorter.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.sleep_fn = sleep
+        self.clock = clock
+
+    def new(self, **kw: Any) -> LokiRetry:
+        kw.setdefault("sleep", self.sleep_fn)
+        kw.setdefault("clock", self.clock)
+        return super().new(**kw)
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        seconds = retry_after_seconds(retry_after, now=self.clock())
+        if seconds is None:
+            raise InvalidHeader(f"Invalid Retry-After header: {retry_after}")
+        return min(seconds, self.retry_after_max)
+
+    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
+        """The capped ``Retry-After`` in seconds; None when absent or unreadable."""
+        try:
+            return super().get_retry_after(response)
+        except InvalidHeader:
+            return None
+
+    def get_backoff_time(self) -> float:
+        """``backoff_factor * 2**(n-1)`` for the n-th retry, capped, with 50-100% jitter."""
+        failures = len(self.history)
+        if failures == 0 or self.backoff_factor <= 0:
+            return 0.0
+        value = min(self.backoff_max, self.backoff_factor * 2 ** (failures - 1))
+        return value * (0.5 + random.random() / 2)
+
+    def wait_time(self, response: BaseHTTPResponse | None = None) -> float:
+        """Seconds to wait before the next attempt after ``response`` (None: no answer)."""
+        wait = self.get_backoff_time()
+        if response is not None and self.respect_retry_after_header:
+            wait = max(wait, self.get_retry_after(response) or 0.0)
+        return wait
+
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        wait = self.wait_time(response)
+        if wait > 0:
+            self.sleep_fn(wait)
 
 
 def auth_header(auth_env: str | None) -> dict[str, str]:
@@ -121,6 +202,7 @@ class LokiHTTP:
         split: str = DEFAULT_SPLIT,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not url or not url.startswith(("http://", "https://")):
             raise ConfigError(
@@ -137,6 +219,7 @@ class LokiHTTP:
         self.page_limit = page_limit
         self.split_ns = parse_duration(split)
         self._sleep = sleep
+        self._clock = clock
         self._headers = {
             "Accept": "application/json",
             # Loki 3.x: keep structured metadata apart from stream labels in log answers
@@ -146,7 +229,7 @@ class LokiHTTP:
         if self.tenant:
             self._headers["X-Scope-OrgID"] = self.tenant
         self._session = session
-        self.requests_made = 0
+        self._mounted = False
 
     def __repr__(self) -> str:
         return f"LokiHTTP({self.url!r}, tenant={self.tenant!r})"
@@ -155,43 +238,41 @@ class LokiHTTP:
 
     @property
     def session(self) -> requests.Session:
+        """The HTTP session, created on first use with the retrying adapter mounted."""
         if self._session is None:
             self._session = requests.Session()
+        if not self._mounted:
+            self._session.mount(self.url + "/", HTTPAdapter(max_retries=self.retry_policy()))
+            self._mounted = True
         return self._session
 
-    def _get(self, path: str, params: Mapping[str, Any] | list[tuple[str, Any]]) -> Any:
-        """GET ``path`` and return the decoded JSON body, retrying transient failures."""
-        attempt = 0
-        while True:
-            try:
-                return self._attempt(path, params)
-            except _Retryable as exc:
-                attempt += 1
-                if attempt > self.retries:
-                    raise LokiUnavailable(
-                        f"Loki at {self.url} kept failing: {exc.message}",
-                        hint=f"gave up after {self.retries} retries; check the server or "
-                        "retry later with a shorter range",
-                    ) from None
-                delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
-                delay = delay * (0.5 + random.random() / 2)
-                if exc.retry_after is not None:
-                    delay = max(delay, min(exc.retry_after, self.max_backoff))
-                self._sleep(delay)
+    def retry_policy(self) -> LokiRetry:
+        """The urllib3 ``Retry`` every request goes through (see :class:`LokiRetry`)."""
+        return LokiRetry(
+            total=self.retries,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods={"GET"},
+            raise_on_status=False,  # the last 429/5xx answer comes back: its text is the message
+            respect_retry_after_header=True,
+            backoff_factor=self.backoff,
+            backoff_max=self.max_backoff,
+            retry_after_max=self.max_backoff,
+            sleep=self._sleep,
+            clock=self._clock,
+        )
 
-    def _attempt(self, path: str, params: Mapping[str, Any] | list[tuple[str, Any]]) -> Any:
-        self.requests_made += 1
+    def _get(self, path: str, params: Mapping[str, Any] | list[tuple[str, Any]]) -> Any:
+        """GET ``path`` and return the decoded JSON body (transient failures are retried by
+        the session's :class:`LokiRetry`)."""
         try:
             response = self.session.get(
                 self.url + path, params=params, headers=self._headers, timeout=self.timeout
             )
-        except requests.Timeout:
-            raise _Retryable(f"timed out after {self.timeout}s") from None
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            raise _Retryable(f"cannot connect ({exc.__class__.__name__})") from None
+        except requests.RequestException as exc:
+            raise self._unavailable(_transport_problem(exc, self.timeout)) from None
         status = response.status_code
-        if status == 429 or status >= 500:
-            raise _Retryable(f"HTTP {status}: {_error_text(response)}", _retry_after(response))
+        if status in RETRY_STATUSES:
+            raise self._unavailable(f"HTTP {status}: {_error_text(response)}")
         if status in (401, 403):
             raise LokiAuthError(
                 f"Loki refused the request (HTTP {status}): {_error_text(response)}",
@@ -213,6 +294,13 @@ class LokiHTTP:
         if isinstance(body, dict) and body.get("status") == "error":
             raise LokiQueryError(f"Loki error: {body.get('error', body)}")
         return body
+
+    def _unavailable(self, problem: str) -> LokiUnavailable:
+        return LokiUnavailable(
+            f"Loki at {self.url} kept failing: {problem}",
+            hint=f"gave up after {self.retries} retries; check the server or "
+            "retry later with a shorter range",
+        )
 
     def _data(self, path: str, params: Mapping[str, Any] | list[tuple[str, Any]]) -> Any:
         body = self._get(path, params)
@@ -506,11 +594,9 @@ def _error_text(response: requests.Response) -> str:
     return text[:500]
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
+def _transport_problem(exc: requests.RequestException, timeout: float) -> str:
+    """What went wrong when no answer came back (after the retries)."""
+    reason = exc.args[0].reason if exc.args and isinstance(exc.args[0], MaxRetryError) else exc
+    if isinstance(exc, requests.Timeout) or "timed out" in str(reason).lower():
+        return f"timed out after {timeout}s"
+    return f"cannot connect ({reason.__class__.__name__})"

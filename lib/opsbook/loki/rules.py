@@ -12,9 +12,11 @@ Loki's ruler reads Prometheus rule groups whose ``expr`` is a LogQL metric query
             labels: {severity: page}
             annotations: {summary: "{{ $labels.service }} logs more than 10 errors/min"}
 
-:func:`load_rules` checks everything the ruler would reject (unknown keys, bad
-durations, bad label names, exprs that do not parse or are log queries) and reports every
-problem at once with its group and rule. :func:`write_rules` validates before writing and
+:func:`load_rules` validates the file against pydantic models of the format
+(:class:`RuleFileSpec`, :class:`GroupSpec`, :class:`AlertSpec`, :class:`RecordSpec`): it
+checks everything the ruler would reject (unknown keys, bad durations, bad label names,
+exprs that do not parse or are log queries) and reports every problem at once, each with
+the file, its path inside the file (``groups[0].rules[1]``) and its group and rule. :func:`write_rules` validates before writing and
 replaces the file atomically, so a bad edit never leaves half a file behind.
 """
 
@@ -25,9 +27,19 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from opsbook.actions import recorded
 from opsbook.errors import ConfigError
@@ -35,11 +47,8 @@ from opsbook.loki.http import is_log_query
 from opsbook.loki.timeutil import parse_duration
 
 DEFAULT_INTERVAL = "1m"  # Loki ruler's evaluation_interval default
-GROUP_KEYS = {"name", "interval", "limit", "rules"}
-ALERT_KEYS = {"alert", "expr", "for", "keep_firing_for", "labels", "annotations"}
-RECORD_KEYS = {"record", "expr", "labels"}
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|Inf|NaN)")
 _COMPARISONS = ("==", "!=", ">=", "<=", ">", "<")
 
@@ -130,103 +139,310 @@ def load_rules(path: str | Path, *, check_exprs: bool = True) -> list[RuleGroup]
 
 
 def parse_rules(doc: Any, *, source: str = "<rules>", check_exprs: bool = True) -> list[RuleGroup]:
-    """Validate a decoded rule document and build :class:`RuleGroup` objects."""
-    problems: list[str] = []
+    """Validate a decoded rule document against :class:`RuleFileSpec` and build groups.
+
+    Every problem is reported at once, each with its path inside the document
+    (``groups[0].rules[1]``) and the names of its group and rule.
+    """
     if not isinstance(doc, dict) or not isinstance(doc.get("groups"), list):
         raise RuleFileError(source, ["the top level must be a mapping with a 'groups' list"])
-    extra = set(doc) - {"groups"}
-    if extra:
-        problems.append(f"unknown top-level key(s) {sorted(extra)}; only 'groups' is allowed")
-    groups: list[RuleGroup] = []
-    seen: set[str] = set()
-    for index, raw in enumerate(doc["groups"]):
-        group = _parse_group(raw, index, problems, check_exprs)
-        if group is None:
-            continue
-        if group.name in seen:
-            problems.append(f"group {group.name!r}: duplicate group name")
-        seen.add(group.name)
-        groups.append(group)
-    if not doc["groups"]:
-        problems.append("'groups' is empty")
-    if problems:
+    problems: list[str] = []
+    spec: RuleFileSpec | None = None
+    try:
+        spec = RuleFileSpec.model_validate(doc, context={"check_exprs": check_exprs})
+    except ValidationError as exc:
+        problems += validation_problems(exc, doc)
+    problems += _duplicate_groups(doc["groups"])
+    if problems or spec is None:
         raise RuleFileError(source, problems)
-    return groups
+    return [group.to_group() for group in spec.groups]
 
 
-def _parse_group(raw: Any, index: int, problems: list[str], check_exprs: bool) -> RuleGroup | None:
-    where = f"group #{index + 1}"
-    if not isinstance(raw, dict):
-        problems.append(f"{where}: must be a mapping")
-        return None
-    name = raw.get("name")
-    if not isinstance(name, str) or not name.strip():
-        problems.append(f"{where}: 'name' must be a non-empty string")
-        name = f"#{index + 1}"
-    where = f"group {name!r}"
-    extra = set(raw) - GROUP_KEYS
-    if extra:
-        problems.append(f"{where}: unknown key(s) {sorted(extra)} (allowed: {sorted(GROUP_KEYS)})")
-    interval = str(raw.get("interval") or DEFAULT_INTERVAL)
-    _check_duration(interval, f"{where}: interval", problems, positive=True)
-    limit = raw.get("limit")
-    if limit is not None and (not isinstance(limit, int) or limit < 0):
-        problems.append(f"{where}: 'limit' must be a non-negative integer")
-    rules_raw = raw.get("rules")
-    if not isinstance(rules_raw, list) or not rules_raw:
-        problems.append(f"{where}: 'rules' must be a non-empty list")
-        rules_raw = []
-    rules = [
-        rule
-        for i, item in enumerate(rules_raw)
-        if (rule := _parse_rule(item, f"{where} rule #{i + 1}", problems, check_exprs))
-    ]
-    return RuleGroup(name=str(name), rules=rules, interval=interval, limit=limit)
+# ------------------------------------------------------------------ the file format
 
 
-def _parse_rule(raw: Any, where: str, problems: list[str], check_exprs: bool) -> Rule | None:
-    if not isinstance(raw, dict):
-        problems.append(f"{where}: must be a mapping")
-        return None
-    has_alert, has_record = "alert" in raw, "record" in raw
-    if has_alert == has_record:
-        problems.append(f"{where}: needs exactly one of 'alert' or 'record'")
-        return None
-    kind = "alert" if has_alert else "record"
-    name = raw[kind]
-    if not isinstance(name, str) or not name.strip():
-        problems.append(f"{where}: '{kind}' must be a non-empty string")
-        return None
-    where = f"{where.rsplit(' rule #', 1)[0]} {kind} {name!r}"
-    allowed = ALERT_KEYS if kind == "alert" else RECORD_KEYS
-    extra = set(raw) - allowed
-    if extra:
-        problems.append(f"{where}: unknown key(s) {sorted(extra)} (allowed: {sorted(allowed)})")
-    if kind == "record" and not _METRIC_NAME.fullmatch(name):
-        problems.append(f"{where}: {name!r} is not a valid metric name")
-    expr = raw.get("expr")
-    if not isinstance(expr, str) or not expr.strip():
-        problems.append(f"{where}: 'expr' must be a non-empty LogQL string")
-        expr = ""
-    elif check_exprs:
-        problem = expr_problem(expr)
+def _expected_text(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{what} must be a non-empty string")
+    return value
+
+
+def _duration_text(value: Any, field: str, default: str, *, positive: bool = False) -> str:
+    text = str(value) if value not in (None, "") else default
+    try:
+        ns = parse_duration(text)
+    except ConfigError:
+        raise ValueError(f"{field} {text!r} is not a duration (use 30s, 1m, 1h30m)") from None
+    if positive and ns <= 0:
+        raise ValueError(f"{field} must be positive")
+    return text
+
+
+def _string_map(value: Any, field: str, *, names: bool = False) -> dict[str, str]:
+    """Labels or annotations: a mapping of strings (numbers are accepted and kept as text)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{field} must be a mapping of strings")
+    bad: list[str] = []
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        if names and not (isinstance(key, str) and LABEL_NAME.fullmatch(key)):
+            bad.append(f"{key!r} is not a valid label name")
+        elif isinstance(item, bool) or not isinstance(item, str | int | float):
+            bad.append(f"value of {key!r} must be a string")
+        else:
+            out[str(key)] = str(item)
+    if bad:
+        raise ValueError(f"{field}: " + "; ".join(bad))
+    return out
+
+
+def _checked_expr(value: Any, info: ValidationInfo) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("'expr' must be a non-empty LogQL string")
+    if (info.context or {}).get("check_exprs", True):
+        problem = expr_problem(value)
         if problem:
-            problems.append(f"{where}: {problem}")
-    for_ = str(raw.get("for") or "0s")
-    keep = str(raw.get("keep_firing_for") or "0s")
-    _check_duration(for_, f"{where}: for", problems)
-    _check_duration(keep, f"{where}: keep_firing_for", problems)
-    labels = _string_map(raw.get("labels"), f"{where}: labels", problems, names=True)
-    annotations = _string_map(raw.get("annotations"), f"{where}: annotations", problems)
-    return Rule(
-        name=name,
-        expr=expr.strip(),
-        kind=kind,
-        for_=for_,
-        keep_firing_for=keep,
-        labels=labels,
-        annotations=annotations,
+            raise ValueError(problem)
+    return value.strip()
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class AlertSpec(_Spec):
+    """An alerting rule as the ruler reads it."""
+
+    alert: str
+    expr: str = Field("", validate_default=True)  # missing: the validator says what it needs
+    for_: str = Field("0s", alias="for")
+    keep_firing_for: str = "0s"
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    _alert = field_validator("alert", mode="before")(lambda v: _expected_text(v, "'alert'"))
+    _expr = field_validator("expr", mode="before")(_checked_expr)
+    _for = field_validator("for_", mode="before")(lambda v: _duration_text(v, "for", "0s"))
+    _keep = field_validator("keep_firing_for", mode="before")(
+        lambda v: _duration_text(v, "keep_firing_for", "0s")
     )
+    _labels = field_validator("labels", mode="before")(
+        lambda v: _string_map(v, "labels", names=True)
+    )
+    _annotations = field_validator("annotations", mode="before")(
+        lambda v: _string_map(v, "annotations")
+    )
+
+    def to_rule(self) -> Rule:
+        return Rule(
+            name=self.alert,
+            expr=self.expr,
+            kind="alert",
+            for_=self.for_,
+            keep_firing_for=self.keep_firing_for,
+            labels=self.labels,
+            annotations=self.annotations,
+        )
+
+
+class RecordSpec(_Spec):
+    """A recording rule: ``record`` is the metric name its result is stored under."""
+
+    record: str
+    expr: str = Field("", validate_default=True)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    _expr = field_validator("expr", mode="before")(_checked_expr)
+    _labels = field_validator("labels", mode="before")(
+        lambda v: _string_map(v, "labels", names=True)
+    )
+
+    @field_validator("record", mode="before")
+    @classmethod
+    def _metric_name(cls, value: Any) -> str:
+        name = _expected_text(value, "'record'")
+        if not METRIC_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a valid metric name")
+        return name
+
+    def to_rule(self) -> Rule:
+        return Rule(name=self.record, expr=self.expr, kind="record", labels=self.labels)
+
+
+def _rule_kind(raw: Any) -> str | None:
+    """``alert`` or ``record`` (the key present), None when it is not exactly one."""
+    if isinstance(raw, AlertSpec | RecordSpec):
+        return "alert" if isinstance(raw, AlertSpec) else "record"
+    if not isinstance(raw, dict):
+        return None
+    kinds = [kind for kind in ("alert", "record") if kind in raw]
+    return kinds[0] if len(kinds) == 1 else None
+
+
+RuleSpec = Annotated[
+    Annotated[AlertSpec, Tag("alert")] | Annotated[RecordSpec, Tag("record")],
+    Discriminator(
+        _rule_kind,
+        custom_error_type="rule_kind",
+        custom_error_message="needs exactly one of 'alert' or 'record'",
+    ),
+]
+
+
+class GroupSpec(_Spec):
+    """A rule group: rules evaluated together every ``interval``."""
+
+    name: str = Field("", validate_default=True)
+    interval: str = DEFAULT_INTERVAL
+    limit: int | None = None
+    rules: list[RuleSpec] = Field(default_factory=list, validate_default=True)
+
+    _name = field_validator("name", mode="before")(lambda v: _expected_text(v, "'name'"))
+    _interval = field_validator("interval", mode="before")(
+        lambda v: _duration_text(v, "interval", DEFAULT_INTERVAL, positive=True)
+    )
+
+    @field_validator("limit", mode="before")
+    @classmethod
+    def _limit(cls, value: Any) -> int | None:
+        if value is not None and (type(value) is not int or value < 0):
+            raise ValueError("'limit' must be a non-negative integer")
+        return value
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _rules(cls, value: Any) -> Any:
+        if not isinstance(value, list) or not value:
+            raise ValueError("'rules' must be a non-empty list")
+        return value
+
+    def to_group(self) -> RuleGroup:
+        return RuleGroup(
+            name=self.name,
+            rules=[rule.to_rule() for rule in self.rules],
+            interval=self.interval,
+            limit=self.limit,
+        )
+
+
+class RuleFileSpec(_Spec):
+    """A Loki ruler file: ``groups:`` of Prometheus rule groups with LogQL exprs."""
+
+    groups: list[GroupSpec]
+
+    @field_validator("groups", mode="before")
+    @classmethod
+    def _groups(cls, value: Any) -> Any:
+        if isinstance(value, list) and not value:
+            raise ValueError("'groups' is empty")
+        return value
+
+
+def validation_problems(exc: ValidationError, doc: Any) -> list[str]:
+    """One line per problem of a :class:`RuleFileSpec` validation, each saying where it is
+    (``groups[0].rules[1] (group 'g', alert 'B'): ...``); unknown keys of one mapping are
+    reported together."""
+    entries: list[tuple[tuple, str | None]] = []  # (group/rule, message); None: unknown keys
+    unknown: dict[tuple, list[str]] = {}
+    for error in exc.errors():
+        obj, rest = _split_loc(_model_loc(tuple(error["loc"])))
+        if error["type"] == "extra_forbidden":
+            if obj not in unknown:
+                entries.append((obj, None))
+            unknown.setdefault(obj, []).append(str(rest[0]))
+            continue
+        if error["type"] == "value_error":
+            message = str(error["ctx"]["error"])
+        elif error["type"] == "rule_kind" and not isinstance(_walk(doc, obj), dict):
+            message = "must be a mapping"
+        else:
+            message = f"{_path(rest)}: {error['msg']}" if rest else error["msg"]
+        entries.append((obj, message))
+    return [
+        f"{_where(doc, obj)}{message if message is not None else _unknown(doc, obj, unknown[obj])}"
+        for obj, message in entries
+    ]
+
+
+def _unknown(doc: Any, obj: tuple, keys: list[str]) -> str:
+    if not obj:
+        return f"unknown top-level key(s) {sorted(keys)}; only 'groups' is allowed"
+    return f"unknown key(s) {sorted(keys)} (allowed: {sorted(_allowed_keys(doc, obj))})"
+
+
+def _model_loc(loc: tuple) -> tuple:
+    """``loc`` without the union tag pydantic inserts after ``rules[j]``."""
+    if len(loc) > 4 and loc[2] == "rules" and loc[4] in ("alert", "record"):
+        return loc[:4] + loc[5:]
+    return loc
+
+
+def _split_loc(loc: tuple) -> tuple[tuple, tuple]:
+    """(the group or rule a problem belongs to, the field path inside it)."""
+    size = 4 if len(loc) >= 4 and loc[2] == "rules" else 2 if len(loc) >= 2 else 0
+    if len(loc) == 1 and loc[0] != "groups":
+        size = 0
+    return loc[:size], loc[size:]
+
+
+def _walk(doc: Any, loc: tuple) -> Any:
+    node = doc
+    for key in loc:
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def _path(loc: tuple) -> str:
+    text = ""
+    for key in loc:
+        text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else str(key))
+    return text
+
+
+def _where(doc: Any, obj: tuple) -> str:
+    """``groups[0].rules[1] (group 'g', alert 'B'): `` for a group or rule location."""
+    if not obj:
+        return ""
+    names = []
+    group = _walk(doc, obj[:2])
+    if isinstance(group, dict) and isinstance(group.get("name"), str):
+        names.append(f"group {group['name']!r}")
+    if len(obj) == 4:
+        rule = _walk(doc, obj)
+        kind = _rule_kind(rule)
+        if kind and isinstance(rule[kind], str):
+            names.append(f"{kind} {rule[kind]!r}")
+    label = f" ({', '.join(names)})" if names else ""
+    return f"{_path(obj)}{label}: "
+
+
+def _allowed_keys(doc: Any, obj: tuple) -> set[str]:
+    if len(obj) == 2:
+        model: type[BaseModel] = GroupSpec
+    else:
+        model = AlertSpec if _rule_kind(_walk(doc, obj)) == "alert" else RecordSpec
+    return {f.alias or name for name, f in model.model_fields.items()}
+
+
+def _duplicate_groups(groups: list[Any]) -> list[str]:
+    first: dict[str, int] = {}
+    problems = []
+    for index, group in enumerate(groups):
+        name = group.get("name") if isinstance(group, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in first:
+            problems.append(
+                f"groups[{index}] (group {name!r}): duplicate group name "
+                f"(first at groups[{first[name]}])"
+            )
+        first.setdefault(name, index)
+    return problems
 
 
 def expr_problem(expr: str) -> str | None:
@@ -252,34 +468,6 @@ def _logql_parser() -> Any:
         except ImportError:
             return None
     return parse
-
-
-def _check_duration(text: str, where: str, problems: list[str], positive: bool = False) -> None:
-    try:
-        value = parse_duration(text)
-    except ConfigError:
-        problems.append(f"{where} {text!r} is not a duration (use 30s, 1m, 1h30m)")
-        return
-    if positive and value <= 0:
-        problems.append(f"{where} must be positive")
-
-
-def _string_map(raw: Any, where: str, problems: list[str], names: bool = False) -> dict[str, str]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        problems.append(f"{where} must be a mapping of strings")
-        return {}
-    out: dict[str, str] = {}
-    for key, value in raw.items():
-        if names and not (isinstance(key, str) and _LABEL_NAME.fullmatch(key)):
-            problems.append(f"{where}: {key!r} is not a valid label name")
-            continue
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            problems.append(f"{where}: value of {key!r} must be a string")
-            continue
-        out[str(key)] = str(value)
-    return out
 
 
 def rules_document(groups: list[RuleGroup]) -> dict[str, Any]:

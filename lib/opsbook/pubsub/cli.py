@@ -53,7 +53,7 @@ def sweep_cmd(redis_url_env: str, rates: str, duration: float, size: int) -> Non
     Example: opsbook pubsub sweep --rates 1000,5000,20000 --duration 2
     """
     from opsbook.errors import ConfigError
-    from opsbook.pubsub import scenarios as sc
+    from opsbook.pubsub import scenarios
     from opsbook.pubsub.endpoint import resolve
     from opsbook.pubsub.harness import Bench
 
@@ -61,12 +61,12 @@ def sweep_cmd(redis_url_env: str, rates: str, duration: float, size: int) -> Non
         rate_list = [int(r) for r in rates.split(",") if r.strip()]
     except ValueError:
         raise ConfigError(f"--rates {rates!r} is not a comma list of integers") from None
-    sc.profile("quick", rates=rate_list, duration_s=duration)  # validates
+    scenarios.profile("quick", rates=rate_list, duration_s=duration)  # validates
     with resolve(redis_url_env) as endpoint, Bench(endpoint) as bench:
         bench.warm_up()
-        steps = sc.rate_sweep(bench, rate_list, duration, size=size)
-        knee, extra = sc.find_knee(bench, steps, duration, size=size)
-        table = sc.table(steps + extra, sc.LATENCY_COLUMNS)
+        steps = scenarios.rate_sweep(bench, rate_list, duration, size=size)
+        knee, extra = scenarios.find_knee(bench, steps, duration, size=size)
+        table = scenarios.table(steps + extra, scenarios.LATENCY_COLUMNS)
     click.echo(f"endpoint: {endpoint.kind} {endpoint.label}")
     click.echo(table.to_string(index=False))
     click.echo(f"knee: {knee}")

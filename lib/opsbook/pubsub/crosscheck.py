@@ -78,7 +78,7 @@ def _parse_csv(text: str) -> dict[str, float]:
 
 
 def side_by_side(
-    rb: dict[str, Any] | list[dict[str, Any]], throughput_steps: list[Any], at_10k: Any
+    redis_benchmark: dict[str, Any] | list[dict[str, Any]], throughput_steps: list[Any], at_10k: Any
 ) -> pd.DataFrame:
     """redis-benchmark's PUBLISH round trip (one or more runs) beside the harness's sustained
     1 -> 1 figures; ``vs_redis_benchmark`` divides by the first redis-benchmark row."""
@@ -86,7 +86,8 @@ def side_by_side(
 
     one = [s for s in throughput_steps if s.config["pubs"] == 1 and sustained(s)]
     best = max(one, key=lambda s: s.summary["delivered_rate"], default=None)
-    rows = [_rb_row(r) for r in (rb if isinstance(rb, list) else [rb])]
+    runs = redis_benchmark if isinstance(redis_benchmark, list) else [redis_benchmark]
+    rows = [_redis_benchmark_row(run) for run in runs]
     rows = [r for r in rows if r is not None]
     what = "publish -> deliver, from intended send time (due messages sent pipelined)"
     if best is not None:
@@ -102,16 +103,16 @@ def side_by_side(
     return frame
 
 
-def _rb_row(rb: dict[str, Any]) -> dict[str, Any] | None:
-    if not (rb.get("available") and "rps" in rb):
+def _redis_benchmark_row(run: dict[str, Any]) -> dict[str, Any] | None:
+    if not (run.get("available") and "rps" in run):
         return None
     return {
-        "measurement": f"redis-benchmark PUBLISH, {rb['clients']} clients, -P {rb['pipeline']}, "
-        f"{rb['size']} B, no subscriber",
-        "msgs_per_s": rb["rps"],
-        "p50_ms": rb.get("p50_ms"),
-        "p99_ms": rb.get("p99_ms"),
-        "what": "publish round trip only" + (" (pipelined)" if rb["pipeline"] > 1 else ""),
+        "measurement": f"redis-benchmark PUBLISH, {run['clients']} clients, -P {run['pipeline']}, "
+        f"{run['size']} B, no subscriber",
+        "msgs_per_s": run["rps"],
+        "p50_ms": run.get("p50_ms"),
+        "p99_ms": run.get("p99_ms"),
+        "what": "publish round trip only" + (" (pipelined)" if run["pipeline"] > 1 else ""),
     }
 
 

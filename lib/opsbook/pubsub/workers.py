@@ -135,7 +135,7 @@ def _subscribe(params: ConnParams, spec: dict[str, Any], ctl: str) -> tuple[RawC
 
 
 def _handle(
-    sc: _SubConn,
+    sub: _SubConn,
     reply: Any,
     now: int,
     step: int,
@@ -152,21 +152,21 @@ def _handle(
         return
     if len(data) < HEADER.size:
         if data == end_token:
-            sc.ended = True
+            sub.ended = True
         return
     pub_id, chan, msg_step, seq, intended = HEADER.unpack_from(data)
     if msg_step != step:
-        sc.stale += 1
+        sub.stale += 1
         return
     key = (pub_id << 16) | chan
-    flow = sc.flows.get(key)
+    flow = sub.flows.get(key)
     if flow is None:
-        flow = sc.flows[key] = _Flow()
+        flow = sub.flows[key] = _Flow()
     flow.add(seq)
-    sc.received += 1
-    if not sc.first_ns:
-        sc.first_ns = now
-    sc.last_ns = now
+    sub.received += 1
+    if not sub.first_ns:
+        sub.first_ns = now
+    sub.last_ns = now
     bucket = lat.get(chan)
     if bucket is None:
         bucket = lat[chan] = array("q")
@@ -175,51 +175,51 @@ def _handle(
         time.sleep(delay_s)
 
 
-def _drain(sc: _SubConn, step: int, lat: dict[int, array], end_token: bytes) -> None:
-    sc.conn.fill()
+def _drain(sub: _SubConn, step: int, lat: dict[int, array], end_token: bytes) -> None:
+    sub.conn.fill()
     now = CLOCK()
-    delay_s = sc.spec.get("delay_us", 0) / 1e6
-    gets = sc.conn.reader.gets
+    delay_s = sub.spec.get("delay_us", 0) / 1e6
+    gets = sub.conn.reader.gets
     reply = gets()
     while reply is not False:
         if isinstance(reply, list):
-            _handle(sc, reply, now, step, lat, end_token, delay_s)
+            _handle(sub, reply, now, step, lat, end_token, delay_s)
             if delay_s:
                 now = CLOCK()
         reply = gets()
 
 
-def _reopen(params: ConnParams, sc: _SubConn, ctl: str, sel: selectors.BaseSelector) -> None:
-    sel.unregister(sc.conn.sock)
-    sc.conn.close()
-    sc.disconnects += 1
+def _reopen(params: ConnParams, sub: _SubConn, ctl: str, sel: selectors.BaseSelector) -> None:
+    sel.unregister(sub.conn.sock)
+    sub.conn.close()
+    sub.disconnects += 1
     for attempt in range(50):
         try:
-            sc.conn, client_id = _subscribe(params, sc.spec, ctl)
+            sub.conn, client_id = _subscribe(params, sub.spec, ctl)
         except (OSError, ConnectionError, ReplyError):
             time.sleep(0.01 * (attempt + 1))
             continue
-        sc.reconnects += 1
-        sc.client_ids.append(client_id)
-        sel.register(sc.conn.sock, selectors.EVENT_READ, sc)
+        sub.reconnects += 1
+        sub.client_ids.append(client_id)
+        sel.register(sub.conn.sock, selectors.EVENT_READ, sub)
         return
 
 
-def _conn_report(sc: _SubConn) -> dict[str, Any]:
-    flows = {str(key): [f.unique, f.dups, f.reorders, f.max_seq] for key, f in sc.flows.items()}
+def _conn_report(sub: _SubConn) -> dict[str, Any]:
+    flows = {str(key): [f.unique, f.dups, f.reorders, f.max_seq] for key, f in sub.flows.items()}
     return {
-        "received": sc.received,
-        "stale": sc.stale,
-        "ended": sc.ended,
-        "disconnects": sc.disconnects,
-        "reconnects": sc.reconnects,
-        "client_ids": sc.client_ids,
-        "first_ns": sc.first_ns,
-        "last_ns": sc.last_ns,
+        "received": sub.received,
+        "stale": sub.stale,
+        "ended": sub.ended,
+        "disconnects": sub.disconnects,
+        "reconnects": sub.reconnects,
+        "client_ids": sub.client_ids,
+        "first_ns": sub.first_ns,
+        "last_ns": sub.last_ns,
         "flows": flows,
-        "channels": sc.spec.get("channels", []),
-        "patterns": sc.spec.get("patterns", []),
-        "group": sc.spec.get("group", ""),
+        "channels": sub.spec.get("channels", []),
+        "patterns": sub.spec.get("patterns", []),
+        "group": sub.spec.get("group", ""),
     }
 
 
@@ -232,29 +232,29 @@ def run_subscribers(params: ConnParams, cmd: dict[str, Any], ready: Any) -> dict
         conn, client_id = _subscribe(params, spec, ctl)
         conns.append(_SubConn(spec=spec, conn=conn, client_ids=[client_id]))
     sel = selectors.DefaultSelector()
-    for sc in conns:
-        sel.register(sc.conn.sock, selectors.EVENT_READ, sc)
+    for sub in conns:
+        sel.register(sub.conn.sock, selectors.EVENT_READ, sub)
     ready()
     lat: dict[int, array] = {}
     deadline = time.monotonic() + float(cmd["timeout_s"])
     open_conns = len(conns)
     while open_conns and time.monotonic() < deadline:
         for key, _ in sel.select(timeout=0.2):
-            sc = key.data
+            sub = key.data
             try:
-                _drain(sc, step, lat, end_token)
+                _drain(sub, step, lat, end_token)
             except (OSError, ConnectionError):
-                _reopen(params, sc, ctl, sel)
-        open_conns = sum(1 for sc in conns if not sc.ended)
-    for sc in conns:
-        sc.conn.close()
+                _reopen(params, sub, ctl, sel)
+        open_conns = sum(1 for sub in conns if not sub.ended)
+    for sub in conns:
+        sub.conn.close()
     sel.close()
     latency = {
         str(ch): hist.encode(hist.from_values(np.frombuffer(a, dtype=np.int64)))
         for ch, a in lat.items()
     }
     return {
-        "conns": [_conn_report(sc) for sc in conns],
+        "conns": [_conn_report(sub) for sub in conns],
         "latency": latency,
         "timed_out": open_conns > 0,
     }

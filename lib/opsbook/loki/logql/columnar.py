@@ -101,7 +101,7 @@ class ColumnarPlan:
         metas = getattr(stream, "meta", None)
         if metas is not None and any(ERROR in m or ERROR_DETAILS in m for m in metas):
             return None  # metadata posing as an error label: the general path decides
-        return _Run(self, stream).execute()
+        return _StreamState(self, stream).execute()
 
 
 def plan_for(
@@ -160,7 +160,7 @@ def _number_uses(flt: ast.LabelFilter, as_float: set[str], as_text: set[str]) ->
         as_text.add(flt.name)
 
 
-class _Run:
+class _StreamState:
     """State of one stream going through a plan: which entries are alive, set labels."""
 
     def __init__(self, plan: ColumnarPlan, stream: Any) -> None:
