@@ -31,10 +31,10 @@ def test_output_limit_set_and_restore_write_one_record_each(endpoint) -> None:
             assert limit == "1mb 256kb 1"
             [set_record] = action_records(root)
         original = set_record["summary"]["before"]
-        _, now = bench.admin.call("CONFIG", "GET", "client-output-buffer-limit")
+        now = bench.admin.config_get("client-output-buffer-limit")["client-output-buffer-limit"]
     finally:
         bench.close()
-    assert now.decode() == original
+    assert now == original
     records = action_records(root)
     assert [r["action"] for r in records] == ["pubsub.config_set", "pubsub.config_set"]
     assert records[0]["summary"]["after"] == "pubsub 1mb 256kb 1"

@@ -9,14 +9,13 @@ from matplotlib.figure import Figure
 
 from opsbook.pubsub import capacity, charts, crosscheck, relay, verdict
 from opsbook.pubsub import scenarios as sc
-from opsbook.pubsub.endpoint import parse_info
 from opsbook.pubsub.harness import Bench
 
 pytestmark = pytest.mark.services
 
 
 def test_capacity_opens_idle_subscribers_and_measures_memory(bench: Bench) -> None:
-    before = int(parse_info(bench.admin.call("INFO", "clients"))["connected_clients"])
+    before = bench.admin.info("clients")["connected_clients"]
     cap = capacity.connection_capacity(
         bench, 200, procs=2, checkpoints=2, settle_s=0.2, latency_s=0.2
     )
@@ -26,7 +25,7 @@ def test_capacity_opens_idle_subscribers_and_measures_memory(bench: Bench) -> No
     assert (samples["tot_mem_per_conn"] > 0).all()
     assert samples["connected_clients"].iloc[1] >= before + 200
     assert cap["latency"].summary["lost"] == 0
-    after = int(parse_info(bench.admin.call("INFO", "clients"))["connected_clients"])
+    after = bench.admin.info("clients")["connected_clients"]
     assert after < before + 200  # the holders closed their connections
 
 

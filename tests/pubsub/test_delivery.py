@@ -53,11 +53,11 @@ def test_patterns_and_per_user_channels_count_what_each_connection_should_get(
 
 
 def test_slow_subscriber_is_cut_off_and_its_loss_counted(bench: Bench) -> None:
-    before = bench.admin.call("CONFIG", "GET", "client-output-buffer-limit")[1]
+    before = bench.admin.config_get("client-output-buffer-limit")
     res = sc.slow_subscriber(
         bench, rate=2000, duration_s=0.5, size=8192, delay_us=2000, limit="256kb 128kb 1"
     )
-    after = bench.admin.call("CONFIG", "GET", "client-output-buffer-limit")[1]
+    after = bench.admin.config_get("client-output-buffer-limit")
     assert after == before  # the temporary limit was restored
     table = sc.slow_table(res).set_index("subscriber")
     assert table.loc["fast", "lost"] == 0
@@ -81,12 +81,12 @@ def test_run_leaves_no_keys_and_no_config_change(endpoint: object) -> None:
     from opsbook.pubsub import streams
 
     with Bench(endpoint, sub_procs=1, pub_procs=1) as b:  # type: ignore[arg-type]
-        config = b.admin.call("CONFIG", "GET", "client-output-buffer-limit")
+        config = b.admin.config_get("client-output-buffer-limit")
         df = streams.compare(b, jobs=120, rate=400)
         prefix = b.prefix
         admin = b.admin
-        assert admin.call("KEYS", f"{prefix}:*") == []
-        assert admin.call("CONFIG", "GET", "client-output-buffer-limit") == config
+        assert admin.keys(f"{prefix}:*") == []
+        assert admin.config_get("client-output-buffer-limit") == config
     rows = df.set_index("transport")
     assert rows.loc["pub/sub", "lost"] > 0
     assert rows.loc["pub/sub", "lost_worker_absent"] > 0
@@ -124,12 +124,12 @@ def test_cluster_endpoint_uses_sharded_pubsub(tmp_path: object) -> None:
     with start_redis_server(
         ["--cluster-enabled", "yes", "--cluster-config-file", f"{tmp_path}/nodes.conf"]
     ) as ep:
-        from opsbook.pubsub.resp import RawConn
+        from opsbook.pubsub.redispy import admin_client
 
-        admin = RawConn(ep.params)
-        admin.call("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+        admin = admin_client(ep.params)
+        admin.cluster("addslotsrange", 0, 16383)
         for _ in range(100):
-            if b"cluster_state:ok" in admin.call("CLUSTER", "INFO"):
+            if admin.cluster("info")["cluster_state"] == "ok":
                 break
             time.sleep(0.05)
         admin.close()

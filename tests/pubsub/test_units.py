@@ -12,7 +12,7 @@ from opsbook.errors import ConfigError
 from opsbook.pubsub import hist, message, scenarios, verdict
 from opsbook.pubsub.errors import BadRedisURL
 from opsbook.pubsub.harness import StepResult
-from opsbook.pubsub.resp import PyReader, ReplyError, pack, parse_url
+from opsbook.pubsub.resp import ReplyError, make_reader, pack, parse_url
 
 
 def test_message_round_trip_and_exact_size() -> None:
@@ -42,8 +42,8 @@ def test_pack_is_resp_array_of_bulk_strings() -> None:
         ([b"*2\r\n$1\r\na", b"\r\n:5", b"\r\n"], [b"a", 5]),
     ],
 )
-def test_python_reader_parses_split_replies(chunks: list[bytes], expected: object) -> None:
-    reader = PyReader()
+def test_reader_parses_split_replies(chunks: list[bytes], expected: object) -> None:
+    reader = make_reader()
     got: object = False
     for chunk in chunks:
         reader.feed(chunk)
@@ -52,8 +52,8 @@ def test_python_reader_parses_split_replies(chunks: list[bytes], expected: objec
     assert reader.gets() is False
 
 
-def test_python_reader_returns_error_replies() -> None:
-    reader = PyReader()
+def test_reader_returns_error_replies() -> None:
+    reader = make_reader()
     reader.feed(b"-WRONGPASS invalid\r\n")
     reply = reader.gets()
     assert isinstance(reply, ReplyError) and "WRONGPASS" in str(reply)

@@ -22,7 +22,6 @@ from typing import Any
 
 import pandas as pd
 
-from opsbook.pubsub.endpoint import parse_info
 from opsbook.pubsub.harness import Bench, receive
 from opsbook.pubsub.resp import ConnParams, RawConn, ReplyError, pack
 from opsbook.pubsub.workers import raise_nofile_limit
@@ -80,11 +79,10 @@ def holder_main(params: ConnParams, pipe: Connection) -> None:
 
 
 def _memory(bench: Bench, name: str) -> dict[str, Any]:
-    info = parse_info(bench.admin.call("INFO", "everything"))
-    listing = bench.admin.call("CLIENT", "LIST").decode()
-    ours = [line for line in listing.splitlines() if f" name={name} " in line]
-    tot = [int(_field(line, "tot-mem")) for line in ours]
-    fresh = [t for t, line in zip(tot, ours, strict=True) if int(_field(line, "age")) <= 1]
+    info = bench.admin.info("everything")
+    ours = [client for client in bench.admin.client_list() if client.get("name") == name]
+    tot = [int(client["tot-mem"]) for client in ours]
+    fresh = [t for t, client in zip(tot, ours, strict=True) if int(client["age"]) <= 1]
     return {
         "used_memory": int(info["used_memory"]),
         "mem_clients_normal": int(info.get("mem_clients_normal", 0)),
@@ -93,13 +91,6 @@ def _memory(bench: Bench, name: str) -> dict[str, Any]:
         "tot_mem_sum": sum(tot),
         "fresh_tot_mem": sum(fresh) / len(fresh) if fresh else float("nan"),
     }
-
-
-def _field(line: str, key: str) -> str:
-    for part in line.split():
-        if part.startswith(key + "="):
-            return part.split("=", 1)[1]
-    return "0"
 
 
 def connection_capacity(
@@ -150,7 +141,7 @@ def connection_capacity(
                 h.pipe.send({"op": "stop"})
                 receive(h, 30, "connection holder")
             h.process.join(timeout=5)
-    maxclients = int(parse_info(bench.admin.call("INFO", "clients")).get("maxclients", 0))
+    maxclients = int(bench.admin.info("clients").get("maxclients", 0))
     return {
         "samples": pd.DataFrame(samples),
         "reached": reached,

@@ -32,11 +32,11 @@ def check_cmd(redis_url_env: str) -> None:
     with resolve(redis_url_env) as endpoint, Bench(endpoint) as bench:
         env = bench.environment()
         info = bench.info()
-        _, limits = bench.admin.call("CONFIG", "GET", "client-output-buffer-limit")
+        limits = bench.admin.config_get("client-output-buffer-limit")
         env.update(
             maxclients=info.get("maxclients"),
             connected_clients=info.get("connected_clients"),
-            output_buffer_limits=limits.decode(),
+            output_buffer_limits=limits["client-output-buffer-limit"],
         )
     for key, value in env.items():
         click.echo(f"{key:>22}: {value}")

@@ -35,10 +35,11 @@ from typing import Any
 import pandas as pd
 
 from opsbook.errors import ConfigError
-from opsbook.pubsub.endpoint import Endpoint, free_port, parse_info, probe
+from opsbook.pubsub.endpoint import Endpoint, free_port, probe
 from opsbook.pubsub.errors import RedisUnreachable
 from opsbook.pubsub.harness import Bench, StepResult
-from opsbook.pubsub.resp import ConnParams, RawConn
+from opsbook.pubsub.redispy import admin_client
+from opsbook.pubsub.resp import ConnParams
 
 PATTERNS = {"classic": "PUBLISH", "sharded": "SPUBLISH"}
 
@@ -156,20 +157,20 @@ class LocalCluster:
 
     def tag_on(self, index: int, prefix: str) -> str:
         """A hash tag (``{...}``) whose slot node ``index`` owns."""
-        conn = RawConn(self.nodes[index])
+        client = admin_client(self.nodes[index])
         try:
             ranges = [
                 (int(r[0]), int(r[1]))
-                for r in conn.call("CLUSTER", "SLOTS")
+                for r in client.cluster("slots")
                 if int(r[2][1]) == self.nodes[index].port
             ]
             for i in range(100_000):
                 tag = f"{prefix}-{i}"
-                slot = int(conn.call("CLUSTER", "KEYSLOT", tag))
+                slot = int(client.cluster("keyslot", tag))
                 if any(lo <= slot <= hi for lo, hi in ranges):
                     return "{" + tag + "}"
         finally:
-            conn.close()
+            client.close()
         raise RedisUnreachable(f"node {index} owns no slot")  # pragma: no cover
 
     def counters(self) -> list[dict[str, float]]:
@@ -178,12 +179,12 @@ class LocalCluster:
         ``cluster_stats_messages_publish[shard]_received``)."""
         out = []
         for node in self.nodes:
-            conn = RawConn(node)
+            client = admin_client(node)
             try:
-                cpu = parse_info(conn.call("INFO", "cpu"))
-                bus = parse_info(conn.call("CLUSTER", "INFO"))
+                cpu = client.info("cpu")
+                bus = client.cluster("info")
             finally:
-                conn.close()
+                client.close()
             out.append(
                 {
                     "cpu_s": float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"]),
@@ -195,11 +196,18 @@ class LocalCluster:
 
 
 def _cluster_ok(node: ConnParams) -> bool:
-    conn = RawConn(node, timeout=2.0)
+    import redis
+
     try:
-        info = parse_info(conn.call("CLUSTER", "INFO"))
+        client = admin_client(node, timeout=2.0)
+    except redis.RedisError:
+        return False
+    try:
+        info = client.cluster("info")
+    except redis.RedisError:
+        return False
     finally:
-        conn.close()
+        client.close()
     return info.get("cluster_state") == "ok" and info.get("cluster_slots_ok") == "16384"
 
 

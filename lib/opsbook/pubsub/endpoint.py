@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsbook.pubsub.errors import NotRedis, RedisAuthFailed, RedisUnreachable
-from opsbook.pubsub.resp import ConnParams, ProtocolError, RawConn, ReplyError, pack, parse_url
+from opsbook.pubsub.redispy import admin_client
+from opsbook.pubsub.resp import ConnParams, parse_url
 from opsbook.settings import secret
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -31,7 +32,7 @@ class Endpoint:
 
     params: ConnParams
     kind: str
-    info: dict[str, str] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)  # INFO as redis-py parses it
     _process: subprocess.Popen | None = None
     _tmpdir: tempfile.TemporaryDirectory | None = None
     _keepalive: Any = None
@@ -45,8 +46,8 @@ class Endpoint:
         return {
             "url": self.label,
             "kind": self.kind,
-            "redis_version": self.info.get("redis_version", "?"),
-            "mode": self.info.get("redis_mode", "?"),
+            "redis_version": str(self.info.get("redis_version", "?")),
+            "mode": str(self.info.get("redis_mode", "?")),
         }
 
     def close(self) -> None:
@@ -71,62 +72,63 @@ class Endpoint:
         self.close()
 
 
-def parse_info(text: bytes | str) -> dict[str, str]:
-    """INFO output as a flat dict of strings."""
-    if isinstance(text, bytes):
-        text = text.decode(errors="replace")
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        if ":" in line and not line.startswith("#"):
-            key, _, value = line.partition(":")
-            out[key.strip()] = value.strip()
-    return out
+def probe(params: ConnParams, *, timeout: float = 3.0) -> dict[str, Any]:
+    """PING and INFO the server through redis-py; return INFO as redis-py parses it.
 
+    Raises a clear error for nothing listening, refused or missing credentials, and a
+    server that does not speak RESP (an HTTP or SSH port, say) or answers PING with
+    something other than PONG.
+    """
+    import redis
 
-def probe(params: ConnParams, *, timeout: float = 3.0) -> dict[str, str]:
-    """PING and INFO the server; raise a clear error for unreachable, refused credentials
-    or a server that does not speak RESP (an HTTP or SSH port, say)."""
     try:
-        conn = RawConn(params, timeout=timeout)
-    except ProtocolError as exc:  # the AUTH reply was not RESP
+        client = admin_client(params, timeout=timeout)
+    except redis.AuthenticationError as exc:
+        raise _auth_failed(params, exc) from None
+    except redis.exceptions.InvalidResponse as exc:  # the AUTH reply was not RESP
         raise _not_redis(params, str(exc)) from None
+    except redis.ConnectionError as exc:
+        raise RedisUnreachable(
+            f"cannot connect to Redis at {params.redacted()}: {_reason(exc)}",
+            hint="is the server up and the URL right? unset the variable to use the default",
+        ) from None
     try:
-        _ping(conn, params)
-        info = parse_info(conn.call("INFO", "everything"))
-    except ProtocolError as exc:
+        if client.ping() is not True:
+            raise _not_redis(params, "it did not answer PING with PONG")
+        return dict(client.info("everything"))
+    except redis.AuthenticationError as exc:
+        raise _auth_failed(params, exc) from None
+    except redis.exceptions.InvalidResponse as exc:
         raise _not_redis(params, str(exc)) from None
-    except (OSError, ConnectionError) as exc:
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise RedisUnreachable(
             f"Redis at {params.redacted()} dropped the connection: {exc}",
             hint="check the URL (host, port, TLS scheme rediss://)",
         ) from None
+    except redis.ResponseError as exc:
+        raise RedisUnreachable(f"Redis at {params.redacted()} answered PING with {exc}") from None
     finally:
-        conn.close()
-    return info
+        client.close()
 
 
-RESP_FIRST_BYTES = b"+-:$*_%~#,(=!|>"  # every RESP2/RESP3 reply starts with one of these
+def _reason(exc: Exception) -> str:
+    """``Connection refused`` rather than redis-py's ``Error 111 connecting to h:p. ...``."""
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    return str(exc)
 
 
-def _ping(conn: RawConn, params: ConnParams) -> None:
-    """PING, looking at the first bytes of the answer before parsing them as RESP."""
-    conn.send(pack("PING"))
-    first = conn.sock.recv(4096)
-    if not first:
-        raise ConnectionError("connection closed before answering PING")
-    if first[:1] not in [bytes([b]) for b in RESP_FIRST_BYTES]:
-        raise _not_redis(params, f"it answered {first[:40]!r}")
-    conn.reader.feed(first)
-    reply = conn.read_checked()
-    if isinstance(reply, ReplyError):
-        if "NOAUTH" in str(reply) or "WRONGPASS" in str(reply):
-            raise RedisAuthFailed(
-                f"Redis at {params.redacted()} needs a password: {reply}",
-                hint="put redis://:PASSWORD@host:port in the variable named by redis_url_env",
-            )
-        raise RedisUnreachable(f"Redis at {params.redacted()} answered PING with {reply}")
-    if reply != b"PONG":
-        raise _not_redis(params, f"it answered PING with {reply!r}")
+def _auth_failed(params: ConnParams, exc: Exception) -> RedisAuthFailed:
+    if "NOAUTH" in str(exc) or "Authentication required" in str(exc):
+        return RedisAuthFailed(
+            f"Redis at {params.redacted()} needs a password: {exc}",
+            hint="put redis://:PASSWORD@host:port in the variable named by redis_url_env",
+        )
+    return RedisAuthFailed(
+        f"Redis at {params.redacted()} refused the credentials: {exc}",
+        hint="check the password/user in the URL held by the redis_url_env variable",
+    )
 
 
 def _not_redis(params: ConnParams, detail: str) -> NotRedis:

@@ -6,9 +6,11 @@ subscribe, say ready; publishers start together at a common ``perf_counter_ns`` 
 when they are done the orchestrator publishes ``end:<step>`` on the control channel, which
 reaches each subscriber after every data message Redis sent it. Before the publishers
 start, the client <-> server round trip (PING p50/p99) is measured and recorded with the
-step. The step's result merges the subscribers' histograms and compares what each
+step (on a raw socket, like the measured traffic: redis-py's own overhead would be
+measured too). The step's result merges the subscribers' histograms and compares what each
 connection got with what was sent to the channels it listens to: lost, duplicated,
-reordered.
+reordered. Everything else (INFO, CONFIG, key clean-up, the end marker, cluster slots)
+goes through redis-py on :attr:`Bench.admin`.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ import psutil
 from hdrh.histogram import HdrHistogram
 
 from opsbook.pubsub import hist
-from opsbook.pubsub.endpoint import Endpoint, parse_info
+from opsbook.pubsub.endpoint import Endpoint
 from opsbook.pubsub.errors import WorkerFailed
-from opsbook.pubsub.resp import HIREDIS, ConnParams, RawConn, ReplyError, pack
+from opsbook.pubsub.redispy import admin_client
+from opsbook.pubsub.resp import ConnParams, RawConn
 from opsbook.pubsub.workers import CLOCK, publisher_main, subscriber_main
 
 START_DELAY_NS = 150_000_000
@@ -88,7 +91,7 @@ def receive(proc: WorkerProc, timeout: float, what: str) -> dict[str, Any]:
 
 
 class Bench:
-    """Worker processes plus an admin connection to one Redis endpoint.
+    """Worker processes plus an admin client (redis-py) for one Redis endpoint.
 
     >>> with Bench(resolve()) as bench:  # doctest: +SKIP
     ...     res = bench.step(rate=1000, count=1000, size=1024, channels=["c"], subs=[{}])
@@ -110,25 +113,26 @@ class Bench:
         self._ctx = mp.get_context("spawn")
         self._subs: list[WorkerProc] = []
         self._pubs: list[WorkerProc] = []
-        self._admin: RawConn | None = None
+        self._admin: Any = None  # redis.Redis, created on first use
+        self._rtt_conn: RawConn | None = None
         self.step_id = 0
         self.results: list[StepResult] = []
-        self.cluster = endpoint.info.get("cluster_enabled") == "1"
+        self.cluster = endpoint.info.get("cluster_enabled") == 1
         if self.cluster:
             self.params = self._shard_owner()
 
     def _shard_owner(self) -> ConnParams:
         """On a cluster every channel of the run shares one hash tag, hence one slot: talk
         to the node that owns it (sharded pub/sub and stream keys live there)."""
-        conn = RawConn(self.params)
+        client = admin_client(self.params)
         try:
-            slot = int(conn.call("CLUSTER", "KEYSLOT", self.prefix))
-            for start, end, primary, *_ in conn.call("CLUSTER", "SLOTS"):
+            slot = int(client.cluster("keyslot", self.prefix))
+            for start, end, primary, *_ in client.cluster("slots"):
                 if int(start) <= slot <= int(end):
-                    host = primary[0].decode() or self.params.host
+                    host = primary[0] or self.params.host
                     return replace(self.params, host=host, port=int(primary[1]))
         finally:
-            conn.close()
+            client.close()
         raise WorkerFailed(f"no cluster node owns slot {slot}", hint="is the cluster healthy?")
 
     # ----------------------------------------------------------------- lifecycle
@@ -139,9 +143,10 @@ class Bench:
         self.close()
 
     @property
-    def admin(self) -> RawConn:
+    def admin(self) -> Any:
+        """A redis-py client (``str`` replies) for everything that is not measured."""
         if self._admin is None:
-            self._admin = RawConn(self.params)
+            self._admin = admin_client(self.params)
         return self._admin
 
     def spawn(self, target: Any, args: tuple) -> WorkerProc:
@@ -188,35 +193,36 @@ class Bench:
             self.cleanup_keys()
             self._admin.close()
             self._admin = None
+        if self._rtt_conn is not None:
+            self._rtt_conn.close()
+            self._rtt_conn = None
 
     def cleanup_keys(self) -> int:
         """Delete every key under this run's prefix (streams, markers); return how many."""
-        cursor, deleted = b"0", 0
-        while True:
-            cursor, keys = self.admin.call(
-                "SCAN", cursor, "MATCH", f"*{self.prefix}*", "COUNT", 1000
-            )
-            if keys:
-                deleted += int(self.admin.call("DEL", *keys))
-            if cursor in (b"0", 0):
-                return deleted
+        keys = list(self.admin.scan_iter(match=f"*{self.prefix}*", count=1000))
+        return sum(int(self.admin.delete(*keys[i : i + 1000])) for i in range(0, len(keys), 1000))
 
     # ----------------------------------------------------------------- facts
-    def info(self) -> dict[str, str]:
-        return parse_info(self.admin.call("INFO", "everything"))
+    def info(self) -> dict[str, Any]:
+        """INFO everything, as redis-py parses it (numbers are numbers)."""
+        return dict(self.admin.info("everything"))
 
     def redis_cpu(self) -> float:
-        info = parse_info(self.admin.call("INFO", "cpu"))
+        info = self.admin.info("cpu")
         return float(info.get("used_cpu_sys", 0)) + float(info.get("used_cpu_user", 0))
 
     def rtt(self, pings: int = RTT_PINGS) -> dict[str, float]:
-        """Client <-> server round trip: ``pings`` sequential PINGs on the admin connection,
-        p50 and p99 in ms. Recorded beside every step's latency so that a reader can tell
-        the network from Redis (a 1 ms network adds 1 ms to every delivery)."""
+        """Client <-> server round trip: ``pings`` sequential PINGs on a raw RESP socket
+        (the measured traffic's client, without redis-py's overhead), p50 and p99 in ms.
+        Recorded beside every step's latency so that a reader can tell the network from
+        Redis (a 1 ms network adds 1 ms to every delivery)."""
+        if self._rtt_conn is None:
+            self._rtt_conn = RawConn(self.params)
+        conn = self._rtt_conn
         samples = np.empty(pings, dtype=np.int64)
         for i in range(pings):
             t0 = CLOCK()
-            self.admin.call("PING")
+            conn.call("PING")
             samples[i] = CLOCK() - t0
         p50, p99 = np.percentile(samples, [50, 99]) / 1e6
         return {"rtt_p50_ms": round(float(p50), 4), "rtt_p99_ms": round(float(p99), 4)}
@@ -229,14 +235,14 @@ class Bench:
         return {
             "endpoint": self.endpoint.label,
             "endpoint_kind": self.endpoint.kind,
-            "redis_version": info.get("redis_version", "?"),
-            "redis_mode": info.get("redis_mode", "?"),
-            "hiredis": HIREDIS,
+            "redis_version": str(info.get("redis_version", "?")),
+            "redis_mode": str(info.get("redis_mode", "?")),
+            "hiredis": True,  # a dependency: the raw sockets parse with hiredis
             "cores": os.cpu_count(),
             "single_host": self.params.single_host,
             "python": platform.python_version(),
             "redis_py": redis_py.__version__,
-            "harness_client": "raw RESP2 sockets (hiredis parser)" if HIREDIS else "raw RESP2",
+            "harness_client": "raw RESP2 sockets (hiredis parser)",
             "sharded_pubsub": self.cluster,
             "host_load_1m": round(os.getloadavg()[0], 2),
         }
@@ -392,7 +398,7 @@ class Bench:
         reports: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout
         while pending:
-            self.admin.call("PUBLISH", self.ctl, f"end:{self.step_id}")
+            self.admin.publish(self.ctl, f"end:{self.step_id}")
             for pipe in wait([p.pipe for p in pending.values()], timeout=0.25):
                 proc = pending.pop(id(pipe))
                 reports.append(receive(proc, 1, "subscriber process"))
@@ -469,14 +475,6 @@ class Bench:
             per_channel=per_channel,
             conns=conns,
         )
-
-    def publish_raw(self, channel: str, payload: bytes) -> int:
-        """One PUBLISH from the admin connection; returns the receiver count."""
-        self.admin.send(pack("PUBLISH", channel, payload))
-        reply = self.admin.read_reply()
-        if isinstance(reply, ReplyError):
-            raise reply
-        return int(reply)
 
 
 def _ping(procs: list[WorkerProc]) -> None:

@@ -1,4 +1,9 @@
-"""redis-py helpers: a client for an endpoint, and a watch for its *silent* reconnects.
+"""redis-py helpers: clients for an endpoint, and a watch for its *silent* reconnects.
+
+Everything that is not measured goes through redis-py: probing an endpoint, INFO, CONFIG
+GET/SET, CLIENT LIST, CLUSTER queries, key clean-up, control messages
+(:func:`admin_client`). Raw RESP sockets (:mod:`opsbook.pubsub.resp`) stay on the
+measured path only, where a client library's per-message overhead would be measured too.
 
 redis-py's ``PubSub`` reconnects and resubscribes on its own when its connection drops
 (for example when Redis cuts a slow subscriber off at the output-buffer limit); the
@@ -28,6 +33,24 @@ def redis_client(params: ConnParams, **kwargs: Any) -> Any:
     if params.path:
         return redis.Redis(unix_socket_path=params.path, **common)
     return redis.Redis(host=params.host, port=params.port, ssl=params.tls, **common)
+
+
+def admin_client(params: ConnParams, *, timeout: float | None = 5.0, **kwargs: Any) -> Any:
+    """A redis-py client for the admin path: replies decoded to ``str``, INFO parsed by
+    redis-py (numbers come back as ``int``/``float``), one connection opened now (so a
+    refused connection or wrong credentials fail here, not at the first command), and no
+    ``CLIENT SETINFO`` on connect (a server that is not Redis then fails at PING, where it
+    can be named as such)."""
+    return redis_client(
+        params,
+        decode_responses=True,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        single_connection_client=True,
+        lib_name=None,
+        lib_version=None,
+        **kwargs,
+    )
 
 
 class ReconnectWatch:

@@ -167,7 +167,7 @@ def measure(
 def _finish(bench: Bench, channel: str, client: Any, timeout_s: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        bench.publish_raw(channel, END)
+        bench.admin.publish(channel, END)  # the end marker: a control message
         if client.pipe.poll(0.25):
             report = receive(client, 1, "WebSocket clients")
             client.process.join(timeout=5)

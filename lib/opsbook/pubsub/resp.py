@@ -1,8 +1,9 @@
-"""A minimal RESP2 client over a raw socket: the harness's fast path.
+"""A minimal RESP2 client over a raw socket: the harness's measured path only.
 
 Publishers and subscribers of the benchmark speak RESP themselves so that the client
-library's per-message overhead is not what gets measured. Parsing uses ``hiredis`` when it
-is importable and a small pure-Python reader otherwise (:data:`HIREDIS`).
+library's per-message overhead is not what gets measured; replies are parsed by
+``hiredis`` (a dependency). Everything that is not measured (INFO, CONFIG, CLIENT LIST,
+clean-up) goes through redis-py (:mod:`opsbook.pubsub.redispy`).
 """
 
 from __future__ import annotations
@@ -14,15 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import hiredis
+
 from opsbook.pubsub.errors import BadRedisURL, RedisAuthFailed, RedisUnreachable
-
-try:  # pragma: no cover - depends on the environment
-    import hiredis
-
-    HIREDIS = True
-except ImportError:  # pragma: no cover
-    hiredis = None
-    HIREDIS = False
 
 
 class ReplyError(Exception):
@@ -33,9 +28,7 @@ class ProtocolError(Exception):
     """The bytes from the server are not RESP: it is not a Redis server."""
 
 
-_PROTOCOL_ERRORS: tuple[type[Exception], ...] = (
-    (ProtocolError, hiredis.ProtocolError) if HIREDIS else (ProtocolError,)
-)
+_PROTOCOL_ERRORS: tuple[type[Exception], ...] = (ProtocolError, hiredis.ProtocolError)
 
 
 @dataclass(frozen=True)
@@ -116,66 +109,9 @@ def pack(*args: bytes | str | int) -> bytes:
     return b"".join(out)
 
 
-class PyReader:
-    """Pure-Python RESP2 reader with hiredis.Reader's ``feed``/``gets`` interface."""
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self._pos = 0
-
-    def feed(self, data: bytes) -> None:
-        if self._pos:
-            del self._buf[: self._pos]
-            self._pos = 0
-        self._buf += data
-
-    def gets(self) -> Any:
-        result = self._parse(self._pos)
-        if result is None:
-            return False
-        value, self._pos = result
-        return value
-
-    def _line(self, pos: int) -> tuple[bytes, int] | None:
-        end = self._buf.find(b"\r\n", pos)
-        return None if end < 0 else (bytes(self._buf[pos:end]), end + 2)
-
-    def _parse(self, pos: int) -> tuple[Any, int] | None:
-        line = self._line(pos)
-        if line is None:
-            return None
-        head, pos = line
-        kind, rest = head[:1], head[1:]
-        if kind == b"+":
-            return rest, pos
-        if kind == b"-":
-            return ReplyError(rest.decode(errors="replace")), pos
-        if kind == b":":
-            return int(rest), pos
-        if kind == b"$":
-            n = int(rest)
-            if n < 0:
-                return None, pos
-            if len(self._buf) < pos + n + 2:
-                return None
-            return bytes(self._buf[pos : pos + n]), pos + n + 2
-        if kind == b"*":
-            items = []
-            for _ in range(int(rest)):
-                got = self._parse(pos)
-                if got is None:
-                    return None
-                item, pos = got
-                items.append(item)
-            return items, pos
-        raise ProtocolError(f"unexpected {head[:20]!r}")
-
-
 def make_reader() -> Any:
-    """A RESP reader: hiredis when available."""
-    if HIREDIS:
-        return hiredis.Reader(replyError=ReplyError)
-    return PyReader()  # pragma: no cover
+    """A hiredis RESP reader (``feed``/``gets``) whose error replies are :class:`ReplyError`."""
+    return hiredis.Reader(replyError=ReplyError)
 
 
 class RawConn:

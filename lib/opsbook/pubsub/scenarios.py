@@ -568,6 +568,9 @@ def _product_name(channel: str) -> str:
 # --------------------------------------------------------------------------- slow subscriber
 
 
+OUTPUT_LIMIT = "client-output-buffer-limit"
+
+
 @contextlib.contextmanager
 def pubsub_output_limit(bench: Bench, limit: str | None) -> Iterator[str]:
     """Temporarily set ``client-output-buffer-limit pubsub <limit>``; restore it after.
@@ -575,19 +578,18 @@ def pubsub_output_limit(bench: Bench, limit: str | None) -> Iterator[str]:
     ``limit`` like ``"1mb 256kb 1"``; None/"" keeps the server's setting. Yields the
     pubsub limit in force.
     """
-    _, original = bench.admin.call("CONFIG", "GET", "client-output-buffer-limit")
-    original = original.decode()
+    original = bench.admin.config_get(OUTPUT_LIMIT)[OUTPUT_LIMIT]
     current = _pubsub_part(original)
     if not limit:
         yield current
         return
-    bench.admin.call("CONFIG", "SET", "client-output-buffer-limit", f"pubsub {limit}")
-    record_config_set(bench, "client-output-buffer-limit", original, f"pubsub {limit}")
+    bench.admin.config_set(OUTPUT_LIMIT, f"pubsub {limit}")
+    record_config_set(bench, OUTPUT_LIMIT, original, f"pubsub {limit}")
     try:
         yield limit
     finally:
-        bench.admin.call("CONFIG", "SET", "client-output-buffer-limit", original)
-        record_config_set(bench, "client-output-buffer-limit", f"pubsub {limit}", original)
+        bench.admin.config_set(OUTPUT_LIMIT, original)
+        record_config_set(bench, OUTPUT_LIMIT, f"pubsub {limit}", original)
 
 
 def _pubsub_part(config: str) -> str:

@@ -179,7 +179,7 @@ def run_jobs(
     span_ms = jobs / rate * 1000
     down_ms = span_ms * 0.2 if down_ms is None else down_ms
     if transport == "streams":
-        bench.admin.call("XGROUP", "CREATE", key, GROUP, "$", "MKSTREAM")
+        bench.admin.xgroup_create(key, GROUP, id="$", mkstream=True)
     cmd = {
         "transport": transport,
         "key": key,
@@ -216,7 +216,7 @@ def run_jobs(
         worker.process.join(timeout=10)
         if worker.process.is_alive():  # pragma: no cover
             worker.process.kill()
-        bench.admin.call("DEL", key)
+        bench.admin.delete(key)
     return _jobs_summary(transport, jobs, rate, start, pub, report)
 
 
