@@ -112,8 +112,85 @@ TARGETS = [
     Target(
         "migrate-verify",
         "opsbook.migrate.verify",
-        ["_check_point", "VerifyReport.add", "add_search", "sample_ids"],
-        ["tests/migrate/test_verify_points.py"],
+        [
+            "_check_point",
+            "VerifyReport.add",
+            "VerifyReport.identical",
+            "VerifyReport.ok",
+            "add_search",
+            "sample_ids",
+            "check_records",
+            "check_search",
+            "verify_collection",
+        ],
+        ["tests/migrate/test_verify_points.py", "tests/migrate/test_verify_collection.py"],
+    ),
+    Target(
+        "migrate-search",
+        "opsbook.migrate.searchcheck",
+        [
+            "SearchReport.measured",
+            "SearchReport.chroma_recall",
+            "SearchReport.target_recall",
+            "SearchReport.warnings",
+            "SearchReport.summary",
+            "check",
+        ],
+        ["tests/migrate/test_verify_collection.py", "tests/migrate/test_exact.py"],
+    ),
+    Target(
+        "migrate-exact",
+        "opsbook.migrate.exact",
+        ["same_top_k", "recall", "TopK.tolerance", "TopK.add"],
+        ["tests/migrate/test_exact.py", "tests/migrate/test_verify_collection.py"],
+    ),
+    Target(
+        "pubsub-harness",
+        "opsbook.pubsub.harness",
+        ["Bench._result", "_expected"],
+        ["tests/pubsub/test_accounting.py"],
+    ),
+    Target(
+        "archive-txn",
+        "opsbook.archive.txn",
+        [
+            "Transaction._inside",
+            "Transaction.makedirs",
+            "Transaction.rename",
+            "Transaction.write",
+            "Transaction.prune",
+            "Transaction.rollback",
+            "Transaction.__exit__",
+        ],
+        ["tests/archive/test_txn.py"],
+    ),
+    Target(
+        "archive-paths",
+        "opsbook.archive.paths",
+        ["contained", "is_within"],
+        ["tests/archive/test_txn.py"],
+    ),
+    Target(
+        "archive-apply",
+        "opsbook.archive.apply",
+        ["check_archive_dir", "_archive_dir", "_dep_folders", "_move_apps"],
+        ["tests/archive/test_txn.py"],
+    ),
+    Target(
+        "logql-windows",
+        "opsbook.loki.logql.evaluator",
+        [
+            "Evaluator.extract",
+            "Evaluator.range_agg",
+            "Evaluator._window_values",
+            "Evaluator._window_sums",
+            "Evaluator._absent",
+            "Evaluator._check_errors",
+            "counter_rate",
+            "_counter_rates",
+            "_minus",
+        ],
+        ["tests/loki/test_logql_range_steps.py"],
     ),
     Target(
         "ledger",
@@ -364,9 +441,18 @@ def _run_mutant(func: Any, mutant: Mutant, target: Target, timeout: float) -> st
 
 
 def _resolve(module: Any, qualname: str) -> Any:
+    """The function object whose ``__code__`` is swapped (a property's getter, a
+    staticmethod's function)."""
     obj = module
     for part in qualname.split("."):
+        owner = obj
         obj = getattr(obj, part)
+        if isinstance(owner, type):
+            raw = owner.__dict__.get(part)
+            if isinstance(raw, property):
+                obj = raw.fget
+            elif isinstance(raw, staticmethod | classmethod):
+                obj = raw.__func__
     return obj
 
 

@@ -4,11 +4,12 @@ it neither duplicates nor reorders, so these are fed by hand)."""
 from __future__ import annotations
 
 from array import array
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from opsbook.pubsub import workers
+from opsbook.pubsub import harness, hist, workers
 from opsbook.pubsub.message import HEADER
 
 STEP = 7
@@ -183,3 +184,124 @@ def test_conn_report_defaults_for_a_bare_spec() -> None:
     report = workers._conn_report(_conn())
     assert (report["channels"], report["patterns"], report["group"]) == ([], [], "")
     assert report["flows"] == {} and report["received"] == 0 and report["ended"] is False
+
+
+# ------------------------------------------------------------------ step totals (harness)
+
+
+def _sub_conn(
+    channels: list[str], patterns: list[str], flows: dict[str, list[int]], last_ns: int, **kw: int
+) -> dict[str, Any]:
+    return {
+        "channels": channels,
+        "patterns": patterns,
+        "flows": flows,
+        "last_ns": last_ns,
+        "disconnects": kw.get("disconnects", 0),
+        "reconnects": kw.get("reconnects", 0),
+    }
+
+
+def _pub(pub_id: int, per_channel: list[int], first: int, last: int, **kw: Any) -> dict[str, Any]:
+    return {
+        "pub_id": pub_id,
+        "sent_per_channel": per_channel,
+        "sent": sum(per_channel),
+        "first_ns": first,
+        "last_ns": last,
+        "lag": hist.encode(hist.from_values(kw.get("lag", [1000]))),
+        "zero_receivers": kw.get("zero", 0),
+        "errors": kw.get("errors", 0),
+        "max_in_flight": kw.get("in_flight", 1),
+    }
+
+
+def _step(
+    pubs: list[dict[str, Any]], subs: list[dict[str, Any]], start: int = 1_000
+) -> harness.StepResult:
+    bench = SimpleNamespace(_row_env=lambda: {"env": "test"})
+    return harness.Bench._result(
+        bench,  # type: ignore[arg-type]
+        scenario="fanout",
+        label="",
+        channels=["c0", "c1", "c2"],
+        start=start,
+        pub_reports=pubs,
+        sub_reports=subs,
+        config={"rate": 1},
+        cpu={"client_cpu_s": 1.5, "redis_cpu_s": 0.75},
+    )
+
+
+def _enc(values: list[int]) -> str:
+    return hist.encode(hist.from_values(values))
+
+
+def test_step_loss_is_the_sum_over_connections_of_expected_minus_unique() -> None:
+    """Three connections, each losing a different share: lost is 2 + 3 + 0 (not the max),
+    duplicates and reorders summed over every flow, a channel both subscribed and matched
+    by a pattern expected once."""
+    pubs = [
+        _pub(1, [10, 5, 0], 2_000, 1_000_002_000, lag=[1000, 3000], zero=1, in_flight=4),
+        _pub(2, [0, 5, 7], 5_000, 2_000_002_000, errors=2, in_flight=2),
+    ]
+    a = _sub_conn(["c0"], [], {"65536": [8, 2, 1, 9]}, 2_500_000_000, disconnects=1)
+    b = _sub_conn(
+        [],
+        ["c*"],
+        {
+            "65536": [10, 0, 0, 9],
+            "65537": [5, 0, 0, 4],
+            "131073": [5, 1, 0, 4],
+            "131074": [4, 0, 2, 6],
+        },
+        3_000_001_000,
+        reconnects=2,
+    )
+    c = _sub_conn(
+        ["c1"],
+        ["c1", "c2"],
+        {"65537": [5, 0, 0, 4], "131073": [5, 0, 0, 4], "131074": [7, 0, 0, 6]},
+        0,
+    )
+    subs = [
+        {"conns": [a, b], "latency": {"0": _enc([100, 200]), "1": _enc([300])}, "timed_out": False},
+        {"conns": [c], "latency": {"1": _enc([400]), "2": ""}, "timed_out": True},
+    ]
+    result = _step(pubs, subs)
+    s = result.summary
+    assert [(x["expected"], x["lost"]) for x in result.conns] == [(10, 2), (27, 3), (17, 0)]
+    assert (s["sent"], s["received"], s["lost"]) == (27, 49, 5)
+    assert (s["duplicates"], s["reordered"]) == (3, 3)
+    assert (s["disconnects"], s["reconnects"]) == (1, 2)
+    assert (s["zero_receiver_publishes"], s["publish_errors"]) == (1, 2)
+    assert s["publishes_in_flight_max"] == 4 and s["timed_out"] is True
+    assert s["window_s"] == pytest.approx(3.0)  # from the step start to the last delivery
+    assert s["delivered_rate"] == pytest.approx(49 / 3.0)
+    assert s["publish_rate"] == pytest.approx(27 / 2.0)  # first to last publish
+    assert s["client_cpu_pct"] == pytest.approx(50.0) and s["redis_cpu_pct"] == pytest.approx(25.0)
+    assert s["publisher_lag_max_ms"] == pytest.approx(3.0, rel=1e-2)
+    assert s["count"] == 4 and s["env"] == "test"
+    assert {k: v.get_total_count() for k, v in result.per_channel.items()} == {
+        "c0": 2,
+        "c1": 2,
+        "c2": 0,
+    }
+    assert result.label == "fanout" and result.scenario == "fanout"
+
+
+def test_step_window_starts_at_the_first_publish_when_it_precedes_the_start() -> None:
+    pubs = [_pub(1, [4, 0, 0], 500, 1_000_000_500)]
+    conn = _sub_conn(["c0"], [], {"65536": [4, 0, 0, 3]}, 0)  # no delivery time known
+    result = _step(pubs, [{"conns": [conn], "latency": {}, "timed_out": False}], start=2_000)
+    s = result.summary
+    assert s["window_s"] == pytest.approx(1.0)  # first publish (500) to last publish
+    assert (s["lost"], s["received"], s["timed_out"]) == (0, 4, False)
+
+
+def test_expected_counts_each_listened_channel_once() -> None:
+    sent = {1: [3, 4, 5], 2: [1, 1, 1]}
+    conn = {"channels": ["c0", "c2"], "patterns": ["c2", "x*"], "flows": {"a": [2], "b": [3]}}
+    assert harness._expected(conn, ["c0", "c1", "c2"], sent) == (10, 5)
+    nothing = {"channels": [], "patterns": [], "flows": {}}
+    assert harness._expected(nothing, ["c0"], sent) == (0, 0)

@@ -31,17 +31,20 @@ class Transaction:
         self.trash = git_dir(repo) / f"opsbook-trash-{os.getpid()}-{time.time_ns()}"
         self.pruned: list[tuple[Path, Path]] = []
 
-    def _inside(self, path: Path) -> Path:
-        """``path`` with its folder resolved; refused outside the repository or in .git."""
+    def _inside(self, path: Path, root_ok: bool = False) -> Path:
+        """``path`` with its folder resolved; refused outside the repository or in .git
+        (the repository root itself only when ``root_ok``: the folder of a top-level file)."""
         path = path if path.is_absolute() else self.repo / path
         resolved = path.parent.resolve() / path.name
+        if root_ok and resolved == self.repo:
+            return resolved
         if self.repo not in resolved.parents or ".git" in resolved.relative_to(self.repo).parts:
             raise ApplyFailed(f"refusing to touch {path}: outside the working tree of {self.repo}")
         return resolved
 
     def makedirs(self, folder: Path) -> None:
         """Create ``folder`` and its missing parents, remembering which ones were new."""
-        folder = self._inside(folder)
+        folder = self._inside(folder, root_ok=True)
         missing = []
         while not folder.exists():
             missing.append(folder)
