@@ -93,3 +93,61 @@ def test_a_server_that_is_not_redis_is_named_as_such(
         f"the server at redis://127.0.0.1:{not_redis.port}/0 does not speak the Redis protocol"
     )
     assert info.value.exit_code == 2
+
+
+def test_a_port_taken_before_the_server_binds_it_is_retried_on_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    busy = taken.getsockname()[1]
+    real_free_port = ep_mod.free_port
+    picks: list[int] = []
+
+    def racing_free_port(below: int | None = None) -> int:
+        port = busy if not picks else real_free_port(below)
+        picks.append(port)
+        return port
+
+    monkeypatch.setattr(ep_mod, "free_port", racing_free_port)
+    try:
+        with start_redis_server() as ep:
+            assert picks[0] == busy
+            assert len(picks) == 2
+            assert ep.params.port == picks[1] != busy
+            assert ep.info["redis_version"]
+    finally:
+        taken.close()
+
+
+def test_a_server_that_cannot_start_says_why_from_its_log() -> None:
+    with pytest.raises(RedisUnreachable, match=r"(?s)3 attempts.*no-such-directive") as info:
+        start_redis_server(["--no-such-directive", "1"])
+    assert "by hand" in str(info.value.hint)
+
+
+def test_cluster_free_port_leaves_the_bus_port_free() -> None:
+    import socket
+
+    for _ in range(20):
+        port = ep_mod.free_port(below=55_000)
+        assert 20_000 <= port < 55_000
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port + 10_000))
+
+
+def test_a_peer_that_accepts_and_never_answers_is_unreachable_not_a_hang() -> None:
+    import socket
+
+    from opsbook.pubsub.endpoint import probe
+    from opsbook.pubsub.resp import ConnParams
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        params = ConnParams(host="127.0.0.1", port=silent.getsockname()[1])
+        with pytest.raises(RedisUnreachable, match=r"did not answer PING/INFO within 0\.5 s"):
+            probe(params, timeout=0.5)

@@ -35,7 +35,7 @@ from typing import Any
 import pandas as pd
 
 from opsbook.errors import ConfigError
-from opsbook.pubsub.endpoint import Endpoint, free_port, probe
+from opsbook.pubsub.endpoint import Endpoint, free_port, log_tail, probe
 from opsbook.pubsub.errors import RedisUnreachable
 from opsbook.pubsub.harness import Bench, StepResult
 from opsbook.pubsub.redispy import admin_client
@@ -100,11 +100,7 @@ class LocalCluster:
             )
         self._tmp = tempfile.TemporaryDirectory(prefix="opsbook-cluster-")
         for i in range(self.masters):
-            port = free_port(below=55_000)
-            self._procs.append(self._spawn(port, f"{self._tmp.name}/n{i}"))
-            self.nodes.append(ConnParams(host="127.0.0.1", port=port))
-        for node in self.nodes:
-            self._wait(lambda n=node: probe(n, timeout=1.0), "a cluster node to answer")
+            self._start_node(f"{self._tmp.name}/n{i}")
         addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
         cmd = [shutil.which("redis-cli") or "redis-cli", "--cluster", "create", *addresses]
         cmd += ["--cluster-replicas", "0", "--cluster-yes"]
@@ -116,13 +112,34 @@ class LocalCluster:
         for node in self.nodes:
             self._wait(lambda n=node: _cluster_ok(n), "cluster_state:ok on every node")
 
-    def _spawn(self, port: int, folder: str) -> subprocess.Popen:
+    def _start_node(self, folder: str, attempts: int = 3) -> None:
+        """Start one node and wait until it answers; a port another process took between
+        choosing and binding it is retried on a new port."""
         os.makedirs(folder)
+        for attempt in range(attempts):
+            port = free_port(below=55_000)
+            proc = self._spawn(port, folder)
+            node = ConnParams(host="127.0.0.1", port=port)
+            self._procs.append(proc)
+            self.nodes.append(node)
+            try:
+                self._wait(lambda n=node: probe(n, timeout=1.0), "a cluster node to answer")
+                return
+            except RedisUnreachable:
+                if proc.poll() is None or attempt == attempts - 1:
+                    raise
+                self._procs.pop()
+                self.nodes.pop()
+                with contextlib.suppress(OSError):
+                    os.remove(f"{folder}/nodes.conf")
+
+    def _spawn(self, port: int, folder: str) -> subprocess.Popen:
         cmd = [shutil.which("redis-server") or "redis-server", "--port", str(port)]
         cmd += ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", folder]
         cmd += ["--cluster-enabled", "yes", "--cluster-config-file", f"{folder}/nodes.conf"]
         cmd += ["--cluster-node-timeout", "5000"]
-        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(f"{folder}/redis.log", "ab") as out:
+            return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
 
     def _wait(self, check: Any, what: str) -> None:
         deadline = time.monotonic() + self.timeout_s
@@ -130,10 +147,21 @@ class LocalCluster:
             with contextlib.suppress(RedisUnreachable, OSError, ConnectionError):
                 if check() is not False:
                     return
-            if any(p.poll() is not None for p in self._procs):
-                raise RedisUnreachable(f"a cluster node exited while waiting for {what}")
+            for proc, node in zip(self._procs, self.nodes, strict=True):
+                if proc.poll() is not None:
+                    tail = self._log_tail(node)
+                    raise RedisUnreachable(
+                        f"cluster node 127.0.0.1:{node.port} exited while waiting for {what}; "
+                        f"its log ends: {tail or '(empty)'}"
+                    )
             time.sleep(0.1)
         raise RedisUnreachable(f"timed out after {self.timeout_s:.0f} s waiting for {what}")
+
+    def _log_tail(self, node: ConnParams) -> str:
+        if self._tmp is None:
+            return ""
+        index = self.nodes.index(node)
+        return log_tail(f"{self._tmp.name}/n{index}/redis.log")
 
     def stop(self) -> None:
         """Stop every node (terminate, then kill) and delete their folders. Idempotent."""

