@@ -78,13 +78,36 @@ NOTEBOOKS: dict[str, tuple[str, list[str]]] = {
 }
 
 
-def make_notebook(path: Path, params: str, cells: list[str]) -> Path:
+#: The outputs each notebook above declares (metadata.opsbook.outputs): name -> type.
+OUTPUTS: dict[str, dict[str, str]] = {
+    "add": {"total": "int", "label": "str", "n_items": "int"},
+    "fail": {"started": "bool", "done": "bool"},
+    "slow": {"slept": "float"},
+    "flaky": {"ok": "bool"},
+    "secret": {"token_len": "int", "leak": "str"},
+    "crash": {},
+    "whoami": {"pid": "int", "cwd": "str", "step_dir": "str"},
+    "chart": {"points": "int"},
+    "figure": {"points": "int"},
+}
+
+
+def make_notebook(
+    path: Path, params: str, cells: list[str], outputs: dict[str, str] | None = None
+) -> Path:
+    """A notebook with a parameters cell; ``outputs`` (name -> type) become its declaration."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
         "name": "python3",
         "display_name": "Python 3",
         "language": "python",
     }
+    if outputs is not None:
+        nb.metadata["opsbook"] = {
+            "outputs": {
+                name: {"type": type_, "description": name} for name, type_ in outputs.items()
+            }
+        }
     param_cell = nbformat.v4.new_code_cell(params)
     param_cell.metadata["tags"] = ["parameters"]
     nb.cells = [nbformat.v4.new_markdown_cell(f"# {path.stem}"), param_cell]
@@ -99,7 +122,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny project: notebooks/ with the notebooks above and an empty runbooks/."""
     root = tmp_path_factory.mktemp("project")
     for name, (params, cells) in NOTEBOOKS.items():
-        make_notebook(root / "notebooks" / f"{name}.ipynb", params, cells)
+        make_notebook(root / "notebooks" / f"{name}.ipynb", params, cells, OUTPUTS[name])
     (root / "runbooks").mkdir()
     return root
 

@@ -1,9 +1,18 @@
 """opsbook: parameterised Jupyter runbooks with an immutable audit trail."""
 
 from opsbook.errors import OpsbookError
-from opsbook.record import MIME_TYPE, record, results
+from opsbook.record import MIME_TYPE, record, record_all, results
 
-__all__ = ["MIME_TYPE", "OpsbookError", "approve", "attach", "record", "results", "__version__"]
+__all__ = [
+    "MIME_TYPE",
+    "OpsbookError",
+    "approve",
+    "attach",
+    "record",
+    "record_all",
+    "results",
+    "__version__",
+]
 __version__ = "0.1.0"
 
 

@@ -88,3 +88,7 @@ class AuditError(OpsbookError):
     """The audit trail is inconsistent: tampered, missing or reordered records."""
 
     exit_code = ExitCode.TAMPERED
+
+
+class OutputError(OpsbookError):
+    """A step's recorded outputs do not match what its notebook declares."""

@@ -26,7 +26,9 @@ from typing import Any
 import nbformat
 
 from opsbook import actions, audit, checkpoint, ledger, process, report, runlock
-from opsbook.errors import AuditError, ConfigError, ExitCode, RunbookError
+from opsbook.errors import AuditError, ConfigError, ExitCode, OutputError, RunbookError
+from opsbook.outputs import ENV_VAR as OUTPUTS_ENV
+from opsbook.outputs import OutputSpec, env_value, mismatches
 from opsbook.record import results_from_notebook
 from opsbook.redact import READ_FILE, Redactor
 from opsbook.runbook import (
@@ -34,6 +36,7 @@ from opsbook.runbook import (
     Step,
     check_approvals,
     evaluate_condition,
+    inspect,
     load,
     render,
     resolve_parameters,
@@ -474,6 +477,10 @@ class _Run:
             )
             if outcome["status"] == "succeeded":
                 break
+        nb_path = step_dir / "notebook.ipynb"
+        outputs = self._read_outputs(nb_path)
+        if outcome["status"] == "succeeded":
+            outcome = self._check_outputs(step, outputs) or outcome
         entry.update(
             status=outcome["status"],
             ended_at=audit.now_iso(),
@@ -481,8 +488,6 @@ class _Run:
             notebook=f"steps/{step.id}/notebook.ipynb",
             log=f"steps/{step.id}/step.log",
         )
-        nb_path = step_dir / "notebook.ipynb"
-        outputs = self._read_outputs(nb_path)
         entry["outputs"] = outputs
         entry["actions"] = actions.step_actions(step_dir)  # changes the notebook made
         if outcome["status"] != "succeeded":
@@ -517,6 +522,22 @@ class _Run:
             if not rollback.is_gate:
                 self._notebook(rollback, rb_entry, self._context(rollback))
         return "abort"
+
+    def _declared_outputs(self, step: Step) -> dict[str, OutputSpec] | None:
+        return inspect(self.loaded.notebook_path(step)).outputs
+
+    def _check_outputs(self, step: Step, outputs: dict[str, Any]) -> dict[str, Any] | None:
+        """A failed outcome when the recorded outputs do not match the declaration."""
+        declaration = self._declared_outputs(step)
+        problems = mismatches(declaration, outputs) if declaration is not None else []
+        if not problems:
+            return None
+        return {
+            "status": "failed",
+            "ename": OutputError.__name__,
+            "evalue": f"step {step.id!r} ({step.notebook}): " + "; ".join(problems),
+            "cell_index": None,
+        }
 
     def _read_outputs(self, nb_path: Path) -> dict[str, Any]:
         if not nb_path.exists():
@@ -584,10 +605,13 @@ class _Run:
         return outcome
 
     def _child_env(self, step: Step) -> dict[str, str]:
+        declaration = self._declared_outputs(step)
         return process.child_env(
             OPSBOOK_RUN_ID=self.run_id,
             OPSBOOK_STEP_DIR=str(self._step_dir(step)),
             OPSBOOK_AUDIT_DIR=str(self.root),  # action records land in this run's ledger
+            # opsbook.record_all records exactly what the notebook declares
+            **{OUTPUTS_ENV: env_value(declaration)} if declaration is not None else {},
         )
 
     def _start_next(self, step: Step) -> None:

@@ -4,9 +4,11 @@ In a notebook::
 
     import opsbook
     opsbook.record("integrity_ok", True)
+    opsbook.record_all(summary)  # every output the notebook declares, in one call
 
 writes a display output with the MIME type :data:`MIME_TYPE` (plus a short
-``text/plain`` line for humans). :func:`results` reads every recorded value back from an
+``text/plain`` line for humans). What a notebook records is declared in its metadata
+(:mod:`opsbook.outputs`). :func:`results` reads every recorded value back from an
 executed notebook; the last value recorded under a name wins.
 """
 
@@ -14,12 +16,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
-from opsbook.errors import ConfigError
+from opsbook import outputs
+from opsbook.errors import ConfigError, OutputError
 
 MIME_TYPE = "application/vnd.opsbook.record+json"
 
@@ -76,6 +80,32 @@ def record(name: str, value: Any) -> None:
         display(
             {MIME_TYPE: {"name": name, "value": data}, "text/plain": f"{name} = {text}"}, raw=True
         )
+
+
+def record_all(values: Mapping[str, Any] | None = None, /, **more: Any) -> dict[str, Any]:
+    """Record a notebook's declared outputs from ``values`` (and keyword values) in one call.
+
+    In a run, the runner passes the notebook's declaration (``metadata.opsbook.outputs``)
+    to the kernel: only declared names are recorded (a summary may hold more keys), and a
+    declared output that is missing or of the wrong type raises :class:`OutputError`
+    after the others are recorded. Outside a run every given value is recorded.
+    Returns what was recorded.
+
+    >>> record_all({"total": 3}, label="sum")  # doctest: +SKIP
+    """
+    given = {**(values or {}), **more}
+    declaration = outputs.from_env()
+    chosen = given if declaration is None else {n: v for n, v in given.items() if n in declaration}
+    for name, value in chosen.items():
+        record(name, value)
+    if declaration:
+        problems = outputs.mismatches(declaration, {n: _LOCAL[n] for n in chosen})
+        if problems:
+            raise OutputError(
+                "recorded outputs do not match the notebook's declaration: " + "; ".join(problems),
+                hint="fix the values passed to record_all or metadata.opsbook.outputs",
+            )
+    return {name: _LOCAL[name] for name in chosen}
 
 
 def local_results() -> dict[str, Any]:

@@ -12,7 +12,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from opsbook.errors import ConfigError, RunbookError
 
@@ -55,14 +62,18 @@ class SecretSpec(BaseModel):
 
 
 class Step(BaseModel):
-    """A notebook step or an approval gate."""
+    """A notebook step, an approval gate, or a step that runs another runbook (``uses:``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     id: str
     name: str = ""
     notebook: str | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
+    #: Another runbook to run as this step (a path relative to the project root).
+    uses: str | None = None
+    #: The used runbook's parameters (templates over this runbook's context).
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
     when: str | None = None
     timeout_s: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
     retries: int = Field(default=0, ge=0, le=10)
@@ -82,6 +93,10 @@ class Step(BaseModel):
     @property
     def is_gate(self) -> bool:
         return self.gate is not None
+
+    @property
+    def is_uses(self) -> bool:
+        return self.uses is not None
 
     @property
     def title(self) -> str:
@@ -136,6 +151,20 @@ class Summary(BaseModel):
     sections: list[SummarySection] = Field(default_factory=list)
 
 
+class StepDefaults(BaseModel):
+    """What every notebook step of the runbook gets unless it says otherwise.
+
+    ``parameters`` are merged under each notebook step's own (the step's value wins);
+    ``notebook`` is the notebook of a step that names none. Gates and ``uses:`` steps
+    take neither.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    notebook: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
 class Runbook(BaseModel):
     """A parsed runbook file."""
 
@@ -145,8 +174,21 @@ class Runbook(BaseModel):
     description: str = ""
     parameters: dict[str, ParamSpec] = Field(default_factory=dict)
     secrets: list[SecretSpec] = Field(default_factory=list)
+    defaults: StepDefaults | None = None
     steps: list[Step]
     summary: Summary | None = None
+
+    @model_validator(mode="after")
+    def _apply_defaults(self) -> Runbook:
+        if self.defaults is None:
+            return self
+        for step in self.steps:
+            if step.is_gate or step.is_uses:
+                continue
+            if step.notebook is None:
+                step.notebook = self.defaults.notebook
+            step.parameters = {**self.defaults.parameters, **step.parameters}
+        return self
 
     @property
     def rollback_step_ids(self) -> set[str]:

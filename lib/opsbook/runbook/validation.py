@@ -2,14 +2,14 @@
 
 Every notebook exists, every parameter a step passes is declared in that notebook's
 ``parameters`` cell, literal values fit the declared types, and every template names a
-real parameter, an earlier step and an output that step's notebook records.
+real parameter, an earlier step and an output that step's notebook declares in its
+metadata (:mod:`opsbook.outputs`).
 """
 
 from __future__ import annotations
 
 import ast
 import copy
-import json
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -20,7 +20,10 @@ import papermill
 from jinja2 import TemplateSyntaxError
 from pydantic import ValidationError
 
+from opsbook import outputs as declared_outputs
 from opsbook.errors import ConfigError
+from opsbook.outputs import OutputSpec
+from opsbook.runbook.compose import RESERVED_IDS, load_used
 from opsbook.runbook.params import check_value, format_number, value_fits, with_article
 from opsbook.runbook.schema import (
     IDENTIFIER,
@@ -40,31 +43,40 @@ from opsbook.runbook.templating import (
     unsafe_attributes,
 )
 
-_RECORD_CALL = re.compile(r"""record\(\s*["']([A-Za-z_]\w*)["']""")
-
 
 @dataclass
 class NotebookInfo:
-    """What a notebook declares: parameters (name → inferred type, default, help) and outputs."""
+    """What a notebook declares: parameters (name → inferred type, default, help) and
+    outputs (name → type and description; ``None`` when it declares none)."""
 
     path: Path
     parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
-    outputs: set[str] = field(default_factory=set)
+    outputs: dict[str, OutputSpec] | None = None
+    #: What is wrong with the notebook's output declaration, if anything.
+    declaration_problems: list[str] = field(default_factory=list)
 
 
 @lru_cache(maxsize=64)
 def _inspect_cached(path: str, mtime: float) -> NotebookInfo:
+    nb = papermill.iorw.load_notebook_node(path)
     params = papermill.inspect_notebook(path)
-    nb = json.loads(Path(path).read_text(encoding="utf-8"))
-    sources = [
-        "".join(c.get("source", "")) for c in nb.get("cells", []) if c.get("cell_type") == "code"
-    ]
-    outputs = set(_RECORD_CALL.findall("\n".join(sources)))
-    return NotebookInfo(path=Path(path), parameters=dict(params), outputs=outputs)
+    problems: list[str] = []
+    try:
+        outputs = declared_outputs.declared(dict(nb.metadata))
+    except declared_outputs.DeclarationError as exc:
+        outputs, problems = None, [str(exc)]
+    for name, spec in (outputs or {}).items():
+        problems += [f"output {name!r}: {p}" for p in declared_outputs.type_problems(spec)]
+    return NotebookInfo(
+        path=Path(path),
+        parameters=dict(params),
+        outputs=outputs,
+        declaration_problems=problems,
+    )
 
 
 def inspect(path: Path) -> NotebookInfo:
-    """Parameters and recorded output names of the notebook at ``path``."""
+    """Parameters and declared outputs of the notebook at ``path``."""
     return _inspect_cached(str(path), path.stat().st_mtime)
 
 
@@ -106,17 +118,34 @@ def _types_compatible(runbook_type: str, notebook_type: str | None) -> bool:
     return runbook_type == notebook_type
 
 
+@dataclass
+class UsedInfo:
+    """What a ``uses:`` step shows later templates: the steps of the runbook it runs."""
+
+    path: Path
+    step_ids: list[str]
+    infos: dict[str, NotebookInfo | UsedInfo]
+
+
+Infos = dict[str, NotebookInfo | UsedInfo]
+
+
 def validate(loaded: LoadedRunbook) -> list[str]:
     """Every problem in a loaded runbook, each naming file, step and parameter.
 
-    An empty list means the runbook is valid.
+    Runbooks that ``uses:`` steps run are validated too (their problems are prefixed
+    with the step that uses them). An empty list means the runbook is valid.
     """
+    return _validate(loaded, ())[0]
+
+
+def _validate(loaded: LoadedRunbook, stack: tuple[Path, ...]) -> tuple[list[str], Infos]:
     rb = loaded.runbook
     where = loaded.path.name
     problems: list[str] = []
     problems += _check_param_specs(rb, where)
     seen: list[str] = []
-    infos: dict[str, NotebookInfo] = {}
+    infos: Infos = {}
     ids = [s.id for s in rb.steps]
     for step in rb.steps:
         prefix = f"{where}: step {step.id!r}"
@@ -129,13 +158,16 @@ def validate(loaded: LoadedRunbook) -> list[str]:
             )
         if step.on_failure == step.id:
             problems.append(f"{prefix}: on_failure cannot name the step itself")
-        elif step.on_failure in ids and rb.step(step.on_failure).is_gate:
+        elif step.on_failure in ids and (
+            rb.step(step.on_failure).is_gate or rb.step(step.on_failure).is_uses
+        ):
+            kind = "approval gate" if rb.step(step.on_failure).is_gate else "uses: step"
             problems.append(
-                f"{prefix}: on_failure names the approval gate {step.on_failure!r}; "
+                f"{prefix}: on_failure names the {kind} {step.on_failure!r}; "
                 "a rollback step runs a notebook"
             )
         if step.is_gate:
-            if step.notebook or step.parameters:
+            if step.notebook or step.parameters or step.is_uses:
                 problems.append(f"{prefix}: an approval gate takes a message, not a notebook")
             if step.approvers and len(set(step.approvers)) < step.min_approvals:
                 problems.append(
@@ -145,6 +177,8 @@ def validate(loaded: LoadedRunbook) -> list[str]:
         elif step.min_approvals != 1 or step.approvers:
             problems.append(f"{prefix}: min_approvals and approvers belong to approval gates")
             problems += _check_notebook_step(loaded, step, prefix, infos)
+        elif step.is_uses:
+            problems += _check_uses_step(loaded, step, prefix, infos, seen, stack)
         else:
             problems += _check_notebook_step(loaded, step, prefix, infos)
         for key, value in (("when", step.when), ("message", step.message)):
@@ -155,8 +189,110 @@ def validate(loaded: LoadedRunbook) -> list[str]:
         seen.append(step.id)
     problems += _check_on_failure_cycles(rb, where)
     if rb.summary is not None:
-        problems += _check_summary(rb.summary, where, rb, seen, infos)
+        problems += _check_summary(rb.summary, where, rb, _qualified(seen, infos), infos)
+    return problems, infos
+
+
+def _qualified(ids: list[str], infos: Infos, prefix: str = "") -> list[str]:
+    """Step ids with those of used runbooks as ``<uses id>.<step id>``."""
+    found = []
+    for step_id in ids:
+        found.append(prefix + step_id)
+        info = infos.get(step_id)
+        if isinstance(info, UsedInfo):
+            found += _qualified(info.step_ids, info.infos, f"{prefix}{step_id}.")
+    return found
+
+
+def _check_uses_step(
+    loaded: LoadedRunbook,
+    step: Step,
+    prefix: str,
+    infos: Infos,
+    earlier: list[str],
+    stack: tuple[Path, ...],
+) -> list[str]:
+    """A ``uses:`` step: the file is a runbook inside the project, no cycle, its own
+    problems, and a ``with:`` mapping naming declared parameters with fitting values."""
+    problems = []
+    misplaced = [
+        key
+        for key, given in (
+            ("notebook", step.notebook),
+            ("parameters", step.parameters),
+            ("timeout_s", step.timeout_s),
+            ("retries", step.retries),
+            ("message", step.message),
+        )
+        if given
+    ]
+    if misplaced:
+        problems.append(
+            f"{prefix}: {', '.join(misplaced)} belong to notebook steps; a uses: step takes "
+            "`with:` (the used runbook's parameters) and its steps set their own"
+        )
+    if step.on_failure not in ("abort", "continue"):
+        problems.append(f"{prefix}: the on_failure of a uses: step is abort or continue")
+    try:
+        child = load_used(loaded, step, stack)
+    except ConfigError as exc:
+        return problems + [f"{prefix}: {exc.message}"]
+    child_problems, child_infos = _validate(child, (*stack, loaded.path.resolve()))
+    problems += [f"{prefix}: uses {step.uses}: {p}" for p in child_problems]
+    child_rb = child.runbook
+    for reserved in [s.id for s in child_rb.steps if s.id in RESERVED_IDS]:
+        problems.append(
+            f"{prefix}: uses {step.uses}: its step id {reserved!r} is reserved in a used "
+            f"runbook (steps.{step.id}.{reserved} means something else); rename the step"
+        )
+    infos[step.id] = UsedInfo(child.path, [s.id for s in child_rb.steps], child_infos)
+    declared = child_rb.parameters
+    for name, value in step.with_.items():
+        where = f"{prefix} with {name!r}"
+        if name not in declared:
+            known = ", ".join(f"{n} ({s.type})" for n, s in declared.items()) or "none"
+            problems.append(
+                f"{where}: {step.uses} declares no parameter {name!r} (declared: {known})"
+            )
+            continue
+        spec = declared[name]
+        if is_template(value) or isinstance(value, list | dict):
+            problems += _check_template(value, where, loaded.runbook, earlier, infos, step)
+            problems += _check_mapped_type(value, spec, where, loaded.runbook)
+        elif not value_fits(value, spec.type):
+            problems.append(f"{where}: {value!r} is not {with_article(spec.type)}")
+        else:
+            try:
+                check_value(name, spec, value)
+            except ConfigError as exc:
+                problems.append(f"{where}: {exc.message}")
+    for name, spec in declared.items():
+        if spec.required and spec.default is None and name not in step.with_:
+            problems.append(
+                f"{prefix}: {step.uses} needs parameter {name!r} ({spec.type}); map it under with:"
+            )
     return problems
+
+
+def _check_mapped_type(value: Any, spec: ParamSpec, where: str, rb: Runbook) -> list[str]:
+    """``with: {x: "{{ params.y }}"}``: the parameter's type must suit the one it feeds."""
+    match = re.fullmatch(r"\{\{\s*params\.(\w+)\s*\}\}", str(value).strip())
+    if not match or match.group(1) not in rb.parameters:
+        return []
+    given = rb.parameters[match.group(1)].type
+    textual = {"str", "path", "date"}
+    fits = (
+        given == spec.type
+        or (given == "int" and spec.type == "float")
+        or (given in textual and spec.type in textual)
+        or (given == "enum" and spec.type in ("str", "enum"))
+    )
+    if fits:
+        return []
+    return [
+        f"{where}: takes runbook parameter {match.group(1)!r} ({given}) but the used "
+        f"runbook declares {spec.type}"
+    ]
 
 
 def _check_on_failure_cycles(rb: Runbook, where: str) -> list[str]:
@@ -182,7 +318,7 @@ def _check_on_failure_cycles(rb: Runbook, where: str) -> list[str]:
 
 
 def _check_summary(
-    summary: Summary, where: str, rb: Runbook, ids: list[str], infos: dict[str, NotebookInfo]
+    summary: Summary, where: str, rb: Runbook, ids: list[str], infos: Infos
 ) -> list[str]:
     problems = []
     fake = Step(id="_summary", gate="approval")
@@ -233,9 +369,7 @@ def _check_bounds_spec(spec: ParamSpec) -> list[str]:
     return []
 
 
-def _check_notebook_step(
-    loaded: LoadedRunbook, step: Step, prefix: str, infos: dict[str, NotebookInfo]
-) -> list[str]:
+def _check_notebook_step(loaded: LoadedRunbook, step: Step, prefix: str, infos: Infos) -> list[str]:
     if not step.notebook:
         return [f"{prefix}: needs `notebook:` (or `gate: approval`)"]
     path = loaded.notebook_path(step)
@@ -249,7 +383,7 @@ def _check_notebook_step(
     except Exception as exc:  # papermill raises several kinds on broken notebooks
         return [f"{prefix}: cannot inspect notebook {step.notebook}: {exc}"]
     infos[step.id] = info
-    problems = []
+    problems = [f"{prefix}: notebook {step.notebook}: {p}" for p in info.declaration_problems]
     declared = info.parameters
     if not declared and step.parameters:
         problems.append(f"{prefix}: notebook {step.notebook} has no cell tagged `parameters`")
@@ -317,7 +451,7 @@ def _check_template(
     where: str,
     rb: Runbook,
     earlier: list[str],
-    infos: dict[str, NotebookInfo],
+    infos: Infos,
     step: Step,
     *,
     bare: bool = False,
@@ -375,7 +509,7 @@ def _check_rollback_ref(ref: tuple[str, ...], where: str, rb: Runbook, step: Ste
 
 
 def _check_step_ref(
-    ref: tuple[str, ...], where: str, earlier: list[str], infos: dict[str, NotebookInfo], step: Step
+    ref: tuple[str, ...], where: str, earlier: list[str], infos: Infos, step: Step
 ) -> list[str]:
     if len(ref) < 3:
         return [
@@ -388,17 +522,44 @@ def _check_step_ref(
             f"{where}: template refers to step {target!r}, which {why} "
             f"(earlier steps: {', '.join(earlier) or 'none'})"
         ]
+    info = infos.get(target)
+    if isinstance(info, UsedInfo):
+        return _check_used_ref(ref, where, info)
     if ref[2] == "status":
         return []
     if ref[2] != "outputs":
         return [f"{where}: {'.'.join(ref)!r}: a step has `outputs` and `status`"]
-    info = infos.get(target)
-    if info is not None and len(ref) >= 4 and ref[3] not in info.outputs:
+    if info is None or len(ref) < 4:
+        return []
+    if info.outputs is None:
         return [
-            f"{where}: step {target!r} never records {ref[3]!r} (its notebook records: "
+            f"{where}: step {target!r} never records {ref[3]!r}: its notebook "
+            f"{info.path.name} declares no outputs (list them in its metadata.opsbook.outputs)"
+        ]
+    if ref[3] not in info.outputs:
+        return [
+            f"{where}: step {target!r} never records {ref[3]!r} (its notebook declares: "
             f"{', '.join(sorted(info.outputs)) or 'nothing'})"
         ]
     return []
+
+
+def _check_used_ref(ref: tuple[str, ...], where: str, info: UsedInfo) -> list[str]:
+    """``steps.<uses id>.status`` or ``steps.<uses id>.<its step>.outputs.<name>``."""
+    target, inner = ref[1], ref[2]
+    if inner == "status":
+        return []
+    if inner not in info.step_ids:
+        return [
+            f"{where}: {'.'.join(ref)!r}: step {target!r} runs {info.path.name}, which has no "
+            f"step {inner!r} (its steps: {', '.join(info.step_ids)}); read "
+            f"steps.{target}.<step>.outputs.<name> or steps.{target}.status"
+        ]
+    if len(ref) < 4:
+        return [f"{where}: {'.'.join(ref)!r} should continue with .outputs.<name> or .status"]
+    dummy = Step(id="_parent", gate="approval")
+    problems = _check_step_ref(("steps", *ref[2:]), where, info.step_ids, info.infos, dummy)
+    return [p.replace(f"step {inner!r}", f"step {target}.{inner}", 1) for p in problems]
 
 
 def check_file(path: str | Path) -> list[str]:
