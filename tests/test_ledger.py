@@ -228,7 +228,8 @@ def test_recover_seals_interrupted_redacted(
     monkeypatch.setenv("KILLED_TOKEN", "tok-3141592653")
     run_id = _interrupted(audit_dir, "KILLED_TOKEN")
     assert audit.verify_trail(audit_dir).unledgered == {run_id: "interrupted"}
-    folder, data = execute.recover(run_id, audit_dir)
+    folder, record = execute.recover(run_id, audit_dir)
+    data = record.to_json()  # the record as sealed
     assert data["status"] == "failed" and data["steps"][0]["status"] == "failed"
     assert data["steps"][0]["error"]["ename"] == "Interrupted"
     assert data["parameters"]["url"] == "http://u:***@h/"

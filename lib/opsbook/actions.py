@@ -9,7 +9,8 @@ redaction (:class:`opsbook.redact.Redactor`) and ledger. A dry run, or a call
 that changed nothing, writes none.
 
 An action record is a folder ``<audit root>/<action_id>/`` holding ``run.json`` with
-``"kind": "action"`` and ``index.html``; its fields (see :class:`ActionRecord`) say who
+``"kind": "action"`` and ``index.html``; its fields
+(:class:`opsbook.runrecord.ActionRecord`) say who
 (``user@host``), when, which call with which parameters (secrets redacted), what
 changed, whether it succeeded, and where it came from (:func:`origin`): a runner step
 (the run's record then lists the action under that step), the ``opsbook`` CLI, an
@@ -30,20 +31,21 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
-from opsbook import audit
+from opsbook import audit, runrecord
 from opsbook.errors import ApprovalRequired
 from opsbook.redact import Redactor
+from opsbook.runrecord import ActionRecord, AnyRecord, Origin, RecordKind, RunRecord, StepError
 from opsbook.settings import audit_root, seen_secrets
 
 ACTION_MIME = "application/vnd.opsbook.action+json"
 #: The secrets opsbook itself reads (see .env.example): always scrubbed from records.
 KNOWN_SECRET_ENV = ["QDRANT_API_KEY", "LOKI_AUTH", "REDIS_URL"]
-KIND = "action"
+KIND = RecordKind.ACTION.value
 STEP_ACTIONS = ".actions.jsonl"  # written into a runner step's folder, read by the runner
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -65,34 +67,6 @@ class ActionSpec:
     changed: Callable[[Any], bool] = lambda r: True  # a no-op writes no record
     before: Callable[[dict[str, Any]], Any] = lambda a: None  # kept as arguments["_before"]
     secret_env: Callable[[dict[str, Any]], list[str]] = lambda a: []
-
-
-@dataclass
-class ActionRecord:
-    """The ``run.json`` of an action record (its JSON form is what is sealed)."""
-
-    run_id: str
-    action: str
-    target: str
-    status: str  # succeeded | failed
-    user: str
-    started_at: str
-    ended_at: str
-    duration_s: float
-    parameters: dict[str, Any]
-    summary: dict[str, Any]
-    origin: dict[str, Any]
-    production: bool
-    approval: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-    environment: dict[str, Any] = field(default_factory=dict)
-    kind: str = KIND
-    schema: int = 1
-
-    def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        return asdict(self)
 
 
 # ------------------------------------------------------------------------- origin
@@ -246,9 +220,9 @@ def record_action(
     """Write and seal one action record; return its id. Use :func:`recorded` where the
     call can be wrapped (it also asks for approval before the change)."""
     root = root or audit_root()
-    where = origin()
-    if approval is None and where["kind"] == "runner":
-        approval = _runner_approvals(root, where["run_id"])
+    where = Origin.model_validate(origin())
+    if approval is None and where.kind == "runner" and where.run_id:
+        approval = _runner_approvals(root, where.run_id)
     action_id, folder = audit.new_record(root, f"action-{name}")
     now = audit.now_iso()
     record = ActionRecord(
@@ -265,17 +239,19 @@ def record_action(
         origin=where,
         production=production,
         approval=approval,
-        error=error,
+        error=StepError.model_validate(error) if error is not None else None,
         environment=audit.environment_info(None),
+        kind=RecordKind.ACTION,
+        schema_version=runrecord.SCHEMA_VERSION,
+        approvals=[approval] if approval else [],  # seal_record signs them into the ledger
     )
-    data = record.to_dict()
-    data["approvals"] = [approval] if approval else []  # seal_record signs them into the ledger
-    redactor = redactor_for(data, secret_env or [])
-    data = redactor.value(data)
-    _write_page(folder, data)  # from the redacted data; sealing scrubs every file again
-    audit.seal_record(root, folder, data, redactor=redactor)  # signed like runner records
-    _announce(data, where)
-    if where["kind"] in ("kernel", "cli"):
+    redactor = redactor_for(record.to_json(), secret_env or [])
+    record = runrecord.parse(redactor.value(record.to_json()))
+    assert isinstance(record, ActionRecord)
+    _write_page(folder, record)  # from the redacted record; sealing scrubs every file again
+    audit.seal_record(root, folder, record, redactor=redactor)  # signed like runner records
+    _announce(record, where)
+    if where.kind in ("kernel", "cli"):
         _refresh_index(root)
     return action_id
 
@@ -290,37 +266,35 @@ def _refresh_index(root: Path) -> None:
         pass
 
 
-def _write_page(folder: Path, data: dict[str, Any]) -> None:
+def _write_page(folder: Path, record: ActionRecord) -> None:
     try:
         from opsbook.report import action_page
 
-        action_page(folder, data)
+        action_page(folder, record)
     except Exception as exc:  # the page is derived; the record itself must be written
-        data["report_error"] = f"{type(exc).__name__}: {exc}"
+        record.report_error = f"{type(exc).__name__}: {exc}"
 
 
-def _announce(data: dict[str, Any], where: dict[str, Any]) -> None:
+def _announce(record: ActionRecord, where: Origin) -> None:
     """Link the record to where it came from: the runner step, or the notebook's output."""
-    if where["kind"] == "runner" and os.environ.get("OPSBOOK_STEP_DIR"):
-        line = json.dumps({"action_id": data["run_id"], "action": data["action"]})
+    if where.kind == "runner" and os.environ.get("OPSBOOK_STEP_DIR"):
+        line = json.dumps({"action_id": record.run_id, "action": record.action})
         with (Path(os.environ["OPSBOOK_STEP_DIR"]) / STEP_ACTIONS).open("a") as fh:
             fh.write(line + "\n")
-    elif where["kind"] == "kernel":
+    elif where.kind == "kernel":
         from IPython.display import display
 
-        text = f"audit: {data['action']} recorded as {data['run_id']} ({data['status']})"
-        payload = {"action_id": data["run_id"], "action": data["action"]}
+        text = f"audit: {record.action} recorded as {record.run_id} ({record.status.value})"
+        payload = {"action_id": record.run_id, "action": record.action}
         display({ACTION_MIME: payload, "text/plain": text}, raw=True)
 
 
 def _runner_approvals(root: Path, run_id: str) -> dict[str, Any] | None:
     """The gate approvals of the runner run this step belongs to (its run.json so far)."""
-    try:
-        run = json.loads((root / run_id / audit.RUN_JSON).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    run = runrecord.read_or_none(root / run_id)
+    if not isinstance(run, RunRecord) or not run.approvals:
         return None
-    approvals = run.get("approvals") or []
-    return {"via": "runbook gates", "gates": approvals} if approvals else None
+    return {"via": "runbook gates", "gates": run.approvals_list}
 
 
 def _jsonable(value: Any) -> Any:
@@ -374,9 +348,9 @@ def _run_recorded(
 ) -> Any:
     target = spec.target(arguments)
     production = spec.production(arguments) or is_production(target)
-    where = origin()
+    where = Origin.model_validate(origin())
     approval = None
-    if production and where["kind"] == "kernel":
+    if production and where.kind == "kernel":
         approval = _take_approval(spec.name, target, interactive=True)
     arguments["_before"] = spec.before(arguments)
     started, started_at = time.monotonic(), audit.now_iso()
@@ -403,14 +377,10 @@ def _run_recorded(
 # ------------------------------------------------------------------------ reading
 
 
-def is_action(data: dict[str, Any]) -> bool:
-    return data.get("kind") == KIND
+def is_action(record: AnyRecord) -> bool:
+    return record.kind == RecordKind.ACTION
 
 
-def title(data: dict[str, Any]) -> str:
+def title(record: AnyRecord) -> str:
     """What a record is called in tables: the runbook's name, or the action's."""
-    if data.get("kind") == "attachment":
-        return "notebook attached"
-    if is_action(data):
-        return str(data.get("action", "?"))
-    return str((data.get("runbook") or {}).get("name", "?"))
+    return record.title

@@ -20,15 +20,15 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import nbformat
 
-from opsbook import actions, audit
+from opsbook import actions, audit, runrecord
 from opsbook.errors import ConfigError
+from opsbook.runrecord import ActionRecord, AttachedNotebook, AttachmentRecord, Origin, RecordKind
 from opsbook.settings import audit_root
 
-ATTACHMENT = "attachment"
+ATTACHMENT = RecordKind.ATTACHMENT.value
 
 
 def actions_in_notebook(nb: nbformat.NotebookNode) -> list[str]:
@@ -46,9 +46,9 @@ def actions_from_origin(root: Path, notebook: Path) -> list[str]:
     """Action records whose origin is an interactive kernel serving ``notebook``."""
     wanted = str(notebook.resolve())
     return [
-        data["run_id"]
-        for data in audit.list_runs(root)
-        if actions.is_action(data) and (data.get("origin") or {}).get("notebook") == wanted
+        record.run_id
+        for record in audit.records(root)
+        if isinstance(record, ActionRecord) and record.origin.notebook == wanted
     ]
 
 
@@ -75,11 +75,12 @@ def attach(
             f"{path.name} produced no action record: nothing to attach it to",
             hint="run the changing cells first and save, or pass --action ACTION_ID",
         )
+    full_ids = []
     for action_id in ids:
-        _, data = audit.load_run(root, action_id)
-        if not actions.is_action(data):
-            raise ConfigError(f"{action_id} is a {data.get('kind', 'run')} record, not an action")
-    full_ids = [audit.load_run(root, a)[1]["run_id"] for a in ids]
+        _, record = audit.load_record(root, action_id)
+        if not isinstance(record, ActionRecord):
+            raise ConfigError(f"{action_id} is a {record.kind.value} record, not an action")
+        full_ids.append(record.run_id)
     return _seal(root, path, full_ids)
 
 
@@ -103,37 +104,35 @@ def _seal(root: Path, path: Path, ids: list[str]) -> str:
     shutil.copyfile(path, folder / "notebook.ipynb")
     redactor = actions.redactor_for(json.loads(path.read_text(encoding="utf-8")), [])
     now = audit.now_iso()
-    data: dict[str, Any] = {
-        "schema": 1,
-        "kind": ATTACHMENT,
-        "run_id": record_id,
-        "status": "succeeded",
-        "user": audit.whoami(),
-        "started_at": now,
-        "ended_at": now,
-        "duration_s": None,
-        "actions": ids,
-        "notebook": {
-            "name": path.name,
-            "path": str(path),
-            "sha256_as_saved": audit.sha256_file(path),
-        },
-        "origin": actions.origin(),
-    }
+    record = AttachmentRecord(
+        schema_version=runrecord.SCHEMA_VERSION,
+        kind=RecordKind.ATTACHMENT,
+        run_id=record_id,
+        status=runrecord.RunStatus.SUCCEEDED,
+        user=audit.whoami(),
+        started_at=now,
+        ended_at=now,
+        duration_s=None,
+        actions=ids,
+        notebook=AttachedNotebook(
+            name=path.name, path=str(path), sha256_as_saved=audit.sha256_file(path)
+        ),
+        origin=Origin.model_validate(actions.origin()),
+    )
     try:
         from opsbook.report import attachment_pages
 
-        attachment_pages(folder, data)
+        attachment_pages(folder, record)
     except Exception as exc:  # the notebook itself is the record; the pages are derived
-        data["report_error"] = f"{type(exc).__name__}: {exc}"
-    audit.seal_record(root, folder, data, redactor=redactor)
+        record.report_error = f"{type(exc).__name__}: {exc}"
+    audit.seal_record(root, folder, record, redactor=redactor)
     return record_id
 
 
 def attachments_of(root: Path, action_id: str) -> list[str]:
     """Ids of the attachment records that name ``action_id``."""
     return [
-        data["run_id"]
-        for data in audit.list_runs(root)
-        if data.get("kind") == ATTACHMENT and action_id in data.get("actions", [])
+        record.run_id
+        for record in audit.records(root)
+        if isinstance(record, AttachmentRecord) and action_id in record.actions
     ]

@@ -35,15 +35,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from opsbook import runlock
-from opsbook.errors import AuditError, ConfigError
+from opsbook import runlock, runrecord
+from opsbook.errors import AuditError, ConfigError, RecordError
 from opsbook.ledger import LEDGER_FILE, is_shared, open_ledger
 from opsbook.redact import Redactor
+from opsbook.runrecord import AnyRecord, Record, RemoteRecord, RunRecord
 from opsbook.signing import Signer, TrustStore, refuse_inside_root, signer_from_env
 
 LEDGER = LEDGER_FILE
 UNSIGNED = "unsigned"
-RUN_JSON = "run.json"
+RUN_JSON = runrecord.RUN_JSON
 GENESIS = "0" * 64
 KEY_PACKAGES = (
     "opsbook",
@@ -199,14 +200,13 @@ def manifest(folder: Path) -> dict[str, str]:
     }
 
 
-def write_run_json(folder: Path, data: dict[str, Any]) -> None:
+def write_run_json(folder: Path, data: Record | dict[str, Any]) -> None:
     """(Re)write run.json while the run is in progress (not sealed yet)."""
-    path = folder / RUN_JSON
-    tmp = folder / (RUN_JSON + ".tmp")
-    tmp.write_text(
-        json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
-    )
-    tmp.replace(path)
+    runrecord.write(folder, _as_record(data))
+
+
+def _as_record(data: Record | dict[str, Any]) -> AnyRecord:
+    return data if isinstance(data, Record) else runrecord.parse(data)
 
 
 _FROM_ENV: Any = object()
@@ -215,7 +215,7 @@ _FROM_ENV: Any = object()
 def seal_record(
     root: Path,
     folder: Path,
-    data: dict[str, Any],
+    data: Record | dict[str, Any],
     *,
     redactor: Redactor | None = None,
     secret_env: list[str] | tuple[str, ...] = (),
@@ -224,9 +224,10 @@ def seal_record(
     """Seal a record folder and append its (signed) ledger entry; return the entry.
 
     The public sealing step for every kind of record (runs, action records): redact
-    every file and ``data`` (``data`` needs ``run_id`` and ``status``; ``approvals``
-    and ``kind`` go into the ledger entry too), hash every artifact into
-    ``data["artifacts"]``, write ``run.json``, make the files read-only, append a
+    every file and ``data`` (a :class:`opsbook.runrecord.Record`, or its JSON form:
+    ``run_id`` and ``status`` at least; its approvals and ``kind`` go into the ledger
+    entry too), hash every artifact into its ``artifacts``, write ``run.json``
+    (updating ``data`` in place to what was sealed), make the files read-only, append a
     ledger entry signed with ``signer`` (default: ``$OPSBOOK_SIGNING_KEY``, checked
     against the trusted keys; None: unsigned), release the run lock and append a
     checkpoint to ``$OPSBOOK_WITNESS`` when set.
@@ -236,59 +237,61 @@ def seal_record(
     if signer is _FROM_ENV:
         signer = signer_from_env(root)
     redactor = redactor or Redactor(secret_env)
+    record = _as_record(data)
     redactor.tree(folder)
-    redacted = redactor.value(data)
-    data.clear()
-    data.update(redacted)  # in place: the caller holds what was sealed
+    sealed = runrecord.parse(redactor.value(record.to_json()))
     warnings = redactor.warnings
     if warnings:
-        data["redaction_warnings"] = warnings
-    data["artifacts"] = manifest(folder)
-    write_run_json(folder, data)
+        sealed.redaction_warnings = warnings
+    sealed.artifacts = manifest(folder)
+    runrecord.write(folder, sealed)
     for path in folder.rglob("*"):
         if path.is_file():
             path.chmod(0o444)
-    extra = {"approvals": data.get("approvals") or [], **entry_summary(data)}
-    if data.get("kind"):
-        extra["kind"] = data["kind"]
+    extra = {"approvals": sealed.approvals_list, **entry_summary(sealed)}
+    if "kind" in sealed.model_fields_set:
+        extra["kind"] = sealed.kind.value
     entry = append_ledger(
         root,
-        data["run_id"],
-        data["status"],
+        sealed.run_id,
+        sealed.status.value,
         sha256_file(folder / RUN_JSON),
         signer=signer,
         extra=extra,
     )
-    runlock.release(root, data["run_id"])
+    if isinstance(data, Record):  # in place: the caller holds what was sealed
+        data.update_from(sealed)
+    else:
+        data.clear()
+        data.update(sealed.to_json())
+    runlock.release(root, sealed.run_id)
     from opsbook.checkpoint import witness
 
     witness(root, signer, entry)
     return entry
 
 
-def entry_summary(data: dict[str, Any]) -> dict[str, Any]:
+def entry_summary(data: Record | dict[str, Any]) -> dict[str, Any]:
     """What a ledger entry carries of its record, for a team's ledger.
 
     With a shared ledger (PostgreSQL) a record's folder may live on another machine:
     its entry then still says what ran, by whom and where, the key results, and the
     sha256 of every artifact, so the folder can be checked wherever it is found.
     """
-    runbook = data.get("runbook")
-    summary = data.get("summary") if isinstance(data.get("summary"), dict) else {}
+    record = data if isinstance(data, Record) else runrecord.parse_partial(data)
     return {
         "host": socket.gethostname(),
-        "user": data.get("user") or whoami(),
+        "user": record.user or whoami(),
         # an action record (opsbook.actions) names its action where a run names its runbook
-        "runbook": (runbook.get("name") if isinstance(runbook, dict) else runbook)
-        or data.get("action"),
-        "started_at": data.get("started_at"),
-        "duration_s": data.get("duration_s"),
-        "key_results": key_results(data) or key_results({"steps": [{"outputs": summary}]}),
-        "artifacts": dict(data.get("artifacts") or {}),
+        "runbook": record.ledger_name,
+        "started_at": record.started_at,
+        "duration_s": record.duration_s,
+        "key_results": record.key_results(),
+        "artifacts": dict(record.artifacts),
     }
 
 
-def seal(root: Path, folder: Path, data: dict[str, Any], secret_env: list[str]) -> str:
+def seal(root: Path, folder: Path, data: Record | dict[str, Any], secret_env: list[str]) -> str:
     """Redact, hash, write run.json, make read-only, append to the ledger; return its hash."""
     return seal_record(root, folder, data, secret_env=secret_env)["hash"]
 
@@ -515,7 +518,11 @@ def verify_record(folder: Path, entry: dict[str, Any]) -> list[str]:
     data = _load_json(run_json)
     if data is None:
         return problems + [f"record {name}: run.json is not valid JSON"]
-    listed: dict[str, str] = data.get("artifacts", {})
+    # only the artifact list is read: the bytes are checked above, and a record written
+    # by another opsbook version (a status this one does not know) still verifies
+    listed = runrecord.artifacts_of(data)
+    if listed is None:
+        return problems + [f"record {name}: run.json lists its artifacts in no known form"]
     if "artifacts" in entry and entry["artifacts"] != listed:
         problems.append(f"record {name}: run.json lists other artifacts than its ledger entry")
     for rel, digest in listed.items():
@@ -583,51 +590,69 @@ def _load_json(path: Path) -> dict[str, Any] | None:
 
 
 def list_runs(root: Path) -> list[dict[str, Any]]:
-    """run.json of every record under ``root``, oldest first."""
-    if not root.exists():
-        return []
+    """run.json of every record under ``root`` as stored (plain JSON), oldest first.
+
+    For tools and tests; opsbook itself reads typed records (:func:`records`)."""
     runs = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for folder in _record_folders(root):
         data = _load_json(folder / RUN_JSON)
         if data is not None:
             runs.append(data)
     return runs
 
 
-def team_runs(root: Path) -> list[dict[str, Any]]:
-    """Every run the configured ledger knows: local run.json, else what its entry says.
+def _record_folders(root: Path) -> list[Path]:
+    if not root.exists():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
-    With the file ledger this is :func:`list_runs`. With a shared ledger (PostgreSQL),
-    runs sealed on other machines appear too, built from their signed entries
-    (``remote`` names the host), so a stakeholder's index covers the whole team.
+
+def records(root: Path) -> list[AnyRecord]:
+    """Every record under ``root`` (runs, actions, attachments), oldest first; a folder
+    without a readable run.json, or whose run.json is not a record, is skipped."""
+    found = (runrecord.read_or_none(folder) for folder in _record_folders(root))
+    return [record for record in found if record is not None]
+
+
+def runs_of(root: Path, runbook: str) -> list[RunRecord]:
+    """The runs of one runbook, oldest first."""
+    return [r for r in records(root) if isinstance(r, RunRecord) and r.runbook_name == runbook]
+
+
+def team_runs(root: Path) -> list[dict[str, Any]]:
+    """:func:`team_records` as plain JSON, for tools: a local record's run.json, a remote
+    one's ledger entry as ``run_id``, ``status``, ``runbook.name``, ``remote`` (its host)..."""
+    return [
+        r.to_listing() if isinstance(r, RemoteRecord) else r.to_json() for r in team_records(root)
+    ]
+
+
+def team_records(root: Path) -> list[AnyRecord]:
+    """Every record the configured ledger knows: local run.json, else what its entry says.
+
+    With the file ledger this is :func:`records`. With a shared ledger (PostgreSQL),
+    records sealed on other machines appear too, built from their signed entries
+    (:class:`opsbook.runrecord.RemoteRecord`, ``remote`` names the host), so a
+    stakeholder's index covers the whole team.
     """
-    local = list_runs(root)
+    local = records(root)
     ledger = open_ledger(root)
     if not is_shared(ledger):
         return local
-    known = {r["run_id"] for r in local}
-    remote = [
-        {
-            "run_id": e["run_id"],
-            "status": e.get("status"),
-            "runbook": {"name": e.get("runbook") or "?"},
-            "kind": e.get("kind") or "run",
-            "action": e.get("runbook"),
-            "user": e.get("user"),
-            "started_at": e.get("started_at"),
-            "duration_s": e.get("duration_s"),
-            "key_results": e.get("key_results") or {},
-            "remote": e.get("host") or "?",
-            "steps": [],
-        }
-        for e in ledger.entries()
-        if "_unreadable" not in e and e.get("run_id") not in known
-    ]
-    return sorted(local + remote, key=lambda r: (str(r.get("started_at") or ""), r["run_id"]))
+    known = {r.run_id for r in local}
+    remote: list[AnyRecord] = []
+    for entry in ledger.entries():
+        if "_unreadable" in entry or entry.get("run_id") in known:
+            continue
+        try:
+            remote.append(RemoteRecord.from_entry(entry))
+        except RecordError:
+            continue
+    return sorted(local + remote, key=lambda r: (str(r.started_at or ""), r.run_id))
 
 
-def load_run(root: Path, run_id: str) -> tuple[Path, dict[str, Any]]:
-    """The folder and run.json of a run; a unique prefix of the id is enough."""
+def _record_folder(root: Path, run_id: str) -> Path:
+    """The folder of a record; a unique prefix of its id is enough."""
     if root.exists():
         matches = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(run_id)]
     else:
@@ -635,28 +660,43 @@ def load_run(root: Path, run_id: str) -> tuple[Path, dict[str, Any]]:
     exact = [p for p in matches if p.name == run_id]
     matches = exact or matches
     if len(matches) != 1:
-        known = ", ".join(r["run_id"] for r in list_runs(root)[-5:]) or "none"
+        known = ", ".join(r.run_id for r in records(root)[-5:]) or "none"
         what = "matches several runs" if matches else "is not a run"
         raise ConfigError(
             f"{run_id!r} {what} under {root}", hint=f"see `opsbook history`; recent runs: {known}"
         )
-    data = _load_json(matches[0] / RUN_JSON)
+    return matches[0]
+
+
+def load_run(root: Path, run_id: str) -> tuple[Path, dict[str, Any]]:
+    """The folder and run.json (plain JSON, as stored) of a record; a unique prefix of
+    the id is enough. opsbook itself reads :func:`load_record`."""
+    folder = _record_folder(root, run_id)
+    data = _load_json(folder / RUN_JSON)
     if data is None:
-        raise AuditError(f"record {matches[0].name} has no readable run.json")
-    return matches[0], data
+        raise AuditError(f"record {folder.name} has no readable run.json")
+    return folder, data
 
 
-def key_results(data: dict[str, Any], limit: int = 6) -> dict[str, Any]:
+def load_record(root: Path, run_id: str) -> tuple[Path, AnyRecord]:
+    """The folder and typed record of a run, action or attachment (a unique prefix of
+    the id is enough); :class:`~opsbook.errors.RecordError` when run.json is unreadable."""
+    folder = _record_folder(root, run_id)
+    return folder, runrecord.read(folder)
+
+
+def load_run_record(root: Path, run_id: str) -> tuple[Path, RunRecord]:
+    """Like :func:`load_record`, for a record that must be a runbook run."""
+    folder = _record_folder(root, run_id)
+    record = runrecord.read(folder)
+    if not isinstance(record, RunRecord):
+        raise ConfigError(
+            f"{folder.name} is an {record.kind.value} record, not a runbook run",
+            hint="`opsbook history` lists the runs",
+        )
+    return folder, record
+
+
+def key_results(data: Record | dict[str, Any], limit: int = 6) -> dict[str, Any]:
     """A few scalar outputs per run for tables: bools, numbers and short strings."""
-    if not data.get("steps") and data.get("key_results"):
-        return dict(list(data["key_results"].items())[:limit])
-    found: dict[str, Any] = {}
-    for step in data.get("steps", []):
-        for name, value in (step.get("outputs") or {}).items():
-            if isinstance(value, bool | int | float) or (
-                isinstance(value, str) and len(value) < 40
-            ):
-                found[name] = value
-            if len(found) >= limit:
-                return found
-    return found
+    return _as_record(data).key_results(limit)

@@ -19,6 +19,7 @@ from opsbook import runbook as rbmod
 from opsbook.clikit import OpsbookGroup
 from opsbook.errors import ConfigError, ExitCode, OpsbookError
 from opsbook.ledger_cli import cli as ledger_cli
+from opsbook.runrecord import ActionRecord, AnyRecord, AttachmentRecord, RunRecord, jsonable
 from opsbook.settings import audit_root
 
 #: Entry-point group through which a package adds a command group (``opsbook loki ...``);
@@ -185,7 +186,7 @@ def history(limit: int, as_json: bool) -> None:
 
     Example: opsbook history -n 5
     """
-    runs = audit.team_runs(audit_root())[-limit:]
+    runs = audit.team_records(audit_root())[-limit:]
     if as_json:
         click.echo(json.dumps([_history_row(r) for r in runs], indent=2, default=str))
         return
@@ -195,51 +196,48 @@ def history(limit: int, as_json: bool) -> None:
     table = Table(title=f"opsbook runs and actions ({audit_root()})")
     for column in ("record", "kind", "runbook / action", "status", "by", "duration", "results"):
         table.add_column(column)
-    for r in runs:
-        row = _history_row(r)
-        results = ", ".join(f"{k}={v}" for k, v in list(row["key_results"].items())[:4])
-        if r.get("remote"):
-            results = f"(on {r['remote']}) " + results
-        duration = r.get("duration_s")
+    for record in runs:
+        results = ", ".join(f"{k}={v}" for k, v in list(_results(record).items())[:4])
+        if record.remote:
+            results = f"(on {record.remote}) " + results
+        duration = record.duration_s
         table.add_row(
-            r["run_id"],
-            row["kind"],
-            row["name"],
-            r.get("status", "?"),
-            r.get("user", ""),
+            record.run_id,
+            record.kind.value,
+            record.title,
+            record.status.value,
+            record.user,
             "" if duration is None else f"{duration:.1f}s",
             results,
         )
     Console(width=220).print(table)
 
 
-def _history_row(data: dict[str, Any]) -> dict[str, Any]:
-    """One record for `opsbook history`: a runbook run, an action or an attachment."""
-    from opsbook import actions
-
-    kind = data.get("kind", "run")
-    if actions.is_action(data):
-        results = {
-            k: v
-            for k, v in (data.get("summary") or {}).items()
-            if isinstance(v, bool | int | float | str)
+def _results(record: AnyRecord) -> dict[str, Any]:
+    """What `opsbook history` shows of a record's results."""
+    if isinstance(record, ActionRecord):
+        results: dict[str, Any] = {
+            k: v for k, v in record.summary.items() if isinstance(v, bool | int | float | str)
         }
-        origin = data.get("origin") or {}
-        results["origin"] = origin.get("kind")
-    elif kind == "attachment":
-        results = {"actions": len(data.get("actions", []))}
-    else:
-        results = data.get("key_results") or audit.key_results(data)  # remote: its entry
+        results["origin"] = record.origin.kind
+        return results
+    if isinstance(record, AttachmentRecord):
+        return {"actions": len(record.actions)}
+    return record.key_results()  # a remote record: what its entry says
+
+
+def _history_row(record: AnyRecord) -> dict[str, Any]:
+    """One record for `opsbook history --json`: a runbook run, an action or an attachment."""
     return {
-        "run_id": data["run_id"],
-        "kind": kind,
-        "name": actions.title(data),
-        "runbook": (data.get("runbook") or {}).get("name"),
-        "action": data.get("action"),
-        "status": data.get("status"),
-        "user": data.get("user"),
-        "duration_s": data.get("duration_s"),
-        "key_results": results,
+        "run_id": record.run_id,
+        "kind": record.kind.value,
+        "name": record.title,
+        "runbook": record.runbook_name,
+        "action": record.action if isinstance(record, ActionRecord) else None,
+        "status": record.status.value,
+        "user": record.user,
+        "duration_s": record.duration_s,
+        "key_results": _results(record),
     }
 
 
@@ -251,52 +249,43 @@ def show(run_id: str) -> None:
     Example: opsbook show 20261128T101500Z   (a unique prefix is enough)
     """
     try:
-        folder, data = audit.load_run(audit_root(), run_id)
+        folder, record = audit.load_record(audit_root(), run_id)
     except ConfigError:
         remote = [
-            r
-            for r in audit.team_runs(audit_root())
-            if r.get("remote") and r["run_id"].startswith(run_id)
+            r for r in audit.team_records(audit_root()) if r.remote and r.run_id.startswith(run_id)
         ]
         if len(remote) != 1:
             raise
-        data = remote[0]
+        (found,) = remote
         click.echo(
-            f"{data['run_id']}  {data['runbook']['name']}  {data['status']}  "
-            f"{data.get('duration_s')}s  by {data['user']}  (sealed on {data['remote']})"
+            f"{found.run_id}  {found.title}  {found.status.value}  "
+            f"{found.duration_s}s  by {found.user}  (sealed on {found.remote})"
         )
-        for key, value in data["key_results"].items():
+        for key, value in found.key_results().items():
             click.echo(f"      {key} = {value}")
-        click.echo(f"  record: on {data['remote']} (its artifact hashes are in the ledger)")
+        click.echo(f"  record: on {found.remote} (its artifact hashes are in the ledger)")
         return
-    if data.get("kind") in ("action", "attachment"):
-        _show_record(folder, data)
+    if not isinstance(record, RunRecord):
+        _show_record(folder, record)
         return
     click.echo(
-        f"{data['run_id']}  {data['runbook']['name']}  {data['status']}  "
-        f"{data.get('duration_s')}s  by {data['user']}"
+        f"{record.run_id}  {record.title}  {record.status.value}  "
+        f"{record.duration_s}s  by {record.user}"
     )
-    if data.get("resumed_from"):
-        click.echo(f"  resumed from {data['resumed_from']}")
-    for step in data.get("steps", []):
+    if record.resumed_from:
+        click.echo(f"  resumed from {record.resumed_from}")
+    for step in record.steps:
         click.echo(
-            f"  - {step['id']}: {step.get('status')}"
-            + (
-                f" ({step['error']['ename']}: {step['error']['evalue']})"
-                if step.get("error")
-                else ""
-            )
+            f"  - {step.id}: {step.status.value if step.status else None}"
+            + (f" ({step.error.ename}: {step.error.evalue})" if step.error else "")
         )
-        for key, value in (step.get("outputs") or {}).items():
+        for key, value in step.outputs.items():
             text = json.dumps(value, default=str)
             click.echo(f"      {key} = {text[:120] + ('…' if len(text) > 120 else '')}")
-    for approval in data.get("approvals", []):
-        click.echo(
-            f"  approved {approval['step']} by {approval['by']} at {approval['at']} "
-            f"({approval['via']})"
-        )
+    for approval in record.approvals:
+        click.echo(f"  approved {approval.step} by {approval.by} at {approval.at} ({approval.via})")
     click.echo(f"  record: {folder}")
-    click.echo(f"  ledger: {_seal_state(folder.parent, data['run_id'])}")
+    click.echo(f"  ledger: {_seal_state(folder.parent, record.run_id)}")
 
 
 def _seal_state(root: Path, run_id: str) -> str:
@@ -314,20 +303,20 @@ def _seal_state(root: Path, run_id: str) -> str:
     return f"not sealed: {lock.state} ({lock.detail})"
 
 
-def _show_record(folder: Path, data: dict[str, Any]) -> None:
-    from opsbook import actions
+def _show_record(folder: Path, record: AnyRecord) -> None:
     from opsbook.attach import attachments_of
 
     click.echo(
-        f"{data['run_id']}  {actions.title(data)}  {data['status']}  by {data['user']} "
-        f"at {data['started_at']}"
+        f"{record.run_id}  {record.title}  {record.status.value}  by {record.user} "
+        f"at {record.started_at}"
     )
     for key in ("target", "origin", "approval", "error", "parameters", "summary", "actions"):
-        if data.get(key) is not None:
-            text = json.dumps(data[key], default=str)
+        value = getattr(record, key, None)
+        if value is not None:
+            text = json.dumps(jsonable(value), default=str)
             click.echo(f"  {key}: {text[:400] + ('…' if len(text) > 400 else '')}")
-    if actions.is_action(data):
-        for attached in attachments_of(audit_root(), data["run_id"]):
+    if isinstance(record, ActionRecord):
+        for attached in attachments_of(audit_root(), record.run_id):
             click.echo(f"  notebook attached: {attached}")
     click.echo(f"  record: {folder}")
 
@@ -435,8 +424,8 @@ def recover(run_id: str) -> None:
 
     Example: opsbook verify   # names interrupted runs;  opsbook recover 20261130T0400
     """
-    folder, data = execute.recover(run_id)
-    click.echo(f"sealed {data['run_id']} as failed (interrupted); record: {folder}")
+    folder, record = execute.recover(run_id)
+    click.echo(f"sealed {record.run_id} as failed (interrupted); record: {folder}")
 
 
 @cli.command()
@@ -551,6 +540,25 @@ def keys_revoke(fingerprint: str, reason: str) -> None:
 
     key = signing.retire(fingerprint, revoke=True, reason=reason)
     click.echo(f"{key.fingerprint} revoked at {key.revoked_at}")
+
+
+@cli.group()
+def schema() -> None:
+    """JSON Schemas of opsbook's files, for tools that read them.
+
+    Example: opsbook schema run-record > run-record.schema.json
+    """
+
+
+@schema.command("run-record")
+def schema_run_record() -> None:
+    """The JSON Schema of run.json (runs, action records, attachments).
+
+    The same file is committed as docs/run-record.schema.json.
+    """
+    from opsbook import runrecord
+
+    click.echo(runrecord.json_schema_text(), nl=False)
 
 
 cli.add_command(ledger_cli)

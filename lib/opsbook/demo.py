@@ -21,6 +21,7 @@ import yaml
 
 from opsbook import audit
 from opsbook.paths import project_root
+from opsbook.runrecord import RunRecord, RunStatus
 from opsbook.settings import audit_root
 
 P0_RUNBOOK = "p0-platform-hardening"
@@ -95,39 +96,39 @@ def make_fixtures() -> Path:
     return out
 
 
-def newest_p0_run() -> dict[str, Any] | None:
-    runs = [r for r in audit.list_runs(audit_root()) if r["runbook"]["name"] == P0_RUNBOOK]
+def newest_p0_run() -> RunRecord | None:
+    runs = audit.runs_of(audit_root(), P0_RUNBOOK)
     return runs[-1] if runs else None
 
 
 def print_summary() -> int:
     """One screen about the newest P0 run; exit code mirrors the run's status."""
-    data = newest_p0_run()
+    record = newest_p0_run()
     root = audit_root()
-    if data is None:
+    if record is None:
         _say(f"no {P0_RUNBOOK} run under {root}")
         return 1
-    folder = root / data["run_id"]
+    folder = root / record.run_id
     _say("")
     _say(
-        f"P0 platform hardening: {data['status'].upper()} in {data.get('duration_s', 0):.0f}s "
-        f"(run {data['run_id']})"
+        f"P0 platform hardening: {record.status.value.upper()} in {record.duration_s or 0:.0f}s "
+        f"(run {record.run_id})"
     )
-    for step in data.get("steps", []):
-        line = f"  {step['id']:<22} {step.get('status', '?'):<18}"
-        shown = audit.key_results({"steps": [step]}, 4)
+    for step in record.steps:
+        line = f"  {step.id:<22} {step.status.value if step.status else '?':<18}"
+        shown = step.scalar_outputs(4, 40)
         if shown:
             line += ", ".join(f"{k}={v}" for k, v in shown.items())
-        if step.get("error"):
-            line += f"{step['error'].get('ename')}: {str(step['error'].get('evalue'))[:80]}"
+        if step.error:
+            line += step.error.short(80)
         _say(line[:160])
-    for approval in data.get("approvals", []):
-        _say(f"  approved {approval['step']} by {approval['by']} ({approval['via']})")
+    for approval in record.approvals:
+        _say(f"  approved {approval.step} by {approval.by} ({approval.via})")
     _say("")
     _say(f"Executive summary : {folder / 'summary.html'}")
     _say(f"Run page          : {folder / 'index.html'}")
     _say(f"All runs          : {root / 'index.html'}")
-    return 0 if data["status"] == "succeeded" else 1
+    return 0 if record.status == RunStatus.SUCCEEDED else 1
 
 
 def main(argv: list[str]) -> int:

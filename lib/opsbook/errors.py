@@ -92,3 +92,7 @@ class AuditError(OpsbookError):
 
 class OutputError(OpsbookError):
     """A step's recorded outputs do not match what its notebook declares."""
+
+
+class RecordError(AuditError):
+    """A run.json does not fit the record format (an unknown status, a missing field)."""

@@ -25,7 +25,7 @@ from typing import Any
 
 import nbformat
 
-from opsbook import actions, audit, checkpoint, ledger, process, report, runlock
+from opsbook import actions, audit, checkpoint, ledger, process, report, runlock, runrecord
 from opsbook.errors import AuditError, ConfigError, ExitCode, OutputError, RunbookError
 from opsbook.outputs import ENV_VAR as OUTPUTS_ENV
 from opsbook.outputs import OutputSpec, env_value, mismatches
@@ -41,6 +41,20 @@ from opsbook.runbook import (
     render,
     resolve_parameters,
     validate,
+)
+from opsbook.runrecord import (
+    Approval,
+    Attempt,
+    Recovered,
+    RunbookRef,
+    RunRecord,
+    RunStatus,
+    SecretRef,
+    StepError,
+    StepKind,
+    StepRecord,
+    StepStatus,
+    template_context,
 )
 from opsbook.settings import audit_root
 from opsbook.signing import TrustStore, signer_from_env
@@ -71,10 +85,15 @@ class RunOptions:
 @dataclass
 class RunResult:
     run_id: str
-    status: str
+    status: RunStatus
     exit_code: int
     folder: Path
-    data: dict[str, Any]
+    record: RunRecord
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The record as sealed in run.json (its JSON form)."""
+        return self.record.to_json()
 
 
 # -------------------------------------------------------------------------- public
@@ -97,7 +116,7 @@ def resume(run_id: str, options: RunOptions | None = None) -> RunResult:
     """Continue a stopped or failed run from the step where it stopped, as a new record."""
     options = options or RunOptions()
     root = options.root or audit_root()
-    folder, previous = audit.load_run(root, run_id)
+    folder, previous = audit.load_run_record(root, run_id)
     problems = audit.verify_one(root, folder.name, TrustStore.load())
     if problems:
         raise AuditError(
@@ -106,21 +125,23 @@ def resume(run_id: str, options: RunOptions | None = None) -> RunResult:
             hint="a tampered record is never resumed: start a new run with `opsbook run`"
             " (an interrupted record: `opsbook recover` it first)",
         )
-    if previous["status"] == "succeeded":
+    if previous.status == RunStatus.SUCCEEDED:
         raise ConfigError(
-            f"run {previous['run_id']} succeeded: there is nothing to resume",
+            f"run {previous.run_id} succeeded: there is nothing to resume",
             hint="start a new run with `opsbook run`",
         )
+    if previous.runbook is None or previous.runbook.path is None:
+        raise AuditError(f"run {previous.run_id} names no runbook: it cannot be resumed")
     loaded = load(folder / "runbook.yaml")
-    loaded.path = Path(previous["runbook"]["path"])
-    loaded.root = Path(previous["project_root"])
+    loaded.path = Path(previous.runbook.path)
+    loaded.root = Path(str(previous.project_root))
     check(loaded)
     check_approvals(loaded.runbook, options.approve)
     with _sigterm_as_interrupt():
-        return _Run(loaded, previous["parameters"], options, previous=previous).execute()
+        return _Run(loaded, previous.parameters, options, previous=previous).execute()
 
 
-def recover(run_id: str, root: Path | None = None) -> tuple[Path, dict[str, Any]]:
+def recover(run_id: str, root: Path | None = None) -> tuple[Path, RunRecord]:
     """Seal an interrupted record (its runner died: SIGKILL, power loss) as failed.
 
     Refuses a record that is already in the ledger or whose runner is still alive.
@@ -130,7 +151,7 @@ def recover(run_id: str, root: Path | None = None) -> tuple[Path, dict[str, Any]
     root = root or audit_root()
     signer = signer_from_env(root)  # before anything is written
     ledger.preflight(root)
-    folder, data = audit.load_run(root, run_id)
+    folder, record = audit.load_run_record(root, run_id)
     run_id = folder.name
     if any(e.get("run_id") == run_id for e in audit.read_ledger(root)):
         raise ConfigError(f"run {run_id} is already sealed: there is nothing to recover")
@@ -140,27 +161,23 @@ def recover(run_id: str, root: Path | None = None) -> tuple[Path, dict[str, Any]
             f"run {run_id} is still running ({lock.detail})",
             hint="stop it (Ctrl-C or SIGTERM seals it as failed) or wait for it to finish",
         )
-    redactor = Redactor([s["env"] for s in data.get("secrets", []) if s.get("env")])
-    redactor.add_from_data(data.get("parameters", {}))
+    redactor = Redactor([s.env for s in record.secrets if s.env])
+    redactor.add_from_data(record.parameters)
     by = audit.whoami()
-    for step in data.get("steps", []):
-        if step.get("status") in (None, "running"):
-            step["status"] = "failed"
-            step["error"] = {
-                "ename": "Interrupted",
-                "evalue": "the runner died while this step ran",
-                "cell_index": None,
-            }
-    data.update(
-        status="failed",
-        exit_code=ExitCode.FAILED,
-        error=f"interrupted: the runner died ({lock.detail}); recovered by {by}",
-        recovered={"by": by, "at": audit.now_iso(), "lock": lock.lock},
-    )
-    audit.seal_record(root, folder, data, redactor=redactor, signer=signer)
+    for step in record.steps:
+        if step.status in (None, StepStatus.RUNNING):
+            step.status = StepStatus.FAILED
+            step.error = StepError(
+                ename="Interrupted", evalue="the runner died while this step ran", cell_index=None
+            )
+    record.status = RunStatus.FAILED
+    record.exit_code = ExitCode.FAILED
+    record.error = f"interrupted: the runner died ({lock.detail}); recovered by {by}"
+    record.recovered = Recovered(by=by, at=audit.now_iso(), lock=lock.lock)
+    audit.seal_record(root, folder, record, redactor=redactor, signer=signer)
     with contextlib.suppress(Exception):  # derived; `opsbook report` rebuilds it
         report.audit_index(root)
-    return folder, data
+    return folder, record
 
 
 class Terminated(KeyboardInterrupt):
@@ -229,7 +246,7 @@ class _Run:
         loaded: LoadedRunbook,
         params: dict[str, Any],
         options: RunOptions,
-        previous: dict[str, Any] | None = None,
+        previous: RunRecord | None = None,
     ) -> None:
         self.loaded = loaded
         self.rb = loaded.runbook
@@ -248,46 +265,50 @@ class _Run:
         self.run_id, self.folder = audit.new_record(self.root, self.rb.name)  # and its lock
         work_root = options.work_root or Path(os.environ.get("OPSBOOK_WORK_DIR", "work"))
         self.work_dir = (
-            Path(previous["work_dir"]) if previous else (work_root / self.run_id).resolve()
+            Path(str(previous.work_dir))
+            if previous and previous.work_dir
+            else (work_root / self.run_id).resolve()
         )
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.steps_ctx: dict[str, dict[str, Any]] = {}
-        self.data = self._initial_record()
+        self.record = self._initial_record()
 
-    def _initial_record(self) -> dict[str, Any]:
+    def _initial_record(self) -> RunRecord:
         (self.folder / "runbook.yaml").write_text(self.loaded.text, encoding="utf-8")
-        data: dict[str, Any] = {
-            "schema": 1,
-            "run_id": self.run_id,
-            "runbook": {
-                "name": self.rb.name,
-                "description": self.rb.description,
-                "path": str(self.loaded.path),
-                "sha256": audit.sha256_text(self.loaded.text),
-            },
-            "project_root": str(self.loaded.root),
-            "status": "running",
-            "parameters": self.params,
-            "secrets": [
-                {"env": s.env, "set": bool(os.environ.get(s.env))} for s in self.rb.secrets
+        record = RunRecord(
+            schema_version=runrecord.SCHEMA_VERSION,
+            run_id=self.run_id,
+            runbook=RunbookRef(
+                name=self.rb.name,
+                description=self.rb.description,
+                path=str(self.loaded.path),
+                sha256=audit.sha256_text(self.loaded.text),
+            ),
+            project_root=str(self.loaded.root),
+            status=RunStatus.RUNNING,
+            parameters=self.params,
+            secrets=[
+                SecretRef(env=s.env, set=bool(os.environ.get(s.env))) for s in self.rb.secrets
             ],
-            "user": audit.whoami(),
-            "started_at": audit.now_iso(),
-            "ended_at": None,
-            "duration_s": None,
-            "resumed_from": self.previous["run_id"] if self.previous else None,
-            "work_dir": str(self.work_dir),
-            "approvals": [],
-            "steps": [],
-            "environment": audit.environment_info(self.loaded.root),
-        }
-        self._save(data)
-        return data
+            user=audit.whoami(),
+            started_at=audit.now_iso(),
+            ended_at=None,
+            duration_s=None,
+            resumed_from=self.previous.run_id if self.previous else None,
+            work_dir=str(self.work_dir),
+            approvals=[],
+            steps=[],
+            environment=audit.environment_info(self.loaded.root),
+        )
+        self._save(record)
+        return record
 
-    def _save(self, data: dict[str, Any] | None = None) -> None:
+    def _save(self, record: RunRecord | None = None) -> None:
         """Write run.json, redacted: even a killed run leaves no plain secret in it."""
         self.redactor.refresh(self.folder)
-        audit.write_run_json(self.folder, self.redactor.value(data or self.data))
+        audit.write_run_json(self.folder, self._redacted(record or self.record))
+
+    def _redacted(self, record: RunRecord) -> RunRecord:
+        return runrecord.parse_run(self.redactor.value(record.to_json()))
 
     def _echo(self, line: str) -> None:
         self.options.echo(self.redactor.text(line))
@@ -298,82 +319,66 @@ class _Run:
         started = time.monotonic()
         echo = self._echo
         echo(f"run {self.run_id}: {self.rb.name} ({len(self.rb.steps)} steps)")
-        status, exit_code = "succeeded", ExitCode.OK
+        status, exit_code = RunStatus.SUCCEEDED, ExitCode.OK
         start_at = self._carry_previous()
         try:
             for step in self.rb.steps[start_at:]:
                 outcome = self._do_step(step)
                 if outcome == "awaiting_approval":
-                    status, exit_code = "awaiting_approval", ExitCode.AWAITING_APPROVAL
+                    status, exit_code = RunStatus.AWAITING_APPROVAL, ExitCode.AWAITING_APPROVAL
                     break
                 if outcome == "abort":
-                    status, exit_code = "failed", ExitCode.FAILED
+                    status, exit_code = RunStatus.FAILED, ExitCode.FAILED
                     break
                 if outcome == "failed_continue":
-                    status, exit_code = "failed", ExitCode.FAILED
+                    status, exit_code = RunStatus.FAILED, ExitCode.FAILED
         except KeyboardInterrupt as exc:
-            status, exit_code = "failed", ExitCode.FAILED
-            self.data["error"] = (
+            status, exit_code = RunStatus.FAILED, ExitCode.FAILED
+            self.record.error = (
                 "terminated (SIGTERM)"
                 if isinstance(exc, Terminated)
                 else "interrupted by the user (Ctrl-C)"
             )
             raise
         except RunbookError as exc:  # a template failed at run time
-            status, exit_code = "failed", ExitCode.FAILED
-            self.data["error"] = str(exc)
+            status, exit_code = RunStatus.FAILED, ExitCode.FAILED
+            self.record.error = str(exc)
             echo(f"  error: {exc}")
         finally:
             self.warm.discard()  # a child started for a step that will not run
             self._finish(status, exit_code, time.monotonic() - started)
-        return RunResult(self.run_id, status, exit_code, self.folder, self.data)
+        return RunResult(self.run_id, status, exit_code, self.folder, self.record)
 
     def _carry_previous(self) -> int:
         """Copy finished steps of the run being resumed; return where to continue."""
         if not self.previous:
             return 0
-        self.data["approvals"] = list(self.previous.get("approvals", []))
+        self.record.approvals = [a.model_copy(deep=True) for a in self.previous.approvals]
         ids = [s.id for s in self.rb.steps]
-        for old in self.previous["steps"]:
-            if old["status"] not in ("succeeded", "skipped", "approved", "carried"):
-                return ids.index(old["id"])
-            carried = dict(
-                old,
-                status="carried",
-                original_status=old["status"],
-                from_run=self.previous["run_id"],
-            )
-            self.data["steps"].append(carried)
-            self.steps_ctx[old["id"]] = {
-                "outputs": old.get("outputs") or {},
-                "status": old["status"],
-            }
+        for old in self.previous.steps:
+            if old.status not in runrecord.DONE_STEP:
+                return ids.index(old.id)
+            carried = old.model_copy(deep=True)
+            carried.original_status = old.status
+            carried.status = StepStatus.CARRIED
+            carried.from_run = self.previous.run_id
+            self.record.steps.append(carried)
         return len(ids)
 
     def _context(self, step: Step) -> dict[str, Any]:
-        return {
-            "params": self.params,
-            "steps": self.steps_ctx,
-            "run": {
-                "id": self.run_id,
-                "dir": str(self.folder),
-                "work_dir": str(self.work_dir),
-                "runbook": self.rb.name,
-            },
-            "step": {"id": step.id, "dir": str(self._step_dir(step))},
-        }
+        return template_context(self.record, folder=self.folder, step_id=step.id)
 
     def _step_dir(self, step: Step) -> Path:
         return self.folder / "steps" / step.id
 
     def _do_step(self, step: Step) -> str:
         """Run one step; return continue | abort | awaiting_approval | failed_continue."""
-        entry: dict[str, Any] = {
-            "id": step.id,
-            "title": step.title,
-            "kind": "gate" if step.is_gate else "notebook",
-        }
-        self.data["steps"].append(entry)
+        entry = StepRecord(
+            id=step.id,
+            title=step.title,
+            kind=StepKind.GATE if step.is_gate else StepKind.NOTEBOOK,
+        )
+        self.record.steps.append(entry)
         if step.id in self.rb.rollback_step_ids:
             return self._skip(step, entry, "rollback step: runs only when a step fails")
         context = self._context(step)
@@ -384,18 +389,18 @@ class _Run:
             return self._gate(step, entry, context)
         return self._notebook(step, entry, context)
 
-    def _skip(self, step: Step, entry: dict[str, Any], reason: str) -> str:
-        entry.update(status="skipped", reason=reason)
-        self.steps_ctx[step.id] = {"outputs": {}, "status": "skipped"}
+    def _skip(self, step: Step, entry: StepRecord, reason: str) -> str:
+        entry.status = StepStatus.SKIPPED
+        entry.reason = reason
         self._echo(f"- {step.id}: skipped ({reason})")
         self._save()
         return "continue"
 
     # ----------------------------------------------------------------------- gates
 
-    def _gate(self, step: Step, entry: dict[str, Any], context: dict[str, Any]) -> str:
+    def _gate(self, step: Step, entry: StepRecord, context: dict[str, Any]) -> str:
         message = str(render(step.message, context)) if step.message else f"Approve {step.id}?"
-        entry["message"] = message
+        entry.message = message
         via = None
         if step.id in self.options.approve:
             via = "--approve"
@@ -405,12 +410,12 @@ class _Run:
             via = "prompt" if self.options.confirm(f"[{step.id}] {message}") else None
         if via is not None:
             self._approve(step, entry, message, via)
-        approvals = [a for a in self.data["approvals"] if a["step"] == step.id]
-        distinct = sorted({a["by"] for a in approvals})
-        entry.update(approvals_needed=step.min_approvals, approved_by=distinct)
+        approvals = self.record.approvals_of(step.id)
+        distinct = sorted({a.by for a in approvals})
+        entry.approvals_needed = step.min_approvals
+        entry.approved_by = distinct
         if len(distinct) < step.min_approvals:
-            entry["status"] = "awaiting_approval"
-            self.steps_ctx[step.id] = {"outputs": {}, "status": "awaiting_approval"}
+            entry.status = StepStatus.AWAITING_APPROVAL
             count = f" ({len(distinct)}/{step.min_approvals} approvals)" * (step.min_approvals > 1)
             who = f" from one of {', '.join(step.approvers)}" if step.approvers else ""
             self._echo(
@@ -419,42 +424,41 @@ class _Run:
             )
             self._save()
             return "awaiting_approval"
-        entry.update(status="approved", approval=approvals[-1])
-        self.steps_ctx[step.id] = {"outputs": {"approved": True}, "status": "approved"}
+        entry.status = StepStatus.APPROVED
+        entry.approval = approvals[-1].model_copy(deep=True)
         self._echo(f"- {step.id}: approved by {', '.join(distinct)}")
         self._save()
         return "continue"
 
-    def _approve(self, step: Step, entry: dict[str, Any], message: str, via: str) -> None:
+    def _approve(self, step: Step, entry: StepRecord, message: str, via: str) -> None:
         """Record one approval, unless its user may not approve or already did."""
         by = audit.whoami()
-        approval = {"step": step.id, "by": by, "at": audit.now_iso(), "via": via}
+        approval = Approval(step=step.id, by=by, at=audit.now_iso(), via=via)
         if step.approvers and not _allowed(by, step.approvers):
-            entry.setdefault("refused_approvals", []).append(approval)
+            entry.refused_approvals = [*entry.refused_approvals, approval]
             self._echo(
                 f"- {step.id}: approval by {by} does not count: approvers are "
                 f"{', '.join(step.approvers)}"
             )
             return
-        if any(a["step"] == step.id and a["by"] == by for a in self.data["approvals"]):
+        if any(a.by == by for a in self.record.approvals_of(step.id)):
             self._echo(f"- {step.id}: {by} already approved; another user must approve")
             return
-        self.data["approvals"].append(dict(approval, message=message))
+        approval.message = message
+        self.record.approvals.append(approval)
 
     # ------------------------------------------------------------------- notebooks
 
-    def _notebook(self, step: Step, entry: dict[str, Any], context: dict[str, Any]) -> str:
+    def _notebook(self, step: Step, entry: StepRecord, context: dict[str, Any]) -> str:
         step_dir = self._step_dir(step)
         step_dir.mkdir(parents=True, exist_ok=True)
         parameters = render(step.parameters, context)
-        entry.update(
-            notebook_source=str(step.notebook),
-            parameters=parameters,
-            started_at=audit.now_iso(),
-            attempts=[],
-        )
+        entry.notebook_source = str(step.notebook)
+        entry.parameters = parameters
+        entry.started_at = audit.now_iso()
+        entry.attempts = []
         began = time.monotonic()
-        outcome: dict[str, Any] = {}
+        outcome = Attempt(status=StepStatus.FAILED)
         attempts = step.retries + 1
         for attempt in range(1, attempts + 1):
             self._echo(
@@ -462,63 +466,47 @@ class _Run:
                 + (f" (attempt {attempt}/{attempts})" if attempt > 1 else "")
             )
             outcome = self._attempt(step, step_dir, parameters, attempt)
-            entry["attempts"].append(
-                {
-                    k: outcome.get(k)
-                    for k in (
-                        "status",
-                        "ename",
-                        "evalue",
-                        "cell_index",
-                        "duration_s",
-                        "started_ahead",
-                    )
-                }
-            )
-            if outcome["status"] == "succeeded":
+            entry.attempts.append(outcome)
+            if outcome.status == StepStatus.SUCCEEDED:
                 break
         nb_path = step_dir / "notebook.ipynb"
         outputs = self._read_outputs(nb_path)
-        if outcome["status"] == "succeeded":
+        if outcome.status == StepStatus.SUCCEEDED:
             outcome = self._check_outputs(step, outputs) or outcome
-        entry.update(
-            status=outcome["status"],
-            ended_at=audit.now_iso(),
-            duration_s=round(time.monotonic() - began, 3),
-            notebook=f"steps/{step.id}/notebook.ipynb",
-            log=f"steps/{step.id}/step.log",
-        )
-        entry["outputs"] = outputs
-        entry["actions"] = actions.step_actions(step_dir)  # changes the notebook made
-        if outcome["status"] != "succeeded":
-            entry["error"] = {k: outcome.get(k) for k in ("ename", "evalue", "cell_index")}
-        self.steps_ctx[step.id] = {"outputs": outputs, "status": entry["status"]}
+        entry.status = outcome.status
+        entry.ended_at = audit.now_iso()
+        entry.duration_s = round(time.monotonic() - began, 3)
+        entry.notebook = f"steps/{step.id}/notebook.ipynb"
+        entry.log = f"steps/{step.id}/step.log"
+        entry.outputs = outputs
+        entry.actions = actions.step_actions(step_dir)  # changes the notebook made
+        if outcome.status != StepStatus.SUCCEEDED:
+            entry.error = StepError(
+                ename=outcome.ename, evalue=outcome.evalue, cell_index=outcome.cell_index
+            )
         self._reports(step, entry, nb_path)
         self._save()
         return self._after(step, entry)
 
-    def _after(self, step: Step, entry: dict[str, Any]) -> str:
+    def _after(self, step: Step, entry: StepRecord) -> str:
         echo = self._echo
-        if entry["status"] == "succeeded":
-            echo(f"  {step.id}: succeeded in {entry['duration_s']:.1f}s")
+        if entry.status == StepStatus.SUCCEEDED:
+            echo(f"  {step.id}: succeeded in {entry.duration_s or 0:.1f}s")
             return "continue"
-        err = entry.get("error") or {}
-        echo(
-            f"  {step.id}: FAILED ({err.get('ename')}: {str(err.get('evalue'))[:300]})"
-            f"; see {self.folder / entry['notebook']}"
-        )
+        err = entry.error or StepError()
+        echo(f"  {step.id}: FAILED ({err.short()}); see {self.folder / str(entry.notebook)}")
         if step.on_failure == "continue":
             return "failed_continue"
         if step.on_failure != "abort":
             rollback = self.rb.step(step.on_failure)
             echo(f"- {step.id}: running rollback step {rollback.id}")
-            rb_entry: dict[str, Any] = {
-                "id": rollback.id,
-                "title": rollback.title,
-                "kind": "notebook",
-                "rollback_for": step.id,
-            }
-            self.data["steps"].append(rb_entry)
+            rb_entry = StepRecord(
+                id=rollback.id,
+                title=rollback.title,
+                kind=StepKind.NOTEBOOK,
+                rollback_for=step.id,
+            )
+            self.record.steps.append(rb_entry)
             if not rollback.is_gate:
                 self._notebook(rollback, rb_entry, self._context(rollback))
         return "abort"
@@ -526,18 +514,18 @@ class _Run:
     def _declared_outputs(self, step: Step) -> dict[str, OutputSpec] | None:
         return inspect(self.loaded.notebook_path(step)).outputs
 
-    def _check_outputs(self, step: Step, outputs: dict[str, Any]) -> dict[str, Any] | None:
+    def _check_outputs(self, step: Step, outputs: dict[str, Any]) -> Attempt | None:
         """A failed outcome when the recorded outputs do not match the declaration."""
         declaration = self._declared_outputs(step)
         problems = mismatches(declaration, outputs) if declaration is not None else []
         if not problems:
             return None
-        return {
-            "status": "failed",
-            "ename": OutputError.__name__,
-            "evalue": f"step {step.id!r} ({step.notebook}): " + "; ".join(problems),
-            "cell_index": None,
-        }
+        return Attempt(
+            status=StepStatus.FAILED,
+            ename=OutputError.__name__,
+            evalue=f"step {step.id!r} ({step.notebook}): " + "; ".join(problems),
+            cell_index=None,
+        )
 
     def _read_outputs(self, nb_path: Path) -> dict[str, Any]:
         if not nb_path.exists():
@@ -549,7 +537,7 @@ class _Run:
 
     def _attempt(
         self, step: Step, step_dir: Path, parameters: dict[str, Any], attempt: int
-    ) -> dict[str, Any]:
+    ) -> Attempt:
         output = step_dir / "notebook.ipynb"
         if output.exists() and attempt > 1:
             output.replace(step_dir / f"notebook.attempt{attempt - 1}.ipynb")
@@ -600,9 +588,14 @@ class _Run:
                 "cell_index": None,
             }
         result_path.unlink(missing_ok=True)
-        outcome["duration_s"] = round(time.monotonic() - began, 3)
-        outcome["started_ahead"] = started_ahead
-        return outcome
+        return Attempt(
+            status=outcome.get("status", StepStatus.FAILED),
+            ename=outcome.get("ename"),
+            evalue=outcome.get("evalue"),
+            cell_index=outcome.get("cell_index"),
+            duration_s=round(time.monotonic() - began, 3),
+            started_ahead=started_ahead,
+        )
 
     def _child_env(self, step: Step) -> dict[str, str]:
         declaration = self._declared_outputs(step)
@@ -647,41 +640,39 @@ class _Run:
             return upcoming
         return None
 
-    def _reports(self, step: Step, entry: dict[str, Any], nb_path: Path) -> None:
+    def _reports(self, step: Step, entry: StepRecord, nb_path: Path) -> None:
         if not nb_path.exists():
             return
         try:
-            report.step_reports(nb_path, entry, self.data)
-            entry["report"] = f"steps/{step.id}/report.html"
-            entry["full_report"] = f"steps/{step.id}/full.html"
+            report.step_reports(nb_path, entry, self.record)
+            entry.report = f"steps/{step.id}/report.html"
+            entry.full_report = f"steps/{step.id}/full.html"
         except Exception as exc:  # a report must never hide the step's own outcome
-            entry["report_error"] = f"{type(exc).__name__}: {exc}"
+            entry.report_error = f"{type(exc).__name__}: {exc}"
 
     # -------------------------------------------------------------------- finish
 
-    def _finish(self, status: str, exit_code: int, duration: float) -> None:
+    def _finish(self, status: RunStatus, exit_code: int, duration: float) -> None:
         with _sigterm_deferred():  # a SIGTERM now would leave a half-sealed record
             self._seal(status, exit_code, duration)
 
-    def _seal(self, status: str, exit_code: int, duration: float) -> None:
-        self.data.update(
-            status=status,
-            exit_code=exit_code,
-            ended_at=audit.now_iso(),
-            duration_s=round(duration, 3),
-        )
+    def _seal(self, status: RunStatus, exit_code: int, duration: float) -> None:
+        self.record.status = status
+        self.record.exit_code = exit_code
+        self.record.ended_at = audit.now_iso()
+        self.record.duration_s = round(duration, 3)
         self.redactor.refresh(self.folder)
-        self.data = self.redactor.value(self.data)
+        self.record = self._redacted(self.record)
         try:
             if self.rb.summary is not None:
                 from opsbook.summary import write_summary
 
-                write_summary(self.folder, self.rb.summary, self.data)
-            report.run_page(self.folder, self.data)
+                write_summary(self.folder, self.rb.summary, self.record)
+            report.run_page(self.folder, self.record)
         except Exception as exc:
-            self.data["report_error"] = f"{type(exc).__name__}: {exc}"
+            self.record.report_error = f"{type(exc).__name__}: {exc}"
         audit.seal_record(
-            self.root, self.folder, self.data, redactor=self.redactor, signer=self.signer
+            self.root, self.folder, self.record, redactor=self.redactor, signer=self.signer
         )
         try:
             report.audit_index(self.root)

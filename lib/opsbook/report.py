@@ -18,8 +18,17 @@ from typing import Any
 
 import nbformat
 
-from opsbook import actions, audit
+from opsbook import audit
 from opsbook.record import MIME_TYPE
+from opsbook.runrecord import (
+    ActionRecord,
+    AnyRecord,
+    AttachmentRecord,
+    Origin,
+    RunRecord,
+    StepRecord,
+    StepStatus,
+)
 
 STATUS_COLOURS = {
     "succeeded": "#1a7f37",
@@ -124,39 +133,43 @@ def _pygments_css() -> str:
     return HtmlFormatter().get_style_defs(".highlight")
 
 
-def step_banner(entry: dict[str, Any], run: dict[str, Any], *, full_link: str) -> str:
+def _status(status: StepStatus | None) -> str:
+    return status.value if status is not None else "?"
+
+
+def step_banner(entry: StepRecord, run: RunRecord, *, full_link: str) -> str:
     """Status, parameters and recorded results of one step, for the top of its report."""
-    status = entry.get("status", "?")
+    status = _status(entry.status)
     colour = STATUS_COLOURS.get(status, "#57606a")
-    error = entry.get("error")
+    error = entry.error
     err_html = ""
     if error:
         err_html = (
-            f"<p><b>Error:</b> {html.escape(str(error.get('ename')))}: "
-            f"{html.escape(str(error.get('evalue'))[:500])}"
-            + (f" (cell {error.get('cell_index')})" if error.get("cell_index") is not None else "")
+            f"<p><b>Error:</b> {html.escape(str(error.ename))}: "
+            f"{html.escape(str(error.evalue)[:500])}"
+            + (f" (cell {error.cell_index})" if error.cell_index is not None else "")
             + "</p>"
         )
-    duration = entry.get("duration_s")
+    duration = entry.duration_s
     return (
         f'<div class="banner" style="background:{colour}">'
-        f"<h1>{html.escape(entry.get('title') or entry['id'])}: {html.escape(status)}</h1>"
-        f"<div>Runbook <b>{html.escape(run['runbook']['name'])}</b>, run "
-        f"<code>{html.escape(run['run_id'])}</code>, by {html.escape(run['user'])}"
+        f"<h1>{html.escape(entry.title or entry.id)}: {html.escape(status)}</h1>"
+        f"<div>Runbook <b>{html.escape(run.title)}</b>, run "
+        f"<code>{html.escape(run.run_id)}</code>, by {html.escape(run.user)}"
         + (f", {duration:.1f} s" if isinstance(duration, int | float) else "")
         + f' &middot; <a href="../../index.html">run page</a> &middot; '
         f'<a href="{full_link}">report with code</a></div>{err_html}</div>'
-        f"<h2>Recorded results</h2>{kv_table(entry.get('outputs') or {}, 'nothing recorded')}"
-        f"<h2>Parameters</h2>{kv_table(entry.get('parameters') or {})}"
+        f"<h2>Recorded results</h2>{kv_table(entry.outputs, 'nothing recorded')}"
+        f"<h2>Parameters</h2>{kv_table(entry.parameters)}"
         f"<h2>Notebook</h2>"
     )
 
 
-def step_reports(nb_path: Path, entry: dict[str, Any], run: dict[str, Any]) -> None:
+def step_reports(nb_path: Path, entry: StepRecord, run: RunRecord) -> None:
     """Write ``report.html`` (no code) and ``full.html`` (with code) beside the notebook."""
     folder = nb_path.parent
     banner = step_banner(entry, run, full_link="full.html")
-    title = f"{entry.get('title') or entry['id']} · {run['runbook']['name']}"
+    title = f"{entry.title or entry.id} · {run.title}"
     (folder / "report.html").write_text(
         page(title, banner + notebook_html(nb_path, with_code=False)), encoding="utf-8"
     )
@@ -174,29 +187,29 @@ def step_reports(nb_path: Path, entry: dict[str, Any], run: dict[str, Any]) -> N
 # --------------------------------------------------------------------------- run page
 
 
-def _steps_table(data: dict[str, Any], prefix: str = "") -> str:
+def _steps_table(record: RunRecord, prefix: str = "") -> str:
     rows = []
-    for step in data.get("steps", []):
+    for step in record.steps:
         links = []
-        if step.get("report"):
-            links.append(f'<a href="{prefix}{step["report"]}">report</a>')
-        if step.get("full_report"):
-            links.append(f'<a href="{prefix}{step["full_report"]}">with code</a>')
-        if step.get("notebook") and step.get("status") != "carried":
-            links.append(f'<a href="{prefix}{step["notebook"]}">notebook</a>')
-        for action_id in step.get("actions") or []:
+        if step.report:
+            links.append(f'<a href="{prefix}{step.report}">report</a>')
+        if step.full_report:
+            links.append(f'<a href="{prefix}{step.full_report}">with code</a>')
+        if step.notebook and step.status != StepStatus.CARRIED:
+            links.append(f'<a href="{prefix}{step.notebook}">notebook</a>')
+        for action_id in step.actions:
             links.append(f'<a href="{prefix}../{html.escape(action_id)}/index.html">action</a>')
-        note = step.get("reason") or step.get("message") or ""
-        if step.get("error"):
-            note = f"{step['error'].get('ename')}: {str(step['error'].get('evalue'))[:200]}"
-        if step.get("from_run"):
-            note = f"carried from {step['from_run']}"
-        duration = step.get("duration_s")
+        note = step.reason or step.message or ""
+        if step.error:
+            note = step.error.short(200)
+        if step.from_run:
+            note = f"carried from {step.from_run}"
+        duration = step.duration_s
         rows.append(
-            f"<tr><td><b>{html.escape(step['id'])}</b></td><td>{pill(step.get('status', '?'))}"
+            f"<tr><td><b>{html.escape(step.id)}</b></td><td>{pill(_status(step.status))}"
             f"</td><td>{'' if duration is None else f'{duration:.1f} s'}</td>"
             f"<td>{html.escape(note)}</td>"
-            f"<td>{kv_table(_scalars(step.get('outputs') or {}), '')}</td>"
+            f"<td>{kv_table(step.scalar_outputs(), '')}</td>"
             f"<td>{' · '.join(links)}</td></tr>"
         )
     return (
@@ -214,55 +227,56 @@ def _scalars(outputs: dict[str, Any], limit: int = 8) -> dict[str, Any]:
     return dict(list(picked.items())[:limit])
 
 
-def run_page(folder: Path, data: dict[str, Any]) -> None:
+def run_page(folder: Path, record: RunRecord) -> None:
     """Write ``index.html`` for one run: banner, steps with links, approvals, parameters."""
-    status = data.get("status", "?")
+    status = record.status.value
     colour = STATUS_COLOURS.get(status, "#57606a")
     approvals = "".join(
-        f"<tr><td>{html.escape(a['step'])}</td><td>{html.escape(a['by'])}</td>"
-        f"<td>{html.escape(a['at'])}</td><td>{html.escape(a['via'])}</td></tr>"
-        for a in data.get("approvals", [])
+        f"<tr><td>{html.escape(a.step)}</td><td>{html.escape(a.by)}</td>"
+        f"<td>{html.escape(a.at)}</td><td>{html.escape(a.via)}</td></tr>"
+        for a in record.approvals
     )
-    env = data.get("environment", {})
+    env = record.environment
+    runbook = record.runbook
     extra = ""
     summary_html = folder / "summary.html"
     if summary_html.exists():
         extra = '<p><a href="summary.html"><b>Executive summary</b></a></p>'
     body = (
-        f'<div class="banner" style="background:{colour}"><h1>{html.escape(data["runbook"]["name"])}'
-        f": {html.escape(status)}</h1><div>run <code>{html.escape(data['run_id'])}</code> by "
-        f"{html.escape(data['user'])}, {html.escape(str(data.get('started_at')))} &rarr; "
-        f"{html.escape(str(data.get('ended_at')))}"
-        + (f" ({data['duration_s']:.1f} s)" if data.get("duration_s") is not None else "")
+        f'<div class="banner" style="background:{colour}"><h1>{html.escape(record.title)}'
+        f": {html.escape(status)}</h1><div>run <code>{html.escape(record.run_id)}</code> by "
+        f"{html.escape(record.user)}, {html.escape(str(record.started_at))} &rarr; "
+        f"{html.escape(str(record.ended_at))}"
+        + (f" ({record.duration_s:.1f} s)" if record.duration_s is not None else "")
         + (
-            f"<br>resumed from <code>{html.escape(data['resumed_from'])}</code>"
-            if data.get("resumed_from")
+            f"<br>resumed from <code>{html.escape(record.resumed_from)}</code>"
+            if record.resumed_from
             else ""
         )
         + f' &middot; <a href="../index.html">all runs</a></div></div>{extra}'
-        f"<p>{html.escape(data['runbook'].get('description', ''))}</p>"
-        f"<h2>Steps</h2>{_steps_table(data)}"
+        f"<p>{html.escape(runbook.description if runbook else '')}</p>"
+        f"<h2>Steps</h2>{_steps_table(record)}"
         + (
             f"<h2>Approvals</h2><table><tr><th>gate</th><th>by</th><th>at</th><th>how</th></tr>"
             f"{approvals}</table>"
             if approvals
             else ""
         )
-        + f"<h2>Parameters</h2>{kv_table(data.get('parameters') or {})}"
-        f"<h2>Environment</h2>{kv_table({'python': env.get('python'), 'platform': env.get('platform'), 'suite commit': env.get('suite_commit'), **env.get('packages', {})})}"
-        f'<p class="muted">runbook sha256 {html.escape(data["runbook"]["sha256"])}; every '
+        + f"<h2>Parameters</h2>{kv_table(record.parameters)}"
+        f"<h2>Environment</h2>{kv_table({'python': env.python, 'platform': env.platform, 'suite commit': env.suite_commit, **env.packages})}"
+        f'<p class="muted">runbook sha256 {html.escape(str(runbook.sha256 if runbook else None))}; every '
         f"artifact's sha256 is in run.json and the ledger chains the records "
         f"(<code>opsbook verify</code>).</p>"
     )
     (folder / "index.html").write_text(
-        page(f"{data['runbook']['name']} {data['run_id']}", body), encoding="utf-8"
+        page(f"{record.title} {record.run_id}", body), encoding="utf-8"
     )
 
 
 # ------------------------------------------------------------------------ audit index
 
 
-def _runs_chart(runs: list[dict[str, Any]]) -> str:
+def _runs_chart(runs: list[AnyRecord]) -> str:
     """Duration of recent runs coloured by status, as an embedded PNG."""
     if not runs:
         return ""
@@ -277,12 +291,10 @@ def _runs_chart(runs: list[dict[str, Any]]) -> str:
     xs = range(len(recent))
     ax.bar(
         xs,
-        [r.get("duration_s") or 0 for r in recent],
-        color=[STATUS_COLOURS.get(r.get("status", ""), "#57606a") for r in recent],
+        [r.duration_s or 0 for r in recent],
+        color=[STATUS_COLOURS.get(r.status.value, "#57606a") for r in recent],
     )
-    ax.set_xticks(
-        list(xs), [actions.title(r)[:14] for r in recent], rotation=45, ha="right", fontsize=7
-    )
+    ax.set_xticks(list(xs), [r.title[:14] for r in recent], rotation=45, ha="right", fontsize=7)
     ax.set_ylabel("duration (s)")
     ax.set_title("Recent runs (green succeeded, red failed, amber awaiting approval)", fontsize=9)
     fig.tight_layout()
@@ -294,32 +306,31 @@ def _runs_chart(runs: list[dict[str, Any]]) -> str:
     )
 
 
-def _index_links(root: Path, data: dict[str, Any]) -> list[str]:
-    run_id = html.escape(data["run_id"])
-    if data.get("remote"):  # sealed on another machine: its folder is there
-        return [f"record on {html.escape(str(data['remote']))}"]
-    if actions.is_action(data):
+def _index_links(root: Path, record: AnyRecord) -> list[str]:
+    run_id = html.escape(record.run_id)
+    if record.remote:  # sealed on another machine: its folder is there
+        return [f"record on {html.escape(str(record.remote))}"]
+    if isinstance(record, ActionRecord):
         return [f'<a href="{run_id}/index.html">action</a>']
-    if data.get("kind") == "attachment":
+    if isinstance(record, AttachmentRecord):
         return [f'<a href="{run_id}/report.html">notebook</a>'] + [
             f'<a href="{html.escape(a)}/index.html">{html.escape(a[:24])}…</a>'
-            for a in data.get("actions", [])
+            for a in record.actions
         ]
     links = [f'<a href="{run_id}/index.html">run page</a>']
-    if data.get("remote"):
-        links = [f"record on {html.escape(str(data['remote']))}"]
-    if (root / data["run_id"] / "summary.html").exists():
+    if (root / record.run_id / "summary.html").exists():
         links.insert(0, f'<a href="{run_id}/summary.html">summary</a>')
-    for step in data.get("steps", []):
-        if step.get("report") and step.get("status") != "carried":
-            links.append(f'<a href="{run_id}/{step["report"]}">{html.escape(step["id"])}</a>')
+    steps = record.steps if isinstance(record, RunRecord) else []
+    for step in steps:
+        if step.report and step.status != StepStatus.CARRIED:
+            links.append(f'<a href="{run_id}/{step.report}">{html.escape(step.id)}</a>')
     return links
 
 
-def _key_results(data: dict[str, Any]) -> dict[str, Any]:
-    if actions.is_action(data):
-        return _scalars(data.get("summary") or {}, 6)
-    return data.get("key_results") or audit.key_results(data)  # remote: from its entry
+def _key_results(record: AnyRecord) -> dict[str, Any]:
+    if isinstance(record, ActionRecord):
+        return _scalars(record.summary, 6)
+    return record.key_results()  # a remote record: from its entry
 
 
 def _seal_cells(root: Path) -> dict[str, str]:
@@ -340,20 +351,21 @@ def _seal_cells(root: Path) -> dict[str, str]:
 
 def audit_index(root: Path) -> Path:
     """Write ``<root>/index.html``: every run with status, duration, key results, links."""
-    runs = audit.team_runs(root)
+    runs = audit.team_records(root)
     sealed = _seal_cells(root)
     rows = []
-    for data in reversed(runs):
-        run_id = data["run_id"]
-        links = _index_links(root, data)
-        duration = data.get("duration_s")
+    for record in reversed(runs):
+        run_id = record.run_id
+        links = _index_links(root, record)
+        duration = record.duration_s
+        kind = html.escape(record.kind.value)
         rows.append(
-            f'<tr class="{html.escape(data.get("kind", "run"))}"><td><code>{html.escape(run_id)}'
-            f"</code></td><td>{html.escape(data.get('kind', 'run'))}</td>"
-            f"<td>{html.escape(actions.title(data))}</td><td>{pill(data.get('status', '?'))}"
-            f"</td><td>{html.escape(str(data.get('started_at', ''))[:19])}</td>"
+            f'<tr class="{kind}"><td><code>{html.escape(run_id)}'
+            f"</code></td><td>{kind}</td>"
+            f"<td>{html.escape(record.title)}</td><td>{pill(record.status.value)}"
+            f"</td><td>{html.escape(str(record.started_at or '')[:19])}</td>"
             f"<td>{'' if duration is None else f'{duration:.1f} s'}</td>"
-            f"<td>{kv_table(_key_results(data), '')}</td>"
+            f"<td>{kv_table(_key_results(record), '')}</td>"
             f"<td>{sealed.get(run_id, 'not sealed')}</td><td>{' · '.join(links)}</td></tr>"
         )
     table = (
@@ -382,69 +394,67 @@ def audit_index(root: Path) -> Path:
 # ---------------------------------------------------------------- action records
 
 
-def _origin_text(origin: dict[str, Any]) -> str:
-    kind = origin.get("kind", "?")
+def _origin_text(origin: Origin) -> str:
+    kind = origin.kind or "?"
     if kind == "runner":
-        return f"runner: run {origin.get('run_id')}, step {origin.get('step')}"
+        return f"runner: run {origin.run_id}, step {origin.step}"
     if kind == "kernel":
-        return f"interactive kernel {origin.get('kernel_id')}, notebook {origin.get('notebook')}"
-    return f"{kind}: {' '.join(origin.get('argv') or [])}"
+        return f"interactive kernel {origin.kernel_id}, notebook {origin.notebook}"
+    return f"{kind}: {' '.join(origin.argv or [])}"
 
 
-def action_page(folder: Path, data: dict[str, Any]) -> None:
+def action_page(folder: Path, record: ActionRecord) -> None:
     """Write ``index.html`` for one action record: who changed what, where from, approval."""
-    status = data.get("status", "?")
+    status = record.status.value
     colour = STATUS_COLOURS.get(status, "#57606a")
-    origin = data.get("origin") or {}
+    origin = record.origin
     run_link = ""
-    if origin.get("kind") == "runner":
-        run_link = (
-            f' &middot; <a href="../{html.escape(str(origin.get("run_id")))}/index.html">run</a>'
-        )
-    error = data.get("error") or {}
+    if origin.kind == "runner":
+        run_link = f' &middot; <a href="../{html.escape(str(origin.run_id))}/index.html">run</a>'
+    error = record.error
     body = (
-        f'<div class="banner" style="background:{colour}"><h1>{html.escape(data["action"])}: '
-        f"{html.escape(status)}</h1><div>action <code>{html.escape(data['run_id'])}</code> by "
-        f"{html.escape(data['user'])} at {html.escape(data['started_at'])} on "
-        f"{html.escape(data.get('target') or '?')}{run_link} &middot; "
+        f'<div class="banner" style="background:{colour}"><h1>{html.escape(record.action)}: '
+        f"{html.escape(status)}</h1><div>action <code>{html.escape(record.run_id)}</code> by "
+        f"{html.escape(record.user)} at {html.escape(str(record.started_at))} on "
+        f"{html.escape(record.target or '?')}{run_link} &middot; "
         f'<a href="../index.html">audit trail</a></div>'
         + (
-            f"<p><b>Error:</b> {html.escape(str(error.get('ename')))}: "
-            f"{html.escape(str(error.get('evalue'))[:500])}</p>"
+            f"<p><b>Error:</b> {html.escape(str(error.ename))}: "
+            f"{html.escape(str(error.evalue)[:500])}</p>"
             if error
             else ""
         )
         + "</div>"
-        f"<h2>What changed</h2>{kv_table(data.get('summary') or {}, 'nothing')}"
+        f"<h2>What changed</h2>{kv_table(record.summary, 'nothing')}"
         f"<h2>Where from</h2><p>{html.escape(_origin_text(origin))}</p>"
-        f"<h2>Approval</h2>{kv_table(data.get('approval') or {}, 'none' + (' (not production)' if not data.get('production') else ''))}"
-        f"<h2>Parameters</h2>{kv_table(data.get('parameters') or {})}"
+        f"<h2>Approval</h2>{kv_table(record.approval or {}, 'none' + (' (not production)' if not record.production else ''))}"
+        f"<h2>Parameters</h2>{kv_table(record.parameters)}"
         f'<p class="muted">Sealed like every record: <code>opsbook verify</code>.</p>'
     )
     (folder / "index.html").write_text(
-        page(f"{data['action']} {data['run_id']}", body), encoding="utf-8"
+        page(f"{record.action} {record.run_id}", body), encoding="utf-8"
     )
 
 
-def attachment_pages(folder: Path, data: dict[str, Any]) -> None:
+def attachment_pages(folder: Path, record: AttachmentRecord) -> None:
     """``report.html`` (no code) and ``full.html`` for a notebook attached to actions."""
     links = " &middot; ".join(
         f'<a href="../{html.escape(a)}/index.html"><code>{html.escape(a)}</code></a>'
-        for a in data["actions"]
+        for a in record.actions
     )
     nb_path = folder / "notebook.ipynb"
     for name, with_code in (("report.html", False), ("full.html", True)):
         other = "full.html" if not with_code else "report.html"
         banner = (
             f'<div class="banner" style="background:#0969da"><h1>Notebook '
-            f"{html.escape(data['notebook']['name'])}</h1><div>attached by "
-            f"{html.escape(data['user'])} at {html.escape(data['started_at'])} to {links}"
+            f"{html.escape(record.notebook.name)}</h1><div>attached by "
+            f"{html.escape(record.user)} at {html.escape(str(record.started_at))} to {links}"
             f' &middot; <a href="{other}">report {"with" if other == "full.html" else "without"} '
             f'code</a> &middot; <a href="../index.html">audit trail</a></div></div>'
         )
         (folder / name).write_text(
             page(
-                f"{data['notebook']['name']} (attached)",
+                f"{record.notebook.name} (attached)",
                 banner + notebook_html(nb_path, with_code=with_code),
                 _pygments_css() if with_code else "",
             ),

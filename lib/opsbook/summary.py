@@ -31,6 +31,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from opsbook.report import STATUS_COLOURS, fmt_value, page, pill
 from opsbook.runbook import Summary, SummarySection, evaluate_condition
+from opsbook.runrecord import RunRecord, template_context
 
 _TEXT_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 _TEXT_ENV.filters["bytes"] = lambda n: _human_bytes(n)
@@ -81,21 +82,9 @@ def _human_bytes(n: Any) -> str:
     return f"{value:.1f} TB"
 
 
-def context(data: dict[str, Any]) -> dict[str, Any]:
-    steps = {
-        s["id"]: {"outputs": s.get("outputs") or {}, "status": s.get("status")}
-        for s in data.get("steps", [])
-    }
-    return {
-        "params": data.get("parameters", {}),
-        "steps": steps,
-        "run": {
-            "id": data["run_id"],
-            "dir": "",
-            "work_dir": data.get("work_dir"),
-            "runbook": data["runbook"]["name"],
-        },
-    }
+def context(record: RunRecord, folder: Path | None = None) -> dict[str, Any]:
+    """The templates' context: the runner's (:func:`opsbook.runrecord.template_context`)."""
+    return template_context(record, folder=folder)
 
 
 def _text(template: str, ctx: dict[str, Any]) -> str | None:
@@ -147,15 +136,15 @@ def _cell(value: Any) -> str:
     return fmt_value(value, 120)
 
 
-def _section(section: SummarySection, data: dict[str, Any], ctx: dict[str, Any]) -> str:
-    step = next((s for s in data.get("steps", []) if s["id"] == section.step), None)
-    status = step.get("status", "not run") if step else "not run"
-    ran = status in ("succeeded", "carried", "failed")
+def _section(section: SummarySection, record: RunRecord, ctx: dict[str, Any]) -> str:
+    step = next((s for s in record.steps if s.id == section.step), None)
+    status = (step.status.value if step.status else "?") if step else "not run"
+    ran = bool(step) and step.ran
     link = ""
-    if step and step.get("report"):
-        link = f'<a href="{step["report"]}">step report &rarr;</a>'
-    elif step and step.get("from_run"):
-        link = f'<a href="../{step["from_run"]}/{step.get("report", "index.html")}">step report (earlier run) &rarr;</a>'
+    if step and step.report:
+        link = f'<a href="{step.report}">step report &rarr;</a>'
+    elif step and step.from_run:
+        link = f'<a href="../{step.from_run}/{step.report or "index.html"}">step report (earlier run) &rarr;</a>'
     rows = []
     for item in section.items:
         if item.table:
@@ -185,7 +174,7 @@ def _section(section: SummarySection, data: dict[str, Any], ctx: dict[str, Any])
     )
 
 
-def _overview_chart(summary: Summary, data: dict[str, Any], ctx: dict[str, Any]) -> str:
+def _overview_chart(summary: Summary, record: RunRecord, ctx: dict[str, Any]) -> str:
     """Pass/fail per section as a small bar image (a visual one-glance verdict)."""
     import matplotlib
 
@@ -194,8 +183,8 @@ def _overview_chart(summary: Summary, data: dict[str, Any], ctx: dict[str, Any])
 
     labels, colours = [], []
     for section in summary.sections:
-        step = next((s for s in data.get("steps", []) if s["id"] == section.step), None)
-        ran = bool(step) and step.get("status") in ("succeeded", "carried", "failed")
+        step = next((s for s in record.steps if s.id == section.step), None)
+        ran = bool(step) and step.ran
         verdict = _verdict(section.ok, ctx) if ran else None
         labels.append(section.heading)
         colours.append({True: "#1a7f37", False: "#cf222e", None: "#8c959f"}[verdict])
@@ -217,23 +206,21 @@ def _overview_chart(summary: Summary, data: dict[str, Any], ctx: dict[str, Any])
     return f'<img id="overview" alt="verdict per area" src="data:image/png;base64,{encoded}">'
 
 
-def write_summary(folder: Path, summary: Summary, data: dict[str, Any]) -> Path:
+def write_summary(folder: Path, summary: Summary, record: RunRecord) -> Path:
     """Write ``summary.html`` for a run."""
-    ctx = context(data)
-    status = data.get("status", "?")
+    ctx = context(record, folder)
+    status = record.status.value
     colour = STATUS_COLOURS.get(status, "#57606a")
-    approvals = ", ".join(
-        f"{a['step']} by {a['by']} at {a['at'][:16]}" for a in data.get("approvals", [])
-    )
+    approvals = ", ".join(f"{a.step} by {a.by} at {a.at[:16]}" for a in record.approvals)
     body = (
         f'<div class="banner" style="background:{colour}"><h1>{html.escape(summary.title)}</h1>'
-        f"<div>Run {html.escape(data['run_id'])}: <b>{html.escape(status)}</b>, started "
-        f"{html.escape(str(data.get('started_at', ''))[:16])} UTC by {html.escape(data['user'])}"
+        f"<div>Run {html.escape(record.run_id)}: <b>{html.escape(status)}</b>, started "
+        f"{html.escape(str(record.started_at or '')[:16])} UTC by {html.escape(record.user)}"
         + (f"<br>Approved: {html.escape(approvals)}" if approvals else "")
         + ' &middot; <a href="index.html">technical run page</a></div></div>'
         + (f'<p class="big">{html.escape(summary.intro)}</p>' if summary.intro else "")
-        + _overview_chart(summary, data, ctx)
-        + "".join(_section(s, data, ctx) for s in summary.sections)
+        + _overview_chart(summary, record, ctx)
+        + "".join(_section(s, record, ctx) for s in summary.sections)
     )
     out = folder / "summary.html"
     out.write_text(page(summary.title, body, EXTRA_CSS), encoding="utf-8")
