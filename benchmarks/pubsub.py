@@ -24,8 +24,7 @@ import argparse
 import statistics
 from typing import Any
 
-from opsbook.pubsub import crosscheck
-from opsbook.pubsub import scenarios as sc
+from opsbook.pubsub import crosscheck, scenarios
 from opsbook.pubsub.endpoint import resolve
 from opsbook.pubsub.harness import Bench
 from opsbook.pubsub.netdelay import DelayProxy
@@ -45,7 +44,7 @@ def _baseline(bench: Bench, requests: int, repeat: int) -> dict:
     }
 
 
-def _line(label: str, res: sc.StepResult | None) -> str:
+def _line(label: str, res: scenarios.StepResult | None) -> str:
     if res is None:
         return f"  {label:<34} not measured"
     s = res.summary
@@ -76,7 +75,7 @@ def delay_table(target: Any, delays: list[float], rates: list[int], duration: fl
             for _ in range(3):  # interleaved, so that every delay sees the same host load
                 for d, bench, proxy in zip(delays, benches, proxies, strict=True):
                     proxy.lateness()
-                    res = sc.open_loop(bench, rate, duration)
+                    res = scenarios.open_loop(bench, rate, duration)
                     rows[d].append((res.summary, proxy.lateness()["late_p50_ms"]))
             med = {
                 d: {k: statistics.median(s[k] for s, _ in rows[d]) for k in _DELAY_KEYS}
@@ -134,15 +133,21 @@ def report(endpoint: Any, args: argparse.Namespace) -> int:
             f"{env['cores']} cores; hiredis {env['hiredis']}; single host {env['single_host']}"
         )
         base = _baseline(bench, args.requests, args.repeat)
-        best_1, steps_1 = sc.max_throughput(bench, 1, args.duration, start_rate=20_000, refine=2)
-        best_2, steps_2 = sc.max_throughput(bench, 2, args.duration, start_rate=20_000, refine=2)
-        closed = sc.saturation(bench, 2, args.duration)
-        sweep = sc.rate_sweep(bench, [1_000, 10_000, 40_000], args.duration)
-        knee, extra = sc.find_knee(bench, sweep, args.duration, refine=2)
+        best_1, steps_1 = scenarios.max_throughput(
+            bench, 1, args.duration, start_rate=20_000, refine=2
+        )
+        best_2, steps_2 = scenarios.max_throughput(
+            bench, 2, args.duration, start_rate=20_000, refine=2
+        )
+        closed = scenarios.saturation(bench, 2, args.duration)
+        sweep = scenarios.rate_sweep(bench, [1_000, 10_000, 40_000], args.duration)
+        knee, extra = scenarios.find_knee(bench, sweep, args.duration, refine=2)
         sweep += extra
         for rate in (1_000, 10_000):
-            sc.repeats_at_rate(bench, sweep, rate, args.duration, repeats=args.repeats)
-    delivered = max((s.summary["delivered_rate"] for s in steps_1 if sc.sustained(s)), default=0)
+            scenarios.repeats_at_rate(bench, sweep, rate, args.duration, repeats=args.repeats)
+    delivered = max(
+        (s.summary["delivered_rate"] for s in steps_1 if scenarios.sustained(s)), default=0
+    )
     print("\n== throughput, 1 KB, 1 subscriber")
     if "rps" in base:
         print(
@@ -168,7 +173,9 @@ def report(endpoint: Any, args: argparse.Namespace) -> int:
             f"  ratio harness / redis-benchmark = {ratio:.2f} "
             f"(goal >= 0.70: {'met' if ratio >= 0.7 else 'NOT met'})"
         )
-    print(f"  first unsustained step: {sc.describe_break(sc.first_unsustained(steps_1))}")
+    print(
+        f"  first unsustained step: {scenarios.describe_break(scenarios.first_unsustained(steps_1))}"
+    )
     print("\n== latency from intended send time, 1 -> 1, 1 KB, open loop")
     picks = [
         ("1,000 msg/s", 1_000),
@@ -178,7 +185,7 @@ def report(endpoint: Any, args: argparse.Namespace) -> int:
     ]
     for label, rate in picks:
         runs = [s for s in sweep if rate is not None and s.config["offered_rate"] == rate]
-        print(_line(label, sc.median_run(runs) if runs else None))
+        print(_line(label, scenarios.median_run(runs) if runs else None))
         if len(runs) > 1:
             every = ", ".join(f"{r.summary['p99_ms']:.2f}" for r in runs)
             loads = ", ".join(f"{r.summary['host_load_1m']:.1f}" for r in runs)

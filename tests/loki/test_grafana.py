@@ -12,8 +12,7 @@ import yaml
 from click.testing import CliRunner
 from grafana_foundation_sdk.models import dashboard as gm
 
-from opsbook.loki import dashboards as db
-from opsbook.loki import grafana
+from opsbook.loki import dashboards, grafana
 from opsbook.loki import panels as ps
 from opsbook.loki.backtest import backtest, explain_firings
 from opsbook.loki.cli import cli
@@ -189,15 +188,17 @@ def test_exported_panel_gives_the_series_the_notebook_draws(
         ignore_index=True,
     )
     notebook = {
-        "traffic": lambda: db.traffic_frame(logs, SERVICES, start, end, step),
-        "errors": lambda: db.errors_frame(logs, SERVICES, start, end, step),
-        "latency": lambda: db.latency_frame(logs, SERVICES, start, end, step),
-        "ai_cost": lambda: db.ai_cost_frame(logs, start, end, step),
-        "ai_latency": lambda: db.ai_latency_frame(logs, start, end, step),
-        "vector": lambda: db.infra_errors_frame(logs, start, end, step).query(
+        "traffic": lambda: dashboards.traffic_frame(logs, SERVICES, start, end, step),
+        "errors": lambda: dashboards.errors_frame(logs, SERVICES, start, end, step),
+        "latency": lambda: dashboards.latency_frame(logs, SERVICES, start, end, step),
+        "ai_cost": lambda: dashboards.ai_cost_frame(logs, start, end, step),
+        "ai_latency": lambda: dashboards.ai_latency_frame(logs, start, end, step),
+        "vector": lambda: dashboards.infra_errors_frame(logs, start, end, step).query(
             "panel == 'vector DB errors'"
         ),
-        "redis": lambda: db.infra_errors_frame(logs, start, end, step).query("panel == 'redis'"),
+        "redis": lambda: dashboards.infra_errors_frame(logs, start, end, step).query(
+            "panel == 'redis'"
+        ),
     }[frame]()
     assert not got.empty
     drawn = notebook[notebook["value"] != 0] if frame not in ("latency", "ai_latency") else notebook
@@ -227,8 +228,10 @@ def test_stat_panels_answer_with_hand_counted_values(exported, logs, sim_day):
 
 def test_daily_spend_panel_equals_the_notebooks_daily_table(logs, sim_day):
     panel = ps.panel_by_key("cost_tracking", "daily_spend")
-    preview = db.preview_frame(logs, panel, sim_day.start_ns, sim_day.end_ns, "5m", None)
-    table = db.ai_cost_per_day(db.ai_cost_frame(logs, sim_day.start_ns, sim_day.end_ns, "5m"))
+    preview = dashboards.preview_frame(logs, panel, sim_day.start_ns, sim_day.end_ns, "5m", None)
+    table = dashboards.ai_cost_per_day(
+        dashboards.ai_cost_frame(logs, sim_day.start_ns, sim_day.end_ns, "5m")
+    )
     day = (preview["timestamp"] - pd.Timedelta(1, "ns")).dt.strftime("%Y-%m-%d")
     got = {(d, m): v for d, m, v in zip(day, preview["model"], preview["value"], strict=True) if v}
     want = {
@@ -256,7 +259,7 @@ def test_no_panel_queries_a_label_the_simulated_logs_lack(logs, sim_day):
                 selector_labels |= set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", selector))
             assert selector_labels <= stream_labels, (dashboard.uid, panel.key, selector_labels)
             assert panel.labels() <= stream_labels | parsed, (dashboard.uid, panel.key)
-        frame = db.preview_frame(logs, panel, sim_day.start_ns, sim_day.end_ns, "5m", None)
+        frame = dashboards.preview_frame(logs, panel, sim_day.start_ns, sim_day.end_ns, "5m", None)
         assert not frame.empty, f"{dashboard.uid}/{panel.key} shows no data on the simulated day"
 
 
@@ -288,7 +291,7 @@ def test_bind_refuses_an_unknown_variable():
 
 
 def test_selecting_a_service_narrows_every_panel(logs, sim_day):
-    only = db.traffic_frame(logs, ["backend-rag"], sim_day.start_ns, sim_day.end_ns, "5m")
+    only = dashboards.traffic_frame(logs, ["backend-rag"], sim_day.start_ns, sim_day.end_ns, "5m")
     assert set(only["service"]) == {"backend-rag"}
 
 
@@ -356,7 +359,7 @@ def test_cli_export_refuses_a_file_as_out(tmp_path):
 
 def test_dashboard_figure_draws_one_axis_per_panel(logs, sim_day):
     for spec in ps.DASHBOARDS:
-        fig = db.dashboard_figure(
+        fig = dashboards.dashboard_figure(
             logs, spec, sim_day.start_ns, sim_day.end_ns, "5m", sim_day.incidents
         )
         visible = [ax for ax in fig.axes if ax.get_visible()]

@@ -7,8 +7,7 @@ import shutil
 import pytest
 from matplotlib.figure import Figure
 
-from opsbook.pubsub import capacity, charts, crosscheck, relay, verdict
-from opsbook.pubsub import scenarios as sc
+from opsbook.pubsub import capacity, charts, crosscheck, relay, scenarios, verdict
 from opsbook.pubsub.harness import Bench
 
 pytestmark = pytest.mark.services
@@ -65,14 +64,14 @@ def test_redis_benchmark_crosscheck_parses_rps(bench: Bench) -> None:
 
 
 def test_charts_render_from_real_results(bench: Bench) -> None:
-    steps = [sc.open_loop(bench, r, 0.2, scenario="rate_sweep") for r in (500, 2000)]
-    fan = sc.fanout(bench, [1, 3], rate=500, duration_s=0.2)
-    frame = sc.table(steps + fan)
+    steps = [scenarios.open_loop(bench, r, 0.2, scenario="rate_sweep") for r in (500, 2000)]
+    fan = scenarios.fanout(bench, [1, 3], rate=500, duration_s=0.2)
+    frame = scenarios.table(steps + fan)
     cap = capacity.connection_capacity(bench, 20, checkpoints=2, settle_s=0.0, latency_s=0.1)
     figs = [
         charts.latency_cdf_and_histogram({s.label: s.latency for s in steps}),
-        charts.percentiles_vs_rate(sc.table(steps)),
-        charts.throughput_vs_fanout(sc.table(fan)),
+        charts.percentiles_vs_rate(scenarios.table(steps)),
+        charts.throughput_vs_fanout(scenarios.table(fan)),
         charts.memory_per_connection(cap["samples"]),
         charts.loss_vs_rate(frame),
     ]

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from opsbook.pubsub import scenarios as sc
+from opsbook.pubsub import scenarios
 from opsbook.pubsub.harness import Bench
 
 pytestmark = pytest.mark.services
@@ -54,12 +54,12 @@ def test_patterns_and_per_user_channels_count_what_each_connection_should_get(
 
 def test_slow_subscriber_is_cut_off_and_its_loss_counted(bench: Bench) -> None:
     before = bench.admin.config_get("client-output-buffer-limit")
-    res = sc.slow_subscriber(
+    res = scenarios.slow_subscriber(
         bench, rate=2000, duration_s=0.5, size=8192, delay_us=2000, limit="256kb 128kb 1"
     )
     after = bench.admin.config_get("client-output-buffer-limit")
     assert after == before  # the temporary limit was restored
-    table = sc.slow_table(res).set_index("subscriber")
+    table = scenarios.slow_table(res).set_index("subscriber")
     assert table.loc["fast", "lost"] == 0
     assert table.loc["fast", "received"] == res.summary["sent"]
     assert table.loc["slow", "lost"] > 0
@@ -70,7 +70,7 @@ def test_slow_subscriber_is_cut_off_and_its_loss_counted(bench: Bench) -> None:
 
 
 def test_closed_loop_is_labelled_and_accounts_for_everything(bench: Bench) -> None:
-    res = sc.saturation(bench, 1, 0.3, size=512)
+    res = scenarios.saturation(bench, 1, 0.3, size=512)
     s = res.summary
     assert res.config["loop"] == "closed" and res.config["offered_rate"] is None
     assert s["sent"] > 0
@@ -137,7 +137,9 @@ def test_cluster_endpoint_uses_sharded_pubsub(tmp_path: object) -> None:
         with Bench(ep, sub_procs=1, pub_procs=1) as b:
             assert b.cluster and b.environment()["sharded_pubsub"] is True
             assert b.channel("x").startswith("{")  # one hash tag: one slot, one node
-            res = sc.product_mix(b, ["chat:messages", "user:notifications"], 600, 0.3, users=3)
+            res = scenarios.product_mix(
+                b, ["chat:messages", "user:notifications"], 600, 0.3, users=3
+            )
         assert res.summary["sent"] > 0
         assert res.summary["lost"] == 0 and res.summary["duplicates"] == 0
         assert res.summary["received"] == sum(c["expected"] for c in res.conns)

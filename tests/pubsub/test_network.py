@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from opsbook.pubsub import scenarios as sc
+from opsbook.pubsub import scenarios
 from opsbook.pubsub.endpoint import Endpoint
 from opsbook.pubsub.harness import Bench, StepResult
 from opsbook.pubsub.netdelay import DelayProxy
@@ -50,7 +50,7 @@ def test_the_proxy_adds_its_delay_to_the_round_trip(proxies: dict[int, Bench]) -
 def test_the_publisher_sends_on_schedule_without_waiting_for_replies(
     proxies: dict[int, Bench],
 ) -> None:
-    res = sc.open_loop(proxies[5], 1000, 0.5)
+    res = scenarios.open_loop(proxies[5], 1000, 0.5)
     s = res.summary
     assert s["sent"] == 500 and s["lost"] == 0 and s["received"] == 500
     # a 10 ms round trip at 1 message per ms: a publisher that waited on each reply would
@@ -76,7 +76,7 @@ def test_latency_through_a_delay_is_the_no_delay_latency_plus_the_network(
     runs: dict[int, list[StepResult]] = {d: [] for d in DELAYS_MS}
     for _ in range(3):
         for delay in DELAYS_MS:
-            runs[delay].append(sc.open_loop(proxies[delay], 1000, 1.0))
+            runs[delay].append(scenarios.open_loop(proxies[delay], 1000, 1.0))
 
     def median(delay: int, key: str) -> float:
         return float(statistics.median(r.summary[key] for r in runs[delay]))

@@ -2,7 +2,9 @@
 
 >>> from opsbook.archive import inventory, classify, plan_archive, apply_archive
 >>> inv = inventory("/path/to/repo", apps_dirs=["apps"], staleness_days=90)  # doctest: +SKIP
->>> plan = plan_archive(classify(inv))  # doctest: +SKIP
+>>> classification = classify(inv)  # doctest: +SKIP
+>>> plan = plan_archive(classification)  # doctest: +SKIP
+>>> checklist(classification, plan)  # what must hold before approving  # doctest: +SKIP
 >>> result = apply_archive(plan)  # doctest: +SKIP
 """
 
@@ -14,6 +16,7 @@ from opsbook.archive.apply import (
     plan_archive,
     verify_archive,
 )
+from opsbook.archive.approval import checklist
 from opsbook.archive.classify import Classification, classify
 from opsbook.archive.errors import (
     ApplyFailed,
@@ -47,6 +50,7 @@ __all__ = [
     "UnknownCandidate",
     "VerifyReport",
     "apply_archive",
+    "checklist",
     "classify",
     "inventory",
     "make_demo_monorepo",

@@ -9,7 +9,9 @@ Modules, one job each:
 * :mod:`opsbook.loki.simulate`: a deterministic day of logs with known incidents;
 * :mod:`opsbook.loki.rules`: ruler YAML load / validate / write;
 * :mod:`opsbook.loki.backtest`: replay rules like the ruler, sweep and tune thresholds;
-* :mod:`opsbook.loki.dashboards`: panel queries and charts.
+* :mod:`opsbook.loki.dashboards`: panel queries and charts;
+* :mod:`opsbook.loki.approval`: :func:`checklist`, what must hold before tuned thresholds
+  are approved.
 
 Names are imported lazily so ``import opsbook.loki`` stays cheap. Functions named like
 their module (``simulate``, ``backtest``) are not re-exported: import them from the module.
@@ -30,6 +32,7 @@ _EXPORTS = {
     "to_frame": "opsbook.loki.frames",
     "load_rules": "opsbook.loki.rules",
     "write_rules": "opsbook.loki.rules",
+    "checklist": "opsbook.loki.approval",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -349,6 +349,19 @@ def match_incidents(result: BacktestResult, incidents: Sequence[dict[str, Any]])
     return pd.DataFrame(rows)
 
 
+def detection_summary(detection: pd.DataFrame) -> dict[str, Any]:
+    """``{"detected": n, "missed": [incident ids]}`` of a :func:`match_incidents` table.
+
+    ``detected`` counts (incident, alert) pairs that fired in time; ``missed`` names each
+    incident with at least one expected alert that did not. The notebook records these
+    and ``opsbook loki backtest`` prints them (and exits 1 when ``missed`` is not empty).
+    """
+    if detection.empty:
+        return {"detected": 0, "missed": []}
+    missed = detection.loc[~detection["detected"], "incident"]
+    return {"detected": int(detection["detected"].sum()), "missed": sorted(set(missed))}
+
+
 def explain_firings(result: BacktestResult, incidents: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """Firings with the incident that explains each (empty string = unexpected noise).
 
@@ -473,7 +486,7 @@ def _sweep_row(
     if incidents is not None:
         mine = [inc for inc in incidents if rule.name in inc.get("alerts", [])]
         matched = match_incidents(result, mine)
-        row["detected"] = int(matched["detected"].sum()) if not matched.empty else 0
+        row["detected"] = detection_summary(matched)["detected"]
         row["expected"] = len(mine)
         explained = explain_firings(result, incidents)
         row["unexpected"] = int((explained["incident"] == "").sum())

@@ -192,7 +192,7 @@ def backtest_command(
     Example:
       opsbook loki backtest runbooks/alerts/p0-alerts.yaml --logs prod-2026-11-28.jsonl
     """
-    from opsbook.loki import backtest as bt
+    from opsbook.loki.backtest import backtest, detection_summary, match_incidents, tune
     from opsbook.loki.rules import load_rules, write_rules
     from opsbook.loki.source import open_analysis
 
@@ -208,19 +208,16 @@ def backtest_command(
         incidents_path=incidents_path,
     )
     groups = load_rules(rules_path)
-    result = bt.backtest(analysis.source, groups, analysis.start_ns, analysis.end_ns)
-    matched = bt.match_incidents(result, analysis.incidents)
+    result = backtest(analysis.source, groups, analysis.start_ns, analysis.end_ns)
+    detection = detection_summary(match_incidents(result, analysis.incidents))
     report: dict[str, Any] = {
         "window": list(analysis.window),
         "firings": result.counts(),
         "incidents": len(analysis.incidents),
-        "detected": int(matched["detected"].sum()) if len(matched) else 0,
-        "missed": sorted(set(matched.loc[~matched["detected"], "incident"]))
-        if len(matched)
-        else [],
+        **detection,
     }
     if tuned_out:
-        tuned, summary, _ = bt.tune(
+        tuned, summary, _ = tune(
             analysis.source,
             groups,
             analysis.start_ns,
@@ -275,8 +272,8 @@ def dashboards_export_command(
     Example:
       opsbook loki dashboards export --out grafana/ --logs prod-2026-11-28.jsonl
     """
-    from opsbook.loki import backtest as bt
     from opsbook.loki import grafana
+    from opsbook.loki.backtest import backtest, explain_firings
     from opsbook.loki.rules import load_rules
     from opsbook.loki.source import open_analysis
     from opsbook.paths import resolve
@@ -296,8 +293,8 @@ def dashboards_export_command(
         )
         incidents, end_ns = list(analysis.incidents), analysis.end_ns
         if groups is not None:
-            result = bt.backtest(analysis.source, groups, analysis.start_ns, analysis.end_ns)
-            firings = bt.explain_firings(result, incidents)
+            result = backtest(analysis.source, groups, analysis.start_ns, analysis.end_ns)
+            firings = explain_firings(result, incidents)
     elif incidents_path:
         from opsbook.loki.simulate import load_ground_truth
 

@@ -1,9 +1,11 @@
 """Chroma → Qdrant migration that proves every record (see ``run.py`` for the jobs).
 
-Public API: :func:`plan` (dry run), :func:`migrate`, :func:`rollback`, :func:`cleanup`,
+Public API: :func:`plan` (dry run), :func:`checklist` (what must hold before approving the
+live run), :func:`migrate`, :func:`rollback`, :func:`cleanup`,
 :func:`restore` (a backup), :func:`make_demo_chroma` (the demo fixture).
 """
 
+from opsbook.migrate.approval import checklist
 from opsbook.migrate.backup import restore
 from opsbook.migrate.fixture import make_demo_chroma
 from opsbook.migrate.run import (
@@ -20,6 +22,7 @@ __all__ = [
     "MigrationConfig",
     "MigrationResult",
     "Plan",
+    "checklist",
     "cleanup",
     "make_demo_chroma",
     "migrate",

@@ -22,9 +22,10 @@ from typing import Any
 
 from opsbook.actions import recorded
 from opsbook.errors import ConfigError
-from opsbook.migrate import checkpoint as ckpt
-from opsbook.migrate import cutover as co
+from opsbook.migrate import cutover as aliases  # alias switching: cutover, rollback, cleanup
 from opsbook.migrate.backup import backup_directory, export_collections
+from opsbook.migrate.checkpoint import Checkpoint, checkpoint_path, ids_digest
+from opsbook.migrate.checkpoint import load as load_checkpoint
 from opsbook.migrate.errors import CheckpointMismatch, ValidationFailed
 from opsbook.migrate.exact import TopK
 from opsbook.migrate.hashes import HashStore, store_path
@@ -197,7 +198,7 @@ class CollectionResult:
     batches: list[BatchStat]
     write_s: float
     report: VerifyReport | None
-    checkpoint: ckpt.Checkpoint | None = None
+    checkpoint: Checkpoint | None = None
     truth: TopK | None = None
     chroma: list[list[tuple[str, float]]] | None = None
     truth_s: float = 0.0  # sampling queries and asking Chroma (counted as verification)
@@ -366,7 +367,7 @@ def _plan_collection(
     current = None
     if target is not None and info.dim is not None:
         if cfg.cutover:
-            co.check_alias_name(target, alias, info.dim, info.distance)
+            aliases.check_alias_name(target, alias, info.dim, info.distance)
         current = target.aliases().get(alias)
     findings = Findings(max_examples=cfg.max_listed)
     for batch in source.batches(name, 1000):
@@ -398,13 +399,11 @@ def _staging_checkpoint(
     info: CollectionInfo,
     tag: str,
     source_ids: list[str],
-) -> ckpt.Checkpoint:
+) -> Checkpoint:
     alias = cfg.alias(info.name)
-    path = ckpt.checkpoint_path(
-        Path(cfg.work_dir), source.identity, info.name, target.identity, alias
-    )
-    digest = ckpt.ids_digest(source_ids)
-    old = ckpt.load(path)
+    path = checkpoint_path(Path(cfg.work_dir), source.identity, info.name, target.identity, alias)
+    digest = ids_digest(source_ids)
+    old = load_checkpoint(path)
     if old is not None and cfg.resume and target.exists(old.staging):
         old.check_source(info.count, digest)
         if old.next_offset and not _hashes_path(old).exists():
@@ -419,7 +418,7 @@ def _staging_checkpoint(
             target.delete_collection(old.staging)  # an unfinished or superseded staging copy
         _hashes_path(old).unlink(missing_ok=True)
         _truth_path(old).unlink(missing_ok=True)
-    new = ckpt.Checkpoint(
+    new = Checkpoint(
         path,
         source.identity,
         info.name,
@@ -434,11 +433,11 @@ def _staging_checkpoint(
     return new
 
 
-def _hashes_path(cp: ckpt.Checkpoint) -> Path:
+def _hashes_path(cp: Checkpoint) -> Path:
     return store_path(cp.path, cp.staging)
 
 
-def _truth_path(cp: ckpt.Checkpoint) -> Path:
+def _truth_path(cp: Checkpoint) -> Path:
     return cp.path.with_name(f"{cp.path.stem}.{cp.staging}.truth.npz")
 
 
@@ -564,7 +563,7 @@ def _check_target(cfg: MigrationConfig, target: Target, infos: list[CollectionIn
         if info.dim is None:
             continue
         if cfg.cutover:
-            co.check_alias_name(target, cfg.alias(info.name), info.dim, info.distance)
+            aliases.check_alias_name(target, cfg.alias(info.name), info.dim, info.distance)
 
 
 def _backup(cfg: MigrationConfig, source: ChromaSource, names: list[str]) -> str | None:
@@ -620,7 +619,7 @@ def _migrate_live(cfg: MigrationConfig) -> MigrationResult:
         result = MigrationResult(cfg, results, 0.0, write_s, verify_s, backup_path, backup_s)
         result.skipped = skipped
         if cfg.cutover and cfg.verify and result.cutover_allowed:
-            result.cutover_entry = co.cutover(
+            result.cutover_entry = aliases.cutover(
                 target,
                 Path(cfg.work_dir),
                 {r.alias: r.staging for r in results},
@@ -644,7 +643,7 @@ def _rollback(cfg: MigrationConfig) -> list[dict]:
     if cfg.target == "server":
         key = secret(cfg.qdrant_api_key_env)
     with open_target(cfg.target, cfg.qdrant_path or None, cfg.qdrant_url or None, key) as target:
-        return co.rollback(target, Path(cfg.work_dir), label=cfg.run_label)
+        return aliases.rollback(target, Path(cfg.work_dir), label=cfg.run_label)
 
 
 def cleanup(config: MigrationConfig | None = None, **kwargs: Any) -> list[str]:
@@ -658,4 +657,4 @@ def _cleanup(cfg: MigrationConfig) -> list[str]:
 
     key = secret(cfg.qdrant_api_key_env) if cfg.target == "server" else None
     with open_target(cfg.target, cfg.qdrant_path or None, cfg.qdrant_url or None, key) as target:
-        return co.cleanup(target, Path(cfg.work_dir))
+        return aliases.cleanup(target, Path(cfg.work_dir))
