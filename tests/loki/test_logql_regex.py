@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from opsbook.loki.local import LocalLogs
 from opsbook.loki.logql import LogQLParseError
-from opsbook.loki.logql.regex import RegexSyntaxError, compile_re2, expand_go_template
+from opsbook.loki.logql.parser import parse
+from opsbook.loki.logql.regex import (
+    RegexSyntaxError,
+    capture_names,
+    compile_re2,
+    expand_go_template,
+)
 from opsbook.loki.rules import RuleFileError, parse_rules
 
 # (pattern, text, whole-text match expected) — constructs Go's regexp accepts
@@ -92,6 +100,52 @@ def test_search_groups_by_name_and_number_in_characters() -> None:
 
 def test_groupindex_lists_named_groups() -> None:
     assert compile_re2(r"(?P<a>x)(y)(?<b>z)").groupindex == {"a": 1, "b": 3}
+
+
+# (pattern, names in the order Go's SubexpNames lists them, unnamed groups left out)
+CAPTURE_NAMES = [
+    (r"(?P<a>x)(y)(?<b>z)", ["a", "b"]),
+    (r"(?P<a>x)(?P<a>y)", ["a", "a"]),
+    (r"(?:(?P<a>x)|(?P<b>y))(?P<a>z)", ["a", "b", "a"]),
+    (r"[(?P<a>x)](?P<b>y)", ["b"]),  # inside a character class: literal text
+    (r"[]](?P<x>a)[^]](?P<y>b)", ["x", "y"]),  # a leading ] is a literal of the class
+    (r"[[:alpha:](](?P<z>.)", ["z"]),
+    (r"\((?P<q>a)\)", ["q"]),
+    (r"\Q(?P<a>x)\E(?P<b>y)", ["b"]),  # quoted literal text
+    (r"\Q(?P<a>x)", []),  # \Q up to the end of the pattern
+]
+
+
+@pytest.mark.parametrize(("pattern", "names"), CAPTURE_NAMES)
+def test_capture_names_lists_every_named_group_in_order(pattern: str, names: list[str]) -> None:
+    compile_re2(pattern)  # a pattern RE2 accepts
+    assert capture_names(pattern) == names
+
+
+# | regexp expressions Loki refuses (log.NewRegexpParser) and its message
+REGEXP_PARSER_REFUSED = [
+    (r"(?P<a>\\d+) (?P<a>\\w+)", "duplicate extracted label name 'a'"),
+    (r"(?P<a>x)|(?P<b>y)|(?P<a>z)", "duplicate extracted label name 'a'"),
+    (r"(?<a>x)(?P<a>y)", "duplicate extracted label name 'a'"),
+    (r"(?P<b>x)(?P<b>y)(?P<__c>z)", "duplicate extracted label name 'b'"),  # first problem
+    (r"(\\d+)", "at least one named capture must be supplied"),
+    (r"x", "at least one named capture must be supplied"),
+    (r"(?P<a.b>x)", "error parsing regexp"),  # Go refuses the name itself
+    (r"(?P<1a>x)(?P<1a>y)", "invalid extracted label name '1a'"),  # Go takes it, Loki not
+]
+
+
+@pytest.mark.parametrize(("pattern", "message"), REGEXP_PARSER_REFUSED)
+def test_regexp_parser_refusals(pattern: str, message: str) -> None:
+    with pytest.raises(LogQLParseError, match=re.escape(message)):
+        parse(f'{{app="api"}} | regexp "{pattern}"')
+
+
+@pytest.mark.parametrize(
+    "pattern", [r"(?P<a>x)[(?P<a>y)]", r"(?P<a>x)\\Q(?P<a>y)\\E", r"(?P<a>x)(?P<b>y)"]
+)
+def test_regexp_parser_accepts_a_name_written_once(pattern: str) -> None:
+    assert parse(f'{{app="api"}} | regexp "{pattern}"') is not None
 
 
 def test_lone_surrogates_in_text_do_not_crash() -> None:

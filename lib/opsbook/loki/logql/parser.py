@@ -15,7 +15,7 @@ from typing import NoReturn
 from opsbook.loki.logql import ast
 from opsbook.loki.logql.errors import LogQLParseError, UnsupportedLogQL
 from opsbook.loki.logql.lexer import BYTES, DURATION, EOF, IDENT, NUMBER, STRING, Token, tokenize
-from opsbook.loki.logql.regex import Regex, RegexSyntaxError, compile_re2
+from opsbook.loki.logql.regex import Regex, RegexSyntaxError, capture_names, compile_re2
 
 RANGE_OPS = frozenset(
     {
@@ -468,13 +468,18 @@ class Parser:
         self.unsupported(f"{word} parser", tok)
 
     def check_regexp_parser(self, pattern: str, tok: Token) -> None:
-        regex = self.compile_regex(pattern, tok)
-        names = [n for n in regex.groupindex]
-        if not names:
-            self.fail("at least one named capture must be supplied", tok)
-        for name in names:
+        """Loki's checks of a ``| regexp`` expression: RE2 syntax, then each named capture in
+        order (a label name, not repeated), then at least one."""
+        self.compile_regex(pattern, tok)
+        seen: set[str] = set()
+        for name in capture_names(pattern):
             if not _LABEL_NAME.fullmatch(name):
                 self.fail(f"invalid extracted label name '{name}'", tok)
+            if name in seen:
+                self.fail(f"duplicate extracted label name '{name}'", tok)
+            seen.add(name)
+        if not seen:
+            self.fail("at least one named capture must be supplied", tok)
 
     def check_template(self, text: str, tok: Token) -> None:
         from opsbook.loki.logql.template import TemplateError, TemplateUnsupported, compile_template

@@ -18,7 +18,14 @@ from functools import lru_cache
 
 import re2
 
-__all__ = ["Regex", "RegexMatch", "RegexSyntaxError", "compile_re2", "expand_go_template"]
+__all__ = [
+    "Regex",
+    "RegexMatch",
+    "RegexSyntaxError",
+    "capture_names",
+    "compile_re2",
+    "expand_go_template",
+]
 
 _UNANCHORED = re2._Anchor.UNANCHORED
 _ANCHOR_BOTH = re2._Anchor.ANCHOR_BOTH
@@ -198,6 +205,58 @@ def _refuse_any_byte(pattern: str) -> None:
         if nxt == "C":
             raise RegexSyntaxError("error parsing regexp: invalid escape sequence: `\\C`")
         i += 2
+
+
+def capture_names(pattern: str) -> list[str]:
+    """Names of the named groups of a pattern RE2 accepted, in the order of their opening
+    parenthesis, a repeated name as often as it is written (Go's ``SubexpNames`` without
+    the unnamed groups; RE2's ``groupindex`` keeps one of each).
+
+    >>> capture_names(r"(?P<a>x)[(?P<b>](?<a>\\Q(?P<c>\\E)")
+    ['a', 'a']
+    """
+    names: list[str] = []
+    i = 0
+    n = len(pattern)
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\":
+            if pattern.startswith("Q", i + 1):  # literal text up to \E (or the end)
+                end = pattern.find("\\E", i + 2)
+                i = n if end < 0 else end + 2
+            else:
+                i += 2
+        elif ch == "[":
+            i = _class_end(pattern, i)
+        elif ch == "(" and pattern.startswith(("?P<", "?<"), i + 1):
+            start = pattern.index("<", i) + 1
+            end = pattern.index(">", start)
+            names.append(pattern[start:end])
+            i = end + 1
+        else:
+            i += 1
+    return names
+
+
+def _class_end(pattern: str, i: int) -> int:
+    """Position after the character class opening at ``i`` (``[^]x]``, ``[[:alpha:]]``)."""
+    i += 1
+    if pattern.startswith("^", i):
+        i += 1
+    if pattern.startswith("]", i):  # a leading ] is a literal
+        i += 1
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+        elif ch == "[" and pattern.startswith(":", i + 1):
+            close = pattern.find(":]", i + 2)
+            i = i + 1 if close < 0 else close + 2
+        elif ch == "]":
+            return i + 1
+        else:
+            i += 1
+    return i
 
 
 def expand_go_template(template: str, match: RegexMatch) -> str:
