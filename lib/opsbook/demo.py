@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from opsbook import audit
+from opsbook.errors import ExitCode
 from opsbook.paths import project_root
 from opsbook.runrecord import RunRecord, RunStatus
 from opsbook.settings import audit_root
@@ -107,7 +108,7 @@ def print_summary() -> int:
     root = audit_root()
     if record is None:
         _say(f"no {P0_RUNBOOK} run under {root}")
-        return 1
+        return ExitCode.FAILED
     folder = root / record.run_id
     _say("")
     _say(
@@ -128,18 +129,18 @@ def print_summary() -> int:
     _say(f"Executive summary : {folder / 'summary.html'}")
     _say(f"Run page          : {folder / 'index.html'}")
     _say(f"All runs          : {root / 'index.html'}")
-    return 0 if record.status == RunStatus.SUCCEEDED else 1
+    return ExitCode.OK if record.status == RunStatus.SUCCEEDED else ExitCode.FAILED
 
 
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "fixtures"
     if command == "fixtures":
         make_fixtures()
-        return 0
+        return ExitCode.OK
     if command == "summary":
         return print_summary()
     _say("usage: python -m opsbook.demo [fixtures|summary]")
-    return 2
+    return ExitCode.USAGE
 
 
 if __name__ == "__main__":

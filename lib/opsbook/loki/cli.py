@@ -11,7 +11,7 @@ import click
 import orjson
 
 from opsbook.clikit import OpsbookGroup
-from opsbook.errors import ConfigError
+from opsbook.errors import ConfigError, ExitCode
 from opsbook.loki.http import LokiHTTP, is_log_query
 from opsbook.loki.source import resolve_window
 from opsbook.loki.timeutil import ns_to_rfc3339
@@ -229,7 +229,7 @@ def backtest_command(
         report["tuned"] = dict(zip(summary["rule"], summary["tuned"], strict=True))
     click.echo(json.dumps(report, indent=2))
     if report["missed"]:
-        raise click.exceptions.Exit(1)
+        raise click.exceptions.Exit(ExitCode.FAILED)
 
 
 @cli.group("dashboards", cls=OpsbookGroup)

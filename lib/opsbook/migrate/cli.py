@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from opsbook.clikit import OpsbookGroup
+from opsbook.errors import ExitCode
 
 cli = OpsbookGroup(
     name="migrate",
@@ -93,7 +94,7 @@ def plan_cmd(**kw: Any) -> None:
         f"{p.total_records} records, estimated {p.estimated_s:.0f}s, "
         f"{'valid' if p.ok else 'INVALID: see the findings'}"
     )
-    raise SystemExit(0 if p.ok else 1)
+    raise SystemExit(ExitCode.OK if p.ok else ExitCode.FAILED)
 
 
 @cli.command("run")
@@ -154,7 +155,7 @@ def run_cmd(resume: bool, no_cutover: bool, no_backup: bool, **kw: Any) -> None:
         + ("" if r.search_verified else "; search NOT verified (sample_queries=0)")
     )
     refused = not no_cutover and not r.cutover_allowed  # e.g. search not verified
-    raise SystemExit(1 if not r.integrity_ok or refused else 0)
+    raise SystemExit(ExitCode.FAILED if not r.integrity_ok or refused else ExitCode.OK)
 
 
 @cli.command("rollback")
