@@ -194,6 +194,15 @@ def test_the_committed_json_schema_is_the_generated_one() -> None:
     )
 
 
+def test_opsbook_schema_run_record_prints_it() -> None:
+    from click.testing import CliRunner
+
+    from opsbook.cli import cli
+
+    result = CliRunner().invoke(cli, ["schema", "run-record"])
+    assert result.exit_code == 0 and result.output == runrecord.json_schema_text()
+
+
 def test_the_schema_names_the_statuses_and_accepts_the_old_records() -> None:
     import jsonschema
 
