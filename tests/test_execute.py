@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
 import nbformat
 import pytest
 
-from opsbook import audit, execute
+from opsbook import audit, execute, runrecord
 from opsbook.errors import ConfigError, ExitCode
 from opsbook.record import results
 
@@ -72,6 +73,11 @@ def test_gate_stops_then_resume_continues(write_runbook, audit_dir: Path) -> Non
     assert approval["step"] == "gate" and "@" in approval["by"] and approval["via"] == "--approve"
     # both records are sealed, chained and verify
     assert audit.verify(audit_dir) == []
+    schema = jsonschema.Draft202012Validator(runrecord.json_schema())  # docs/run-record...
+    for record in (stopped, resumed):
+        run_json = json.loads((record.folder / "run.json").read_text())
+        assert list(schema.iter_errors(run_json)) == []
+        assert run_json == record.data
     assert [e["run_id"] for e in audit.read_ledger(audit_dir)] == [stopped.run_id, resumed.run_id]
     assert (audit_dir / "index.html").exists()
 

@@ -6,6 +6,7 @@ Layout under the audit root (``./audit`` or ``$OPSBOOK_AUDIT_DIR``)::
     index.html                    static list of runs (see opsbook.report)
     .running/<run_id>.json        lock of a run in progress (see opsbook.runlock)
     <run_id>/run.json             what ran, with what, by whom, and the sha256 of every artifact
+                                  (its format: :mod:`opsbook.runrecord`)
     <run_id>/runbook.yaml         the exact runbook text that ran
     <run_id>/steps/<step>/...     executed notebook, reports, log, files the notebook wrote
 
