@@ -69,12 +69,12 @@ mutate: venv
 	$(BIN)/python tests/mutation/run.py $(MUTATE_ARGS)
 
 lint: venv
-	$(BIN)/ruff check lib tests benchmarks
-	$(BIN)/ruff format --check lib tests benchmarks
+	$(BIN)/ruff check lib tests benchmarks notebooks
+	$(BIN)/ruff format --check lib tests benchmarks notebooks
 
 format: venv
-	$(BIN)/ruff format lib tests benchmarks
-	$(BIN)/ruff check --fix lib tests benchmarks
+	$(BIN)/ruff format lib tests benchmarks notebooks
+	$(BIN)/ruff check --fix lib tests benchmarks notebooks
 
 clean-audit:
 	rm -rf audit work
