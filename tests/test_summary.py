@@ -82,3 +82,57 @@ def test_summary_links_stay_inside_the_step_folder(write_runbook, link: str) -> 
     text = SUMMARISED.replace("link: notebook.ipynb", f"link: {link!r}")
     with pytest.raises(Exception, match="relative path inside the step's folder"):
         rb.load(write_runbook(text))
+
+
+HOSTILE = "<script>alert(1)</script>\"q'{{ 7*7 }}&amp;"
+
+
+def test_summary_escapes_recorded_and_declared_text(tmp_path: Path) -> None:
+    from markupsafe import escape
+
+    from opsbook.runrecord import parse_run
+    from opsbook.summary import write_summary
+
+    esc = str(escape(HOSTILE))
+    summary = rb.Summary(
+        title=HOSTILE,
+        intro=HOSTILE,
+        sections=[
+            rb.SummarySection(
+                heading=HOSTILE,
+                step="s",
+                text="{{ steps.s.outputs.label }}",
+                ok="{{ steps.s.outputs.n == 2 }}",
+                items=[
+                    rb.SummaryItem(label=HOSTILE, value="{{ steps.s.outputs.label }}", link="a b"),
+                    rb.SummaryItem(label="rows", table="{{ steps.s.outputs.rows }}"),
+                ],
+            )
+        ],
+    )
+    data = {
+        "run_id": HOSTILE,
+        "runbook": {"name": HOSTILE},
+        "status": "succeeded",
+        "user": HOSTILE,
+        "started_at": "2026-11-30T07:00:00.000Z",
+        "parameters": {},
+        "approvals": [{"step": HOSTILE, "by": HOSTILE, "at": HOSTILE, "via": "--yes"}],
+        "steps": [
+            {
+                "id": "s",
+                "status": "succeeded",
+                "report": "steps/s/report.html",
+                "outputs": {"label": HOSTILE, "n": 2, "rows": [{HOSTILE: HOSTILE, "ok": True}]},
+            }
+        ],
+    }
+    page = write_summary(tmp_path, summary, parse_run(data)).read_text()
+    assert "<script" not in page and "{{ 7*7 }}" in page
+    assert f"<title>{esc}</title>" in page and f'<p class="big">{esc}</p>' in page
+    assert f"Run {esc}: <b>succeeded</b>" in page and f"by {esc}" in page
+    assert f"Approved: {esc} by {esc} at {str(escape(HOSTILE[:16]))}" in page
+    assert page.count(f"<h2>{esc} ") == 1 and page.count("PASS") == 2  # section, table cell
+    assert f'<td>{esc}</td><td class="v"><a href="steps/s/a%20b">{esc}</a>' in page
+    assert f"<th>{esc}</th><th>ok</th>" in page and f"<td>{esc}</td>" in page
+    assert '<a href="steps/s/report.html">step report &rarr;</a>' in page

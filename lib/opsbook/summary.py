@@ -19,9 +19,9 @@ outputs. A value whose step did not run reads "not run" instead of failing the p
 from __future__ import annotations
 
 import base64
-import html
 import io
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,9 @@ from jinja2 import StrictUndefined
 from jinja2.exceptions import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from opsbook.report import STATUS_COLOURS, fmt_value, page, pill
+from opsbook.report import macro, render
 from opsbook.runbook import Summary, SummarySection, evaluate_condition
-from opsbook.runrecord import RunRecord, template_context
+from opsbook.runrecord import RunRecord, StepRecord, template_context
 
 _TEXT_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 _TEXT_ENV.filters["bytes"] = lambda n: _human_bytes(n)
@@ -63,14 +63,6 @@ def _kv(value: Any) -> str:
         shown = f"{item:.4g}" if isinstance(item, float) else str(item)
         parts.append(f"{key}: {shown}")
     return ", ".join(parts) or "none"
-
-
-EXTRA_CSS = """
-.section{border:1px solid #d0d7de;border-radius:8px;padding:12px 18px;margin:14px 0}
-.section h2{margin:.1em 0 .5em;display:flex;gap:10px;align-items:center}
-.verdict{font-size:.8em;border-radius:10px;padding:2px 10px;color:#fff}
-.big{font-size:1.05em} td.v{font-weight:600}
-"""
 
 
 def _human_bytes(n: Any) -> str:
@@ -112,84 +104,98 @@ def _verdict(expr: str | None, ctx: dict[str, Any]) -> bool | None:
         return None
 
 
-def _badge(ok: bool | None) -> str:
-    if ok is None:
-        return ""
-    colour = STATUS_COLOURS["succeeded" if ok else "failed"]
-    return f'<span class="verdict" style="background:{colour}">{"PASS" if ok else "FAIL"}</span>'
+def _table_columns(rows: Any, columns: list[str] | None = None) -> list[str] | None:
+    """The columns of a recorded table (a list of dicts), or None when it is not one."""
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+        return None
+    return columns or list(dict.fromkeys(k for r in rows for k in r))
 
 
 def _table(rows: Any, columns: list[str] | None = None) -> str:
-    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
-        return '<p class="muted">not available</p>'
-    columns = columns or list(dict.fromkeys(k for r in rows for k in r))
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    """A recorded list of dicts as an HTML table (the ``table:`` of a summary item)."""
+    return str(macro("data_table")(rows, _table_columns(rows, columns)))
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, bool):
-        return _badge(value)
-    return fmt_value(value, 120)
+@dataclass(frozen=True)
+class _Row:
+    """One line of a section: a value (with a link and a check) or a table."""
+
+    label: str
+    value: str | None = None
+    href: str | None = None
+    ok: bool | None = None
+    is_table: bool = False
+    table: Any = None
+    columns: list[str] | None = None
 
 
-def _section(section: SummarySection, record: RunRecord, ctx: dict[str, Any]) -> str:
-    step = next((s for s in record.steps if s.id == section.step), None)
+@dataclass(frozen=True)
+class _Link:
+    href: str
+    text: str
+
+
+@dataclass(frozen=True)
+class _SectionView:
+    """What ``summary.html.j2`` shows of one section."""
+
+    section: SummarySection
+    status: str
+    verdict: bool | None
+    text: str
+    link: _Link | None
+    rows: list[_Row]
+
+
+def _step(record: RunRecord, step_id: str) -> StepRecord | None:
+    return next((s for s in record.steps if s.id == step_id), None)
+
+
+def _section(section: SummarySection, record: RunRecord, ctx: dict[str, Any]) -> _SectionView:
+    step = _step(record, section.step)
     status = (step.status.value if step.status else "?") if step else "not run"
-    ran = bool(step) and step.ran
-    link = ""
+    ran = step is not None and step.ran
+    link = None
     if step and step.report:
-        link = f'<a href="{step.report}">step report &rarr;</a>'
+        link = _Link(step.report, "step report")
     elif step and step.from_run:
-        link = f'<a href="../{step.from_run}/{step.report or "index.html"}">step report (earlier run) &rarr;</a>'
+        href = f"../{step.from_run}/{step.report or 'index.html'}"
+        link = _Link(href, "step report (earlier run)")
     rows = []
     for item in section.items:
         if item.table:
-            rows.append(
-                f'<tr><th colspan="2">{html.escape(item.label)}</th></tr>'
-                f'<tr><td colspan="2">{_table(_native(item.table, ctx), item.columns)}</td></tr>'
-            )
+            table = _native(item.table, ctx)
+            columns = _table_columns(table, item.columns)
+            rows.append(_Row(item.label, is_table=True, table=table, columns=columns))
             continue
         value = _text(item.value, ctx) if (item.value and ran) else None
-        shown = (
-            html.escape(value) if value not in (None, "") else '<span class="muted">not run</span>'
-        )
+        href = None
         if item.link and value not in (None, ""):
-            target = urllib.parse.quote(f"steps/{section.step}/{item.link}")
-            shown = f'<a href="{html.escape(target)}">{shown}</a>'
-        rows.append(
-            f'<tr><td>{html.escape(item.label)}</td><td class="v">{shown} '
-            f"{_badge(_verdict(item.ok, ctx) if ran else None)}</td></tr>"
-        )
-    text = _text(section.text, ctx) if section.text and ran else ""
-    verdict = _verdict(section.ok, ctx) if ran else None
-    return (
-        f'<div class="section" id="{html.escape(section.step)}"><h2>'
-        f"{html.escape(section.heading)} {_badge(verdict)} {pill(status)}</h2>"
-        + (f'<p class="big">{html.escape(text or "")}</p>' if text else "")
-        + f"<table>{''.join(rows)}</table><p>{link}</p></div>"
+            href = urllib.parse.quote(f"steps/{section.step}/{item.link}")
+        ok = _verdict(item.ok, ctx) if ran else None
+        rows.append(_Row(item.label, value=value, href=href, ok=ok))
+    return _SectionView(
+        section=section,
+        status=status,
+        verdict=_verdict(section.ok, ctx) if ran else None,
+        text=(_text(section.text, ctx) or "") if section.text and ran else "",
+        link=link,
+        rows=rows,
     )
 
 
-def _overview_chart(summary: Summary, record: RunRecord, ctx: dict[str, Any]) -> str:
-    """Pass/fail per section as a small bar image (a visual one-glance verdict)."""
+def _overview_chart(sections: list[_SectionView]) -> str:
+    """Pass/fail per section as a small bar image (a visual one-glance verdict), as a
+    base64 PNG ("" without sections)."""
+    if not sections:
+        return ""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    labels, colours = [], []
-    for section in summary.sections:
-        step = next((s for s in record.steps if s.id == section.step), None)
-        ran = bool(step) and step.ran
-        verdict = _verdict(section.ok, ctx) if ran else None
-        labels.append(section.heading)
-        colours.append({True: "#1a7f37", False: "#cf222e", None: "#8c959f"}[verdict])
-    if not labels:
-        return ""
+    labels = [view.section.heading for view in sections]
+    colours = [{True: "#1a7f37", False: "#cf222e", None: "#8c959f"}[v.verdict] for v in sections]
     fig = Figure(figsize=(8, 0.45 * len(labels) + 0.6), dpi=100)
     ax = fig.subplots()
     ax.barh(range(len(labels)), [1] * len(labels), color=colours)
@@ -202,26 +208,20 @@ def _overview_chart(summary: Summary, record: RunRecord, ctx: dict[str, Any]) ->
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    encoded = base64.b64encode(buf.getvalue()).decode()
-    return f'<img id="overview" alt="verdict per area" src="data:image/png;base64,{encoded}">'
+    return base64.b64encode(buf.getvalue()).decode()
 
 
 def write_summary(folder: Path, summary: Summary, record: RunRecord) -> Path:
     """Write ``summary.html`` for a run."""
     ctx = context(record, folder)
-    status = record.status.value
-    colour = STATUS_COLOURS.get(status, "#57606a")
-    approvals = ", ".join(f"{a.step} by {a.by} at {a.at[:16]}" for a in record.approvals)
-    body = (
-        f'<div class="banner" style="background:{colour}"><h1>{html.escape(summary.title)}</h1>'
-        f"<div>Run {html.escape(record.run_id)}: <b>{html.escape(status)}</b>, started "
-        f"{html.escape(str(record.started_at or '')[:16])} UTC by {html.escape(record.user)}"
-        + (f"<br>Approved: {html.escape(approvals)}" if approvals else "")
-        + ' &middot; <a href="index.html">technical run page</a></div></div>'
-        + (f'<p class="big">{html.escape(summary.intro)}</p>' if summary.intro else "")
-        + _overview_chart(summary, record, ctx)
-        + "".join(_section(s, record, ctx) for s in summary.sections)
+    sections = [_section(s, record, ctx) for s in summary.sections]
+    page = render(
+        "summary.html.j2",
+        summary=summary,
+        run=record,
+        sections=sections,
+        chart=_overview_chart(sections),
     )
     out = folder / "summary.html"
-    out.write_text(page(summary.title, body, EXTRA_CSS), encoding="utf-8")
+    out.write_text(page, encoding="utf-8")
     return out
