@@ -7,8 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from opsbook import audit, runrecord
+from opsbook.cli import cli
 from opsbook.errors import ExitCode, RecordError
 from opsbook.runrecord import (
     ActionRecord,
@@ -195,10 +197,6 @@ def test_the_committed_json_schema_is_the_generated_one() -> None:
 
 
 def test_opsbook_schema_run_record_prints_it() -> None:
-    from click.testing import CliRunner
-
-    from opsbook.cli import cli
-
     result = CliRunner().invoke(cli, ["schema", "run-record"])
     assert result.exit_code == 0 and result.output == runrecord.json_schema_text()
 
