@@ -789,7 +789,7 @@ def json_schema() -> dict[str, Any]:
     )
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://opsbook.invalid/run-record.schema.json",
+        "$id": f"urn:opsbook:run-record:{SCHEMA_VERSION}",
         "title": "opsbook run.json",
         "description": (
             "The run.json of an opsbook audit record: a runbook run (no kind, or kind "
