@@ -190,7 +190,7 @@ TARGETS = [
             "_counter_rates",
             "_minus",
         ],
-        ["tests/loki/test_logql_range_steps.py"],
+        ["tests/loki/test_logql_range_steps.py", "tests/loki/test_logql_windows.py"],
     ),
     Target(
         "ledger",
