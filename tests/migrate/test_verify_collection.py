@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from opsbook.migrate import searchcheck, verify
-from opsbook.migrate.exact import TopK, unit_rows
+from opsbook.migrate.exact import RTOL, TopK, recall, same_top_k, unit_rows
 from opsbook.migrate.hashes import HashStore, record_row
 from opsbook.migrate.ids import point_id
 from opsbook.migrate.payload import DOCUMENT_KEY, ID_KEY, METADATA_KEY
@@ -255,3 +255,60 @@ def test_check_counts_failures_caps_examples_and_maps_chroma_ids() -> None:
     assert (report.queries, report.exact_queries, report.k) == (3, 3, 2)
     fewer = searchcheck.check(truth, want[:1], None, None, "none", 0.99)
     assert (fewer.exact_queries, fewer.failures, fewer.chroma_recalls) == (1, 0, [])
+
+
+# ------------------------------------------------------------------ exact.py: the comparisons
+
+T_IDS = ["a", "b", "c"]
+T_D = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+
+
+@pytest.mark.parametrize(
+    ("ids", "dists", "why"),
+    [
+        (["a", "b", "c"], [1.5, 2.0, 2.5], None),  # exactly at the tolerance: equal
+        (["a", "b", "x"], [1.0, 2.0, 3.5], None),  # a tie at the k-th, within the tolerance
+        (["a", "b"], [1.0, 2.0], "2 results, expected 3"),
+        (["a", "b", "c", "d"], [1.0, 2.0, 3.0, 3.0], "4 results, expected 3"),
+        (["a", "b", "c"], [1.0, 2.0, 3.51], "rank 3: distance 3.51, exact 3"),
+        (["a", "b", "c"], [0.49, 2.0, 3.0], "rank 1: distance 0.49, exact 1"),
+        (["x", "b", "c"], [1.0, 2.0, 3.0], "'x' returned at distance 1, not a tie at the k-th (3)"),
+        (["b", "a", "c"], [1.0, 2.0, 3.0], "'b' at distance 1, exact 2"),
+    ],
+)
+def test_same_top_k_exact_reasons(ids: list[str], dists: list[float], why: str | None) -> None:
+    assert same_top_k(T_IDS, T_D, ids, dists, tol=0.5) == why
+
+
+def test_same_top_k_of_an_empty_truth() -> None:
+    assert same_top_k([], np.array([], dtype=np.float32), [], [], 0.0) is None
+
+
+@pytest.mark.parametrize(
+    ("ids", "dists", "expected"),
+    [
+        (["a", "b", "c", "d"], [1.0, 2.0, 3.0, 3.0], 1.0),  # never above 1
+        (["x", "y", "z"], [3.5, 3.6, 9.0], 1 / 3),  # 3.5 is a tie within 0.5, 3.6 is not
+        (["a"], [1.0], 1 / 3),
+        ([], [], 0.0),
+    ],
+)
+def test_recall_exact_values(ids: list[str], dists: list[float], expected: float) -> None:
+    assert recall(T_IDS, T_D, ids, dists, 0.5) == pytest.approx(expected)
+
+
+def test_recall_of_an_empty_truth_is_one() -> None:
+    assert recall([], np.array([], dtype=np.float32), ["a"], [1.0], 0.0) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("distance", "scale"),
+    [("Cosine", 1.0), ("Dot", 5.0 * 2.0), ("Euclid", 25.0 + 4.0)],
+)
+def test_tolerance_scales_with_the_magnitudes(distance: str, scale: float) -> None:
+    truth = TopK(np.array([[3.0, 4.0, 0.0]], dtype=np.float32), distance, k=1)
+    truth.add(["a", "b"], np.array([[0, 0, 2.0], [0, 1.0, 0]], dtype=np.float32))
+    assert truth.tolerance(0) == pytest.approx(RTOL * scale)
+    small = TopK(np.array([[0.1, 0.0, 0.0]], dtype=np.float32), distance, k=1)
+    small.add(["a"], np.array([[0.5, 0, 0]], dtype=np.float32))
+    assert small.tolerance(0) == pytest.approx(RTOL)  # never below RTOL x 1

@@ -169,6 +169,7 @@ TARGETS = [
         "opsbook.archive.paths",
         ["contained", "is_within"],
         ["tests/archive/test_txn.py"],
+        ["-k", "contained or is_within or refuse or archive_dir"],
     ),
     Target(
         "archive-apply",
@@ -191,6 +192,41 @@ TARGETS = [
             "_minus",
         ],
         ["tests/loki/test_logql_range_steps.py", "tests/loki/test_logql_windows.py"],
+    ),
+    Target(
+        "runbook-validation",
+        "opsbook.runbook.validation",
+        [
+            "validate",
+            "_check_on_failure_cycles",
+            "_check_summary",
+            "_check_param_specs",
+            "_check_bounds_spec",
+            "_check_notebook_step",
+            "_earlier_ids",
+            "_check_value_type",
+            "_check_template",
+            "_check_rollback_ref",
+            "_check_step_ref",
+            "_notebook_type",
+            "_types_compatible",
+        ],
+        ["tests/runbook/test_validation_rules.py", "tests/runbook/test_validation.py"],
+    ),
+    Target(
+        "runbook-params",
+        "opsbook.runbook.params",
+        [
+            "value_fits",
+            "with_article",
+            "format_number",
+            "coerce_cli_value",
+            "_typed",
+            "check_value",
+            "resolve_parameters",
+            "check_approvals",
+        ],
+        ["tests/runbook/test_params.py", "tests/runbook/test_validation_rules.py"],
     ),
     Target(
         "ledger",
@@ -475,6 +511,12 @@ def run_target(target: Target, sample: int | None, timeout: float, seed: int) ->
         func = _resolve(module, mutant.function)
         outcome = _run_mutant(func, mutant, target, timeout)
         results.append((mutant, outcome))
+        if outcome == "survived":  # as soon as known: a long run can be read while it runs
+            print(
+                f"  survived  {rel}:{mutant.line}  {mutant.function}: {mutant.what}",
+                file=sys.stderr,
+                flush=True,
+            )
         if number % 25 == 0 or number == len(found):
             print(f"  {target.name}: {number}/{len(found)}", file=sys.stderr, flush=True)
     killed = sum(1 for _, o in results if o != "survived")

@@ -429,7 +429,7 @@ def _check_value_type(
                     f"declares {nb_type}"
                 ]
             )
-        if value_fits(value, nb_type) or (nb_type == "float" and isinstance(value, int)):
+        if value_fits(value, nb_type):  # an int fits a float; a bool fits neither
             return []
         return [
             f"{prefix}: parameter {name!r} gets {value!r} ({type(value).__name__}) but the "
