@@ -132,7 +132,7 @@ RULES = [
         [(SECOND_N, 'parameters: {n: "{{ steps.first.outputs.totl }}"}')],
         [
             "step 'second' parameter 'n': step 'first' never records 'totl' (its notebook "
-            "records: label, n_items, total)"
+            "declares: label, n_items, total)"
         ],
     ),
     ([(SECOND_N, 'parameters: {n: "{{ steps.first.status }}"}')], []),
@@ -318,7 +318,7 @@ def test_summary_sections(write_runbook) -> None:
     )
     assert _problems(write_runbook, text) == [
         P + "summary section 'H': step 'nowhere' does not exist",
-        P + "summary section 'H': step 'first' never records 'totl' (its notebook records: "
+        P + "summary section 'H': step 'first' never records 'totl' (its notebook declares: "
         "label, n_items, total)",
         P + "summary section 'K': 'run.x' is unknown; run.* has dir, id, runbook, work_dir",
     ]
