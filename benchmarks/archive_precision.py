@@ -28,13 +28,13 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     inv = inventory(args.repo, args.apps_dir, args.staleness_days, now=parse_now(args.now))
-    cls = classify(inv)
+    classification = classify(inv)
     elapsed = time.perf_counter() - started
-    print(cls.statement)
-    table = cls.frame()
+    print(classification.statement)
+    table = classification.frame()
     table["rule"] = table["rule"].str.split(":").str[0]
     print(table[["app", "decision", "confidence", "rule"]].to_string(index=False))
-    proposed, expected = set(cls.candidates), set(args.expect)
+    proposed, expected = set(classification.candidates), set(args.expect)
     hits = proposed & expected
     precision = len(hits) / len(proposed) if proposed else 1.0
     recall = len(hits) / len(expected) if expected else 1.0
@@ -44,7 +44,7 @@ def main() -> None:
         f"recall {recall:.2f} ({len(hits)}/{len(expected)}); audit took {elapsed:.1f}s"
     )
     for name in sorted(proposed ^ expected):
-        v = cls.verdicts[name]
+        v = classification.verdicts[name]
         print(f"- {name}: {v.decision} by {v.rule_text()}")
 
 

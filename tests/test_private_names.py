@@ -3,7 +3,8 @@
 A name with a leading underscore is a module's own business. When another module needs
 it, it becomes an interface (a public name) or the code moves. This walks the AST of every
 module under lib/opsbook and fails on ``from opsbook.x import _name``, ``import
-opsbook._x`` and ``x._name`` where ``x`` was imported from another opsbook module.
+opsbook._x`` and ``x._name`` where ``x`` was imported from another opsbook module. It also
+keeps out the unclear names a review found (``cls`` for a classification and the like).
 """
 
 from __future__ import annotations
@@ -95,3 +96,53 @@ def test_no_module_uses_another_modules_private_names(path: Path) -> None:
 )
 def test_crossings_finds_each_form(source: str, found: list[str]) -> None:
     assert crossings(source, "opsbook.archive.apply") == found
+
+
+#: Names a review found unclear (``cls`` for a classification, ``sc`` for scenarios or a
+#: subscriber connection, ``bt`` for backtest, ``mig``/``co``/``ckpt`` for modules).
+UNCLEAR = {"cls", "sc", "bt", "mig", "co", "ckpt"}
+
+
+def unclear_names(source: str) -> list[str]:
+    """Variables, parameters and import aliases of ``source`` named in :data:`UNCLEAR`
+    (``cls`` as the first parameter of a classmethod or ``__new__`` is the convention)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            decorators = {getattr(d, "id", getattr(d, "attr", "")) for d in node.decorator_list}
+            args = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+            for index, arg in enumerate(args):
+                conventional = (
+                    arg.arg == "cls"
+                    and index == 0
+                    and ("classmethod" in decorators or node.name == "__new__")
+                )
+                if arg.arg in UNCLEAR and not conventional:
+                    found.append(f"line {node.lineno}: parameter {arg.arg} of {node.name}")
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            if node.id in UNCLEAR:
+                found.append(f"line {node.lineno}: variable {node.id}")
+        elif isinstance(node, ast.alias) and node.asname in UNCLEAR:
+            found.append(f"import {node.name} as {node.asname}")
+    return found
+
+
+@pytest.mark.parametrize(
+    "path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE))
+)
+def test_library_names_explain_themselves(path: Path) -> None:
+    assert unclear_names(path.read_text()) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "found"),
+    [
+        ("cls = classify(inv)", ["line 1: variable cls"]),
+        ("def chart(cls):\n    pass", ["line 1: parameter cls of chart"]),
+        ("from opsbook.loki import backtest as bt", ["import backtest as bt"]),
+        ("class A:\n    @classmethod\n    def make(cls):\n        pass", []),
+        ("classification = classify(inv)", []),
+    ],
+)
+def test_unclear_names_finds_each_form(source: str, found: list[str]) -> None:
+    assert unclear_names(source) == found

@@ -10,8 +10,8 @@ from opsbook.archive import DEMO_NOW, charts, classify, inventory
 
 
 def test_size_chart_colours_labels_by_decision(demo: Path) -> None:
-    cls = classify(inventory(demo, now=DEMO_NOW))
-    ax = charts.size_chart(cls).axes[0]
+    classification = classify(inventory(demo, now=DEMO_NOW))
+    ax = charts.size_chart(classification).axes[0]
     colours = {t.get_text(): to_hex(t.get_color()) for t in ax.get_yticklabels()}
     assert len(colours) == 14
     assert colours["legacy-auth"] == charts.COLOURS["blocked"]
@@ -22,11 +22,11 @@ def test_size_chart_colours_labels_by_decision(demo: Path) -> None:
 
 
 def test_dependency_chart_draws_every_node_and_edge(demo: Path) -> None:
-    cls = classify(inventory(demo, now=DEMO_NOW))
-    ax = charts.dependency_chart(cls).axes[0]
+    classification = classify(inventory(demo, now=DEMO_NOW))
+    ax = charts.dependency_chart(classification).axes[0]
     labels = {t.get_text() for t in ax.texts if type(t).__name__ == "Text"}
-    assert labels == {n.name for n in cls.inventory.nodes()}
-    edges = sum(len(n.depends_on) for n in cls.inventory.nodes())
+    assert labels == {n.name for n in classification.inventory.nodes()}
+    edges = sum(len(n.depends_on) for n in classification.inventory.nodes())
     assert len([c for c in ax.get_children() if type(c).__name__ == "Annotation"]) == edges
 
 
@@ -38,8 +38,8 @@ def test_layers_put_dependants_right_of_dependencies_and_survive_cycles() -> Non
 
 
 def test_timeline_and_before_after(demo: Path) -> None:
-    cls = classify(inventory(demo, now=DEMO_NOW))
-    ax = charts.timeline_chart(cls).axes[0]
+    classification = classify(inventory(demo, now=DEMO_NOW))
+    ax = charts.timeline_chart(classification).axes[0]
     assert len(ax.collections) == 14  # one scatter of commits per app
     fig = charts.before_after_chart(14, 8, 20_000_000, 9_000_000)
     counts = [p.get_height() for p in fig.axes[0].patches]
@@ -47,10 +47,10 @@ def test_timeline_and_before_after(demo: Path) -> None:
 
 
 def test_evidence_chart_is_apps_by_families_with_the_decision(demo: Path) -> None:
-    cls = classify(inventory(demo, now=DEMO_NOW))
-    ax = charts.evidence_chart(cls).axes[0]
+    classification = classify(inventory(demo, now=DEMO_NOW))
+    ax = charts.evidence_chart(classification).axes[0]
     apps = [t.get_text() for t in ax.get_yticklabels()]
-    assert apps == list(cls.verdicts)
+    assert apps == list(classification.verdicts)
     assert [t.get_text() for t in ax.get_xticklabels()] == [
         "activity",
         "production",

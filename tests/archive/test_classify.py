@@ -17,8 +17,8 @@ EXPERIMENTS = {"orchestrator", "unified-backend", "flan-router", "ibu-nuzantara"
 
 
 def test_demo_classification(demo: Path) -> None:
-    cls = classify(inventory(demo, now=DEMO_NOW))
-    status = {name: v.status for name, v in cls.verdicts.items()}
+    classification = classify(inventory(demo, now=DEMO_NOW))
+    status = {name: v.status for name, v in classification.verdicts.items()}
     assert {n for n, s in status.items() if s == "experimental"} == EXPERIMENTS
     assert {n for n, s in status.items() if s == "stale"} == {
         "legacy-auth",
@@ -26,15 +26,15 @@ def test_demo_classification(demo: Path) -> None:
         "status-page",
     }
     assert sum(s == "active" for s in status.values()) == 7
-    assert set(cls.candidates) == EXPERIMENTS | {"marketing-v1", "status-page"}
-    summary = cls.summary()
+    assert set(classification.candidates) == EXPERIMENTS | {"marketing-v1", "status-page"}
+    summary = classification.summary()
     assert (summary["apps_before"], summary["apps_after"], summary["active_after"]) == (14, 8, 7)
 
 
 def test_stale_app_with_an_active_dependant_is_blocked_naming_it(demo: Path) -> None:
-    cls = classify(inventory(demo, now=DEMO_NOW))
-    assert cls.blocked == {"legacy-auth": ["web"]}
-    verdict = cls.verdicts["legacy-auth"]
+    classification = classify(inventory(demo, now=DEMO_NOW))
+    assert classification.blocked == {"legacy-auth": ["web"]}
+    verdict = classification.verdicts["legacy-auth"]
     assert verdict.decision == "blocked"
     assert any("web depends on it" in r for r in verdict.reasons)
     # status-page also depends on legacy-auth but is archived itself: it does not block
@@ -43,26 +43,34 @@ def test_stale_app_with_an_active_dependant_is_blocked_naming_it(demo: Path) -> 
 
 def test_reclaimable_bytes_and_saving_sum_the_candidates(demo: Path) -> None:
     inv = inventory(demo, now=DEMO_NOW)
-    cls = classify(inv)
-    assert cls.bytes_reclaimable == sum(inv.app(n).total_bytes for n in cls.candidates)
-    assert cls.monthly_saving_usd == sum(monthly_cost(inv.app(n)) for n in cls.candidates)
+    classification = classify(inv)
+    assert classification.bytes_reclaimable == sum(
+        inv.app(n).total_bytes for n in classification.candidates
+    )
+    assert classification.monthly_saving_usd == sum(
+        monthly_cost(inv.app(n)) for n in classification.candidates
+    )
 
 
 def test_longer_window_makes_recent_experiments_the_only_candidates(demo: Path) -> None:
-    cls = classify(inventory(demo, now=DEMO_NOW, staleness_days=3650))
-    assert set(cls.candidates) == EXPERIMENTS
+    classification = classify(inventory(demo, now=DEMO_NOW, staleness_days=3650))
+    assert set(classification.candidates) == EXPERIMENTS
 
 
 def test_no_markers_and_long_window_leaves_nothing(demo: Path) -> None:
-    cls = classify(inventory(demo, now=DEMO_NOW, staleness_days=3650, markers=[]))
-    assert cls.candidates == [] and cls.blocked == {}
+    classification = classify(inventory(demo, now=DEMO_NOW, staleness_days=3650, markers=[]))
+    assert classification.candidates == [] and classification.blocked == {}
 
 
 def test_explicit_candidates_replace_the_automatic_choice(demo: Path) -> None:
-    cls = classify(inventory(demo, now=DEMO_NOW), candidates=["apps/flan-router", "legacy-auth"])
-    assert cls.candidates == ["flan-router"]
-    assert cls.blocked == {"legacy-auth": ["status-page", "web"]}  # status-page is kept now
-    assert cls.verdicts["orchestrator"].decision == "keep"
+    classification = classify(
+        inventory(demo, now=DEMO_NOW), candidates=["apps/flan-router", "legacy-auth"]
+    )
+    assert classification.candidates == ["flan-router"]
+    assert classification.blocked == {
+        "legacy-auth": ["status-page", "web"]
+    }  # status-page is kept now
+    assert classification.verdicts["orchestrator"].decision == "keep"
 
 
 def test_unknown_candidate_names_the_known_apps(demo: Path) -> None:
@@ -85,9 +93,9 @@ def test_blocking_cascades_through_blocked_candidates(make_repo: MakeRepo) -> No
         },
         ages={"apps/mid/package.json": 400, "apps/base/package.json": 400},
     )
-    cls = classify(inventory(repo, now=DEMO_NOW))
-    assert cls.blocked == {"mid": ["live"], "base": ["mid"]}
-    assert cls.candidates == []
+    classification = classify(inventory(repo, now=DEMO_NOW))
+    assert classification.blocked == {"mid": ["live"], "base": ["mid"]}
+    assert classification.candidates == []
 
 
 @pytest.mark.parametrize(

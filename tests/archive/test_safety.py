@@ -26,8 +26,8 @@ OUTSIDE_YAML = "packages:\n  - keep/me\n"
 
 
 def _plan(repo: Path, candidates: list[str] | None = None, **kw: object) -> ArchivePlan:
-    cls = classify(inventory(repo, now=DEMO_NOW), candidates=candidates)
-    return plan_archive(cls, day=DAY, **kw)  # type: ignore[arg-type]
+    classification = classify(inventory(repo, now=DEMO_NOW), candidates=candidates)
+    return plan_archive(classification, day=DAY, **kw)  # type: ignore[arg-type]
 
 
 def _commit_all(repo: Path, message: str) -> None:

@@ -79,8 +79,8 @@ def test_vector_and_scalar():
         }
     )
     assert dict(zip(vec["model"], vec["value"], strict=True)) == {"m1": 3.0, "m2": 4.0}
-    sc = scalar_frame({"resultType": "scalar", "result": [T, "7"]})
-    assert sc["value"].iloc[0] == 7.0
+    scalar = scalar_frame({"resultType": "scalar", "result": [T, "7"]})
+    assert scalar["value"].iloc[0] == 7.0
 
 
 @pytest.mark.parametrize("kind", ["streams", "matrix", "vector"])

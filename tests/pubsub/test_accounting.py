@@ -28,10 +28,10 @@ def _msg(seq: int, *, pub: int = 1, chan: int = 0, step: int = STEP, at: int = 0
     return [b"message", b"ch", HEADER.pack(pub, chan, step, seq, at) + b"x" * 8]
 
 
-def _feed(sc: workers._SubConn, replies: list[list], now: int = 5_000) -> dict[int, array]:
+def _feed(sub: workers._SubConn, replies: list[list], now: int = 5_000) -> dict[int, array]:
     lat: dict[int, array] = {}
     for reply in replies:
-        workers._handle(sc, reply, now, STEP, lat, END, 0.0)
+        workers._handle(sub, reply, now, STEP, lat, END, 0.0)
     return lat
 
 
@@ -84,85 +84,85 @@ def test_flow_buffer_grows_by_at_least_4096_and_exactly_to_a_far_seq() -> None:
 
 
 def test_handle_counts_per_publisher_and_channel() -> None:
-    sc = _conn()
-    _feed(sc, [_msg(0), _msg(1), _msg(0, pub=2), _msg(0, chan=1), _msg(1, pub=2), _msg(1)])
-    flows = {k: (f.unique, f.dups, f.reorders, f.max_seq) for k, f in sc.flows.items()}
+    sub = _conn()
+    _feed(sub, [_msg(0), _msg(1), _msg(0, pub=2), _msg(0, chan=1), _msg(1, pub=2), _msg(1)])
+    flows = {k: (f.unique, f.dups, f.reorders, f.max_seq) for k, f in sub.flows.items()}
     assert flows == {
         (1 << 16) | 0: (2, 1, 0, 1),
         (2 << 16) | 0: (2, 0, 0, 1),
         (1 << 16) | 1: (1, 0, 0, 0),
     }
-    assert sc.received == 6  # a duplicate is received, not delivered: flows say unique
-    assert sc.stale == 0 and sc.ended is False
+    assert sub.received == 6  # a duplicate is received, not delivered: flows say unique
+    assert sub.stale == 0 and sub.ended is False
 
 
 def test_handle_counts_a_stale_step_apart() -> None:
-    sc = _conn()
-    lat = _feed(sc, [_msg(0, step=STEP - 1), _msg(0), _msg(1, step=STEP + 1)])
-    assert sc.stale == 2
-    assert sc.received == 1
-    assert [(f.unique, f.max_seq) for f in sc.flows.values()] == [(1, 0)]
+    sub = _conn()
+    lat = _feed(sub, [_msg(0, step=STEP - 1), _msg(0), _msg(1, step=STEP + 1)])
+    assert sub.stale == 2
+    assert sub.received == 1
+    assert [(f.unique, f.max_seq) for f in sub.flows.values()] == [(1, 0)]
     assert {ch: list(a) for ch, a in lat.items()} == {0: [5]}
 
 
 def test_handle_end_marker_and_short_messages() -> None:
-    sc = _conn()
-    _feed(sc, [[b"message", b"ctl", b"end:6"]])
-    assert sc.ended is False and sc.received == 0 and sc.stale == 0
-    _feed(sc, [[b"message", b"ctl", END]])
-    assert sc.ended is True and sc.received == 0 and sc.flows == {}
+    sub = _conn()
+    _feed(sub, [[b"message", b"ctl", b"end:6"]])
+    assert sub.ended is False and sub.received == 0 and sub.stale == 0
+    _feed(sub, [[b"message", b"ctl", END]])
+    assert sub.ended is True and sub.received == 0 and sub.flows == {}
 
 
 def test_handle_counts_a_message_of_exactly_the_header_size() -> None:
-    sc = _conn()
-    _feed(sc, [[b"message", b"ch", HEADER.pack(1, 0, STEP, 0, 0)]])  # size=24: no padding
-    assert sc.received == 1 and sc.ended is False
+    sub = _conn()
+    _feed(sub, [[b"message", b"ch", HEADER.pack(1, 0, STEP, 0, 0)]])  # size=24: no padding
+    assert sub.received == 1 and sub.ended is False
 
 
 def test_handle_reads_pattern_and_sharded_messages_and_ignores_the_rest() -> None:
-    sc = _conn()
+    sub = _conn()
     pmessage = [b"pmessage", b"user:*", b"user:1", _msg(0)[2]]
     smessage = [b"smessage", b"ch", _msg(1)[2]]
-    _feed(sc, [pmessage, smessage, [b"subscribe", b"ch", 1], [b"pong", b""]])
-    assert sc.received == 2
-    assert [(f.unique, f.max_seq) for f in sc.flows.values()] == [(2, 1)]
+    _feed(sub, [pmessage, smessage, [b"subscribe", b"ch", 1], [b"pong", b""]])
+    assert sub.received == 2
+    assert [(f.unique, f.max_seq) for f in sub.flows.values()] == [(2, 1)]
 
 
 def test_handle_latency_from_the_intended_time_in_microseconds() -> None:
-    sc = _conn()
+    sub = _conn()
     lat: dict[int, array] = {}
-    workers._handle(sc, _msg(0, at=1_000_000, chan=2), 3_500_000, STEP, lat, END, 0.0)
-    workers._handle(sc, _msg(1, at=2_000_000, chan=2), 3_500_000, STEP, lat, END, 0.0)
-    workers._handle(sc, _msg(0, at=0, chan=3), 7_999, STEP, lat, END, 0.0)
+    workers._handle(sub, _msg(0, at=1_000_000, chan=2), 3_500_000, STEP, lat, END, 0.0)
+    workers._handle(sub, _msg(1, at=2_000_000, chan=2), 3_500_000, STEP, lat, END, 0.0)
+    workers._handle(sub, _msg(0, at=0, chan=3), 7_999, STEP, lat, END, 0.0)
     assert {ch: list(a) for ch, a in lat.items()} == {2: [2500, 1500], 3: [7]}
 
 
 def test_handle_first_and_last_receive_times() -> None:
-    sc = _conn()
+    sub = _conn()
     lat: dict[int, array] = {}
     for now, seq in ((100, 0), (200, 1), (300, 2)):
-        workers._handle(sc, _msg(seq), now, STEP, lat, END, 0.0)
-    workers._handle(sc, _msg(0, step=1), 400, STEP, lat, END, 0.0)  # stale: not a receive
-    assert (sc.first_ns, sc.last_ns) == (100, 300)
+        workers._handle(sub, _msg(seq), now, STEP, lat, END, 0.0)
+    workers._handle(sub, _msg(0, step=1), 400, STEP, lat, END, 0.0)  # stale: not a receive
+    assert (sub.first_ns, sub.last_ns) == (100, 300)
 
 
 def test_handle_sleeps_only_for_a_slow_subscriber(monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
     monkeypatch.setattr(workers.time, "sleep", slept.append)
-    sc = _conn()
+    sub = _conn()
     lat: dict[int, array] = {}
-    workers._handle(sc, _msg(0), 1, STEP, lat, END, 0.0)
-    workers._handle(sc, _msg(1), 1, STEP, lat, END, 0.002)
-    workers._handle(sc, _msg(2, step=1), 1, STEP, lat, END, 0.002)  # stale: no sleep
+    workers._handle(sub, _msg(0), 1, STEP, lat, END, 0.0)
+    workers._handle(sub, _msg(1), 1, STEP, lat, END, 0.002)
+    workers._handle(sub, _msg(2, step=1), 1, STEP, lat, END, 0.002)  # stale: no sleep
     assert slept == [0.002]
 
 
 def test_conn_report_states_every_count() -> None:
-    sc = _conn({"channels": ["a", "b"], "patterns": ["p:*"], "group": "slow"})
-    sc.disconnects, sc.reconnects, sc.client_ids = 2, 1, [10, 11]
-    lat = _feed(sc, [_msg(0), _msg(2), _msg(1), _msg(1), _msg(0, step=1)], now=50)
-    _feed(sc, [[b"message", b"ctl", END]])
-    report = workers._conn_report(sc)
+    sub = _conn({"channels": ["a", "b"], "patterns": ["p:*"], "group": "slow"})
+    sub.disconnects, sub.reconnects, sub.client_ids = 2, 1, [10, 11]
+    lat = _feed(sub, [_msg(0), _msg(2), _msg(1), _msg(1), _msg(0, step=1)], now=50)
+    _feed(sub, [[b"message", b"ctl", END]])
+    report = workers._conn_report(sub)
     assert report == {
         "received": 4,
         "stale": 1,

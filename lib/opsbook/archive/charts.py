@@ -15,14 +15,14 @@ from opsbook.archive.classify import Classification
 COLOURS = {"keep": "#2e7d32", "archive": "#c62828", "blocked": "#ef6c00", "package": "#757575"}
 
 
-def _decision(cls: Classification, name: str) -> str:
-    v = cls.verdicts.get(name)
+def _decision(classification: Classification, name: str) -> str:
+    v = classification.verdicts.get(name)
     return v.decision if v else "package"
 
 
-def size_chart(cls: Classification) -> Figure:
+def size_chart(classification: Classification) -> Figure:
     """Horizontal bars per app: source vs dependencies/build output, coloured by decision."""
-    apps = sorted(cls.inventory.apps, key=lambda a: a.total_bytes)
+    apps = sorted(classification.inventory.apps, key=lambda a: a.total_bytes)
     fig = Figure(figsize=(8, 0.35 * len(apps) + 1.5))
     ax = fig.subplots()
     y = range(len(apps))
@@ -32,7 +32,7 @@ def size_chart(cls: Classification) -> Figure:
     ax.barh(y, deps, left=src, color="#90caf9", label="dependencies / build output")
     ax.set_yticks(list(y), [a.name for a in apps])
     for tick, a in zip(ax.get_yticklabels(), apps, strict=True):
-        tick.set_color(COLOURS[_decision(cls, a.name)])
+        tick.set_color(COLOURS[_decision(classification, a.name)])
     ax.set_xlabel("MB on disk")
     ax.set_title("Size per app (label colour: green keep, red archive, orange blocked)")
     ax.legend(loc="lower right")
@@ -40,15 +40,15 @@ def size_chart(cls: Classification) -> Figure:
     return fig
 
 
-def timeline_chart(cls: Classification) -> Figure:
+def timeline_chart(classification: Classification) -> Figure:
     """Commits per app over time, with the staleness cut-off as a vertical line."""
-    inv = cls.inventory
+    inv = classification.inventory
     apps = sorted(inv.apps, key=lambda a: a.last_commit or datetime.min.replace(tzinfo=UTC))
     fig = Figure(figsize=(9, 0.35 * len(apps) + 1.5))
     ax = fig.subplots()
     for i, a in enumerate(apps):
         times = [datetime.fromtimestamp(t, UTC) for t in sorted(a.commit_times)]
-        colour = COLOURS[_decision(cls, a.name)]
+        colour = COLOURS[_decision(classification, a.name)]
         if times:
             ax.plot([times[0], times[-1]], [i, i], color=colour, alpha=0.35, lw=2)
             ax.scatter(times, [i] * len(times), color=colour, s=14, zorder=3)
@@ -121,14 +121,14 @@ def _untangle(columns: dict[int, list[str]], edges: list[tuple[str, str]]) -> No
             rank.update({n: i - (len(members) - 1) / 2 for i, n in enumerate(members)})
 
 
-def dependency_chart(cls: Classification) -> Figure:
+def dependency_chart(classification: Classification) -> Figure:
     """Who depends on whom: shared packages left, dependants to the right, candidates red."""
-    nodes = cls.inventory.nodes()
+    nodes = classification.inventory.nodes()
     names = [n.name for n in nodes]
     edges = [(n.name, d) for n in nodes for d in n.depends_on if d in names]
     layer = _layers(names, edges)
     columns: dict[int, list[str]] = {}
-    for n in sorted(names, key=lambda x: (_decision(cls, x), x)):
+    for n in sorted(names, key=lambda x: (_decision(classification, x), x)):
         columns.setdefault(layer[n], []).append(n)
     _untangle(columns, edges)
     pos: dict[str, tuple[float, float]] = {}
@@ -152,7 +152,7 @@ def dependency_chart(cls: Classification) -> Figure:
             },
         )
     for n, (x, y) in pos.items():
-        kind = _decision(cls, n)
+        kind = _decision(classification, n)
         ax.text(
             x,
             y,
@@ -207,19 +207,19 @@ STANCE_COLOURS = {
 }
 
 
-def _cell_label(cls: Classification, app: str, family: str) -> str:
+def _cell_label(classification: Classification, app: str, family: str) -> str:
     kinds = []
-    for e in cls.verdicts[app].evidence:
+    for e in classification.verdicts[app].evidence:
         if e.family == family and e.stance != "info" and e.kind not in kinds:
             kinds.append(e.kind)
     return "\n".join(kinds[:2]) + ("\n…" if len(kinds) > 2 else "")
 
 
-def evidence_chart(cls: Classification) -> Figure:
+def evidence_chart(classification: Classification) -> Figure:
     """Apps x evidence families, each cell coloured by what its evidence argues (red: for
     archiving, green: against, orange: both), with the decision and confidence at the
     right: a reviewer sees at a glance why each app is kept or archived."""
-    matrix = cls.matrix()
+    matrix = classification.matrix()
     families = [c for c in matrix.columns if c not in ("app", "decision", "confidence")]
     apps = list(matrix["app"])
     fig = Figure(figsize=(1.25 * len(families) + 4.5, 0.42 * len(apps) + 2.2))
@@ -230,7 +230,7 @@ def evidence_chart(cls: Classification) -> Figure:
         for col, fam in enumerate(families):
             stance = values[fam]
             ax.add_patch(Rectangle((col, y), 1, 1, fc=STANCE_COLOURS[stance], ec="#bdbdbd"))
-            label = _cell_label(cls, record.app, fam)
+            label = _cell_label(classification, record.app, fam)
             if label:
                 ax.text(col + 0.5, y + 0.5, label, ha="center", va="center", fontsize=6)
         decision = values["decision"]
@@ -252,7 +252,7 @@ def evidence_chart(cls: Classification) -> Figure:
     ax.set_yticklabels(apps, fontsize=8)
     ax.tick_params(length=0)
     title = "Evidence per app (red: for archiving, green: against, orange: both)"
-    if cls.inventory.quiet:
+    if classification.inventory.quiet:
         title += "\nrepository quiet: age is not evidence"
     ax.set_title(title, fontsize=9)
     ax.legend(

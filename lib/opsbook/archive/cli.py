@@ -59,16 +59,16 @@ def audit_cmd(
     from opsbook.archive.inventory import inventory
     from opsbook.archive.session import parse_now
 
-    cls = classify(inventory(repo, list(apps_dirs), staleness_days, now=parse_now(now)))
+    classification = classify(inventory(repo, list(apps_dirs), staleness_days, now=parse_now(now)))
     if as_json:
-        click.echo(json.dumps(cls.summary(), indent=2))
+        click.echo(json.dumps(classification.summary(), indent=2))
         return
-    click.echo(cls.statement + "\n")
-    table = cls.frame()
+    click.echo(classification.statement + "\n")
+    table = classification.frame()
     table["rule"] = table["rule"].str.split(":").str[0]
     columns = ["app", "status", "decision", "confidence", "rule", "monthly_usd", "size_mb"]
     click.echo(table[columns].to_string(index=False))
-    s = cls.summary()
+    s = classification.summary()
     click.echo(
         f"\napps {s['apps_before']} -> {s['apps_after']}; archive {s['candidates']}; "
         f"blocked {s['blocked']}; ~${s['monthly_saving_usd']}/month"
