@@ -261,3 +261,143 @@ def test_add_lines_after_a_columnar_load(tmp_path: Path, monkeypatch: pytest.Mon
         outcomes.append(_snapshot(logs))
     assert outcomes[0] == outcomes[1]
     assert outcomes[0][0] == 6  # type: ignore[index]  # a2 at T0+2.5 s differs from a2 at 2 s
+
+
+def _meta_record(labels: dict[str, object], line: str, second: int, meta: object = None) -> str:
+    record: dict[str, object] = {
+        "labels": labels,
+        "line": line,
+        "timestamp": f"2023-11-14T22:14:{second:02d}Z",
+    }
+    if meta is not None:
+        record["structuredMetadata"] = meta
+    return json.dumps(record)
+
+
+def _meta_snapshot(logs: LocalLogs) -> object:
+    """What a caller sees of structured metadata: categorized log answers, metric series
+    grouped by metadata names, and the general snapshot."""
+    lo, hi = T0 - 3600 * S, T0 + 3600 * S
+    return (
+        _snapshot(logs),
+        logs.query_range(
+            '{app=~".+"}', lo, hi, limit=1000, direction="forward", categorize_labels=True
+        ),
+        logs.query_range('sum by (trace_id, app) (count_over_time({app=~".+"}[1m]))', lo, hi, 60),
+        logs.query_range(
+            'sum by (tenant) (count_over_time({app=~".+"} | tenant!="" [1m]))', lo, hi, 60
+        ),
+    )
+
+
+def test_columnar_loader_reads_structured_metadata_like_the_per_record_loader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import opsbook.loki.local as local
+
+    metas: list[object] = [
+        {"trace_id": "t1", "tenant": "x"},
+        None,  # no structuredMetadata field
+        {},
+        {"trace_id": "", "tenant": "y"},  # an empty value is no metadata
+        {"tenant": "x", "trace_id": "t1"},  # same object, other key order
+        {"app": "shadow"},  # a stream label's name: shown as app_extracted
+        {"trace_id": "caf\u00e9"},
+    ]
+    rows = [
+        _meta_record({"app": ["api", "web"][i % 2]}, f"l{i % 4}", i % 9, metas[i % len(metas)])
+        for i in range(40)
+    ]
+    rows.append(rows[3])  # an exact duplicate entry: stored once
+    path = tmp_path / "meta.jsonl"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    took: list[bool] = []
+    real = LocalLogs._load_jsonl_columnar
+
+    def spy(self: LocalLogs, data: bytes, p: Path) -> bool:
+        took.append(real(self, data, p))
+        return took[-1]
+
+    monkeypatch.setattr(LocalLogs, "_load_jsonl_columnar", spy)
+    outcomes = []
+    for columnar in (True, False):
+        monkeypatch.setattr(local, "COLUMNAR_LOAD", columnar)
+        outcomes.append(_meta_snapshot(LocalLogs(path)))
+    assert took[0] is True
+    assert outcomes[0] == outcomes[1]
+    series = outcomes[0][2]["result"]  # type: ignore[index]
+    counts = {
+        tuple(sorted(r["metric"].items())): sum(int(v) for _t, v in r["values"]) for r in series
+    }
+    assert counts[(("app", "api"), ("trace_id", "t1"))] == 6
+
+
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        ({"trace_id": None}, ":2: structuredMetadata must be an object of strings"),
+        ("t1", ":2: structuredMetadata must be an object of strings"),
+        ({"k": 1}, ":2: structuredMetadata must be an object of strings"),
+        ({"k": True}, ":2: structuredMetadata must be an object of strings"),
+        ({"k": {"nested": "v"}}, ":2: structuredMetadata must be an object of strings"),
+        ({"k": ["v"]}, ":2: structuredMetadata must be an object of strings"),
+    ],
+)
+def test_odd_structured_metadata_is_an_error_naming_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, meta: object, message: str
+) -> None:
+    text = (
+        _meta_record({"app": "api"}, "a", 1, {"trace_id": "t0"})
+        + "\n"
+        + json.dumps(
+            {**json.loads(_meta_record({"app": "api"}, "b", 2)), "structuredMetadata": meta}
+        )
+        + "\n"
+    )
+    path = tmp_path / "bad.jsonl"
+    path.write_text(text)
+    columnar, per_record, took = _load_both(path, monkeypatch)
+    assert not took
+    assert (
+        columnar
+        == per_record
+        == ("error", f"{path}{message}" + columnar[1][len(f"{path}{message}") :])
+    )  # type: ignore[index]
+    assert columnar[1].startswith(f"{path}{message}")  # type: ignore[index]
+
+
+def _rec(line: str, second: int, meta: object = None, **extra: object) -> str:
+    record = json.loads(_meta_record({"a": "b"}, line, second))
+    if meta is not None:
+        record["structuredMetadata"] = meta
+    return json.dumps({**record, **extra})
+
+
+@pytest.mark.parametrize(
+    ("content", "columnar"),
+    [
+        # metadata null (an error) in one record, the word null in another record's line
+        (_rec("x", 1, {"k": "v"}) + "\n" + _rec("null", 2, structuredMetadata=None) + "\n", False),
+        # the word null, even JSON's null inside a line, in a record without metadata
+        (_rec("x", 1, {"k": "v"}) + "\n" + _rec('{"u":null} null', 2) + "\n", True),
+        # parsed labels (a categorized export) join the labels
+        (_rec("x", 1, {"k": "v"}, parsed={"p": "1"}) + "\n", False),
+        # Windows line ends
+        (_rec("x", 1, {"k": "v"}) + "\r\n" + _rec("y", 2) + "\r\n", True),
+        # a line ending in } inside a string that goes on on the next line
+        ('{"labels": {"a": "b"}, "line": "x}\n{y", "timestamp": "2023-11-14T22:14:01Z"}\n', False),
+        # a record continued on the next line after an object member
+        (
+            '{"labels": {"a": "b"}, "line": "x", "timestamp": "2023-11-14T22:14:01Z", "z": {}\n}\n',
+            False,
+        ),
+    ],
+)
+def test_odd_metadata_files_load_the_same_either_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str, columnar: bool
+) -> None:
+    path = tmp_path / "odd.jsonl"
+    path.write_text(content, encoding="utf-8", newline="")
+    first, per_record, took = _load_both(path, monkeypatch)
+    assert first == per_record
+    assert took is columnar

@@ -328,13 +328,19 @@ class LocalLogs:
         """Load logcli JSONL with pyarrow's JSON reader (no Python object per record).
 
         Returns False, having loaded nothing, unless every record is exactly
-        ``{"labels": {str: str}, "line": str, "timestamp": str}`` on its own line; the
-        general loader then decides (and reports errors) as before.
+        ``{"labels": {str: str}, "line": str, "timestamp": str}`` on its own line,
+        optionally with ``"structuredMetadata": {str: str}``; the general loader then
+        decides (and reports errors) as before.
         """
-        plain = data.find(b'"structuredMetadata"') < 0 and data.find(b'"parsed"') < 0
-        table = _read_logcli_table(data) if COLUMNAR_LOAD and plain else None
-        if table is None:
+        found = _read_logcli_table(data) if COLUMNAR_LOAD else None
+        if found is None:
             return False
+        table, starts = found
+        metas: list[Meta] | None = None
+        if "structuredMetadata" in table.column_names:
+            metas = _arrow_metas(table.column("structuredMetadata"), data, starts)
+            if metas is None:
+                return False
         labels_col = table.column("labels").combine_chunks()
         stream_of, label_sets = _stream_codes(labels_col)
         if stream_of is None:
@@ -348,7 +354,8 @@ class LocalLogs:
         bounds = np.searchsorted(stream_of[order], np.arange(len(label_sets) + 1))
         for slot, labels in enumerate(label_sets):
             idx = order[bounds[slot] : bounds[slot + 1]]
-            self._append(labels, ts_all[idx], RawLines(line_col, lengths, idx))
+            part = None if metas is None else [metas[i] for i in idx.tolist()]
+            self._append(labels, ts_all[idx], RawLines(line_col, lengths, idx), part)
         return True
 
     @staticmethod
@@ -868,23 +875,24 @@ def _query_matchers(expr: ast.Expr) -> list[tuple[ast.Matcher, ...]]:
 # ----------------------------------------------------------------------------- columnar loading
 
 
-def _read_logcli_table(data: Any) -> Any:
-    """pyarrow table of a logcli JSONL file, or None when the file is not plainly that shape.
+def _read_logcli_table(data: Any) -> tuple[Any, np.ndarray] | None:
+    """(pyarrow table, byte offset where each record starts) of a logcli JSONL file, or
+    None when the file is not plainly that shape.
 
-    Each record must sit on its own line (see :func:`_one_object_per_line`) with exactly
-    the ``labels``, ``line`` and ``timestamp`` fields, none missing; anything else (blank
-    lines, ``ts`` records, numbers where strings belong, invalid JSON) is left to the
-    general loader, which also owns the error messages.
+    Each record must sit on its own line (see :func:`_line_starts`) with exactly the
+    ``labels``, ``line`` and ``timestamp`` fields, none missing, and optionally
+    ``structuredMetadata``; anything else (blank lines, ``ts`` records, numbers where
+    strings belong, unknown fields, invalid JSON) is left to the general loader, which
+    also owns the error messages.
     """
     try:
         import pyarrow as pa
         import pyarrow.json as pj
     except ImportError:  # pragma: no cover - pyarrow is a dependency
         return None
-    if not _one_object_per_line(data):
+    starts = _line_starts(data)
+    if starts is None:
         return None
-    newlines = int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n")))
-    segments = newlines + (0 if data[-1:] == b"\n" else 1)
     fields = [("timestamp", pa.string()), ("line", pa.string())]
     first = _first_labels(data)
     if first:  # declaring the label struct spares pyarrow inferring it (half the time)
@@ -900,13 +908,22 @@ def _read_logcli_table(data: Any) -> Any:
         )
     except (pa.ArrowException, UnicodeError, ValueError):
         return None
-    if table.num_rows != segments or sorted(table.column_names) != ["labels", "line", "timestamp"]:
+    names = set(table.column_names)
+    if table.num_rows != len(starts) or not (
+        {"labels", "line", "timestamp"} <= names <= _COLUMNAR_FIELDS
+    ):
         return None
-    if any(table.column(name).null_count for name in table.column_names):
+    if any(table.column(name).null_count for name in ("labels", "line", "timestamp")):
         return None
     if not pa.types.is_struct(table.column("labels").type):
         return None
-    return table
+    return table, starts
+
+
+_COLUMNAR_FIELDS = frozenset({"labels", "line", "timestamp", "structuredMetadata"})
+# a member whose value is null: a quote no backslash escapes (inside a JSON string every
+# quote is escaped), then ``: null``
+_NULL_MEMBER = r'(?:^|[^\\])(?:\\\\)*"[ \t\r]*:[ \t\r]*null'
 
 
 def _first_labels(data: Any) -> list[str]:
@@ -922,23 +939,89 @@ def _first_labels(data: Any) -> list[str]:
     return list(labels)
 
 
-def _one_object_per_line(data: Any) -> bool:
-    """True when every line starts with ``{`` and none holds ``}`` then ``{``.
+def _line_starts(data: Any) -> np.ndarray | None:
+    """Byte offset of every line, or None unless every line starts with ``{`` and ends
+    with ``}`` (a ``\\r`` before the newline allowed).
 
-    With that shape no record can continue onto the next line and no line can hold two
-    records, so "as many rows as lines" proves one record per line (blank lines fail too).
+    A JSON value cannot hold a raw newline inside a string (the reader refuses control
+    characters there), and ``}`` then ``{`` is valid JSON only between two top-level
+    objects: so with that shape each line holds whole records, and "as many rows as
+    lines" proves one record per line (blank lines fail too). One vectorised pass over
+    the bytes.
     """
+    buf = np.frombuffer(data, dtype=np.uint8)
+    size = len(buf)
+    if not size or buf[0] != ord("{"):
+        return None
+    chunk = 1 << 25
+    parts = [np.flatnonzero(buf[lo : lo + chunk] == ord("\n")) + lo for lo in range(0, size, chunk)]
+    newlines = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    ends = newlines
+    if not len(newlines) or newlines[-1] != size - 1:
+        ends = np.append(newlines, size)  # the last line has no newline
+    last = buf[ends - 1]
+    if len(ends) and not (last == ord("}")).all():
+        crlf = ends[last == ord("\r")]
+        if len(crlf) + int((last == ord("}")).sum()) != len(ends):
+            return None
+        if (crlf < 2).any() or not (buf[crlf - 2] == ord("}")).all():
+            return None
+    starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
+    if not (buf[starts] == ord("{")).all():
+        return None
+    return starts
+
+
+def _arrow_metas(column: Any, data: Any, starts: np.ndarray) -> list[Meta] | None:
+    """Structured metadata of each record from pyarrow's ``structuredMetadata`` column.
+
+    None (the general loader decides, and names the record at fault) unless every value
+    is an object of strings. A null the reader shows is either an absent field or a JSON
+    ``null`` (an error): records with such a null and a member whose value is ``null``
+    go to the general loader too. Records with the same metadata share one dict.
+    """
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if data[:1] != b"{":
-        return False
-    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64).tobytes())
-    whole = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)])
-    for pattern in (r"\n[^{]", r"\}[ \t\r]*\{"):
-        if pc.match_substring_regex(whole, pattern)[0].as_py():
-            return False
-    return True
+    column = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    n = len(column)
+    if not (pa.types.is_struct(column.type) or pa.types.is_null(column.type)):
+        return None
+    valid = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    unclear = ~valid
+    children: list[tuple[str, Any]] = []
+    for i in range(column.type.num_fields):
+        child, values = column.type.field(i), column.field(i)
+        if not (pa.types.is_string(child.type) or pa.types.is_null(child.type)):
+            return None
+        unclear |= valid & np.asarray(values.is_null().to_numpy(zero_copy_only=False), bool)
+        if pa.types.is_string(child.type):
+            children.append((child.name, values))
+    if unclear.any():
+        offsets = pa.py_buffer(np.append(starts, len(data)).astype(np.int64).tobytes())
+        records = pa.Array.from_buffers(pa.large_binary(), n, [None, offsets, pa.py_buffer(data)])
+        has_null = pc.match_substring_regex(records.filter(pa.array(unclear)), _NULL_MEMBER)
+        if pc.any(has_null).as_py():
+            return None
+    if not children:
+        return [_NO_META] * n
+    codes = np.zeros(n, dtype=np.int64)
+    parts: list[tuple[str, list[str | None], np.ndarray]] = []
+    for name, values in children:
+        encoded = pc.dictionary_encode(values)
+        words = [None] + [w or None for w in encoded.dictionary.to_pylist()]  # "": absent
+        sub = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64) + 1
+        codes = pd.factorize(codes * len(words) + sub)[0].astype(np.int64)
+        parts.append((name, words, sub))
+    first = _first_rows(codes)
+    distinct = np.empty(len(first), dtype=object)
+    for code, row in enumerate(first.tolist()):
+        meta = {name: word for name, words, sub in parts if (word := words[sub[row]]) is not None}
+        distinct[code] = meta or _NO_META
+    out = distinct[codes]
+    out[~valid] = _NO_META
+    return out.tolist()  # type: ignore[no-any-return]
 
 
 def _stream_codes(labels_col: Any) -> tuple[np.ndarray | None, list[dict[str, str]]]:
