@@ -254,3 +254,59 @@ def test_runbook_ref_is_required_only_to_resume() -> None:
     assert _record().runbook == RunbookRef(
         name="rb", description="", path="rb.yaml", sha256="0" * 64
     )
+
+
+# --------------------------------------------------------------- listings, remote
+
+
+def test_history_lists_the_old_records(old_audit: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPSBOOK_AUDIT_DIR", str(old_audit))
+    result = CliRunner().invoke(cli, ["history", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["run_id"]: row for row in json.loads(result.output)}
+    assert rows[OLD_RESUMED] == {
+        "run_id": OLD_RESUMED,
+        "kind": "run",
+        "name": "old-format",
+        "runbook": "old-format",
+        "action": None,
+        "status": "failed",
+        "user": "root@vm",
+        "duration_s": 11.529,
+        "key_results": {
+            "total": 7,
+            "label": f"run {OLD_STOPPED}",
+            "n_items": 0,
+            "started": True,
+        },
+    }
+    assert rows[OLD_ACTION]["name"] == "demo-change" and rows[OLD_ACTION]["kind"] == "action"
+    assert rows[OLD_ACTION]["key_results"] == {"moved": 3, "origin": "python"}
+    assert rows[OLD_STOPPED]["status"] == "awaiting_approval"
+
+
+def test_a_record_of_another_machine_is_read_from_its_ledger_entry() -> None:
+    from opsbook.cli import _history_row
+    from opsbook.runrecord import RemoteRecord
+
+    entry = {
+        "seq": 3,
+        "run_id": "r9",
+        "status": "succeeded",
+        "host": "ci-7",
+        "runbook": "team",
+        "user": "ci@ci-7",
+        "started_at": "2026-11-30T07:00:00.000Z",
+        "duration_s": 1.5,
+        "key_results": {"total": 3},
+    }
+    record = RemoteRecord.from_entry(entry)
+    assert (record.remote, record.title, record.runbook_name) == ("ci-7", "team", "team")
+    assert _history_row(record)["key_results"] == {"total": 3}
+    assert record.to_listing()["runbook"] == {"name": "team"}
+    action = RemoteRecord.from_entry(entry | {"kind": "action", "runbook": "migrate.rollback"})
+    assert action.runbook_name is None and action.ledger_name == "migrate.rollback"
+    with pytest.raises(RecordError, match="ledger entry 4 describes no record"):
+        RemoteRecord.from_entry({"seq": 4, "status": "succeeded"})
+    with pytest.raises(RecordError, match="ledger entry 5 describes no record"):
+        RemoteRecord.from_entry(entry | {"seq": 5, "status": "done"})
