@@ -45,7 +45,7 @@ demo: venv
 	@start=$$(date +%s); \
 	$(BIN)/python -m opsbook.demo fixtures && \
 	$(BIN)/opsbook run runbooks/p0-platform-hardening.yaml -f .demo/params.yaml \
-	  --approve approve_archive --approve approve_migration; rc=$$?; \
+	  --approve archive.approve --approve migration.approve; rc=$$?; \
 	$(BIN)/python -m opsbook.demo summary; \
 	echo "make demo: $$(( $$(date +%s) - start ))s (exit $$rc)"; exit $$rc
 

@@ -25,7 +25,7 @@ def p0_run(tmp_path_factory: pytest.TempPathFactory) -> execute.RunResult:
         root=base / "audit",
         work_root=base / "work",
         progress_bar=False,
-        approve={"approve_archive", "approve_migration"},
+        approve={"archive.approve", "migration.approve"},
         echo=lambda _: None,
     )
     # chroma_path and log_paths empty: the notebooks generate small demo sources themselves
@@ -41,16 +41,26 @@ def test_p0_runs_every_step_and_feeds_results_forward(p0_run: execute.RunResult)
     assert p0_run.status == "succeeded", {
         k: (s["status"], s.get("error")) for k, s in steps.items()
     }
-    assert steps["migration_rollback"]["status"] == "skipped"
-    assert [a["step"] for a in p0_run.data["approvals"]] == ["approve_archive", "approve_migration"]
-    audit_out = steps["archive_audit"]["outputs"]
-    assert steps["archive_apply"]["parameters"]["candidates"] == audit_out["candidates"]
-    assert sorted(steps["archive_apply"]["outputs"]["archived"]) == sorted(audit_out["candidates"])
-    assert steps["archive_verify"]["outputs"]["verify_ok"] is True
-    assert steps["migrate"]["outputs"]["integrity_ok"] is True
-    assert steps["cutover"]["outputs"]["cutover_done"] is True
-    assert steps["loki_review"]["outputs"]["incidents_missed"] == []
-    assert len(steps["pubsub"]["outputs"]["verdicts"]) >= 4
+    assert steps["migration.rollback"]["status"] == "skipped"
+    assert [a["step"] for a in p0_run.data["approvals"]] == ["archive.approve", "migration.approve"]
+    audit_out = steps["archive.audit"]["outputs"]
+    assert steps["archive.apply"]["parameters"]["candidates"] == audit_out["candidates"]
+    assert sorted(steps["archive.apply"]["outputs"]["archived"]) == sorted(audit_out["candidates"])
+    assert steps["archive.verify"]["outputs"]["verify_ok"] is True
+    assert steps["migration.migrate"]["outputs"]["integrity_ok"] is True
+    assert steps["migration.cutover"]["outputs"]["cutover_done"] is True
+    assert steps["loki.review"]["outputs"]["incidents_missed"] == []
+    assert steps["loki.approve"]["status"] == "skipped"  # review only: the rules file stays
+    assert len(steps["pubsub.benchmark"]["outputs"]["verdicts"]) >= 4
+    # the nesting: each domain runbook is one step, with its path and hash, its steps under it
+    used = {k: s for k, s in steps.items() if s["kind"] == "runbook"}
+    assert sorted(used) == ["archive", "loki", "migration", "pubsub"]
+    assert all(s["status"] == "succeeded" for s in used.values())
+    assert used["migration"]["uses"]["path"] == "runbooks/migrate-chroma-to-qdrant.yaml"
+    assert (p0_run.folder / used["migration"]["uses"]["saved_as"]).read_text() == (
+        ROOT / "runbooks" / "migrate-chroma-to-qdrant.yaml"
+    ).read_text()
+    assert steps["migration.migrate"]["parent"] == "migration"
     assert audit.verify(p0_run.folder.parent) == []
 
 
@@ -71,12 +81,18 @@ def test_executive_summary_in_chromium(p0_run: execute.RunResult) -> None:
     ):
         assert heading in text
     records = p0_run.data["steps"]
-    moved = next(s for s in records if s["id"] == "migrate")["outputs"]["total_records"]
+    moved = next(s for s in records if s["id"] == "migration.migrate")["outputs"]["total_records"]
     assert str(moved) in text and "not run" not in text
     links = check_page(
         summary, probe="Array.from(document.links).map(a => a.getAttribute('href'))"
     ).probe
-    for step in ("archive_apply", "migrate", "cutover", "loki_review", "pubsub"):
+    for step in (
+        "archive.apply",
+        "migration.migrate",
+        "migration.cutover",
+        "loki.review",
+        "pubsub.benchmark",
+    ):
         assert f"steps/{step}/report.html" in links
     for href in links:
         if href.startswith("steps/"):

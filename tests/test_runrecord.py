@@ -234,7 +234,9 @@ def test_one_context_for_the_runner_and_the_summary(tmp_path: Path) -> None:
     )
     run = object.__new__(execute._Run)
     run.record, run.folder = record, tmp_path
-    runner = run._context(Step.model_validate({"id": "now", "notebook": "n.ipynb"}))
+    step = Step.model_validate({"id": "now", "notebook": "n.ipynb"})
+    scope = execute._Scope(loaded=None, params=record.parameters)  # type: ignore[arg-type]
+    runner = run._context(execute._Unit("step", step, scope, "now"))
     assert runner.pop("step") == {"id": "now", "dir": str(tmp_path / "steps" / "now")}
     assert runner == summary.context(record, tmp_path)
     assert runner == {

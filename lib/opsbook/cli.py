@@ -172,7 +172,7 @@ def resume(
 ) -> None:
     """Continue a stopped or failed run from where it stopped, as a new linked record.
 
-    Example: opsbook resume 20261128T101500Z-migrate --approve approve_migration
+    Example: opsbook resume 20261128T101500Z-p0 --approve migration.approve
     """
     result = execute.resume(run_id, _options(approve, yes, log_output, kernel))
     sys.exit(result.exit_code)

@@ -28,11 +28,24 @@ def runbook_markdown(path: Path) -> str:
             "Secrets (environment variable names): "
             + ", ".join(f"`{s.env}` ({s.help})" for s in book.secrets),
         ]
-    steps = " → ".join(
-        (f"**{s.id}** (approval gate)" if s.is_gate else f"**{s.id}**") for s in book.steps
-    )
-    lines += ["", f"Steps: {steps}", ""]
+    lines += ["", f"Steps: {_steps(rb.compose(loaded))}", ""]
     return "\n".join(lines)
+
+
+def _steps(composition: rb.Composition, prefix: str = "") -> str:
+    """``**audit** → **approve** (approval gate)``; a ``uses:`` step lists the steps it runs
+    under their qualified ids (the ids ``--approve`` takes)."""
+    shown = []
+    for step in composition.loaded.runbook.steps:
+        qid = prefix + step.id
+        if step.is_gate:
+            shown.append(f"**{qid}** (approval gate)")
+        elif step.uses is not None:
+            inner = _steps(composition.children[step.id], qid + ".")
+            shown.append(f"**{qid}** (uses `{step.uses}`: {inner})")
+        else:
+            shown.append(f"**{qid}**")
+    return " → ".join(shown)
 
 
 def _bound(value: float | None) -> str:

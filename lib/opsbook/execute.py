@@ -33,6 +33,7 @@ from opsbook.record import results_from_notebook
 from opsbook.redact import READ_FILE, Redactor
 from opsbook.runbook import (
     LoadedRunbook,
+    Runbook,
     Step,
     check_approvals,
     evaluate_condition,
@@ -42,6 +43,7 @@ from opsbook.runbook import (
     resolve_parameters,
     validate,
 )
+from opsbook.runbook.compose import Composition, compose
 from opsbook.runrecord import (
     Approval,
     Attempt,
@@ -54,6 +56,7 @@ from opsbook.runrecord import (
     StepKind,
     StepRecord,
     StepStatus,
+    UsesRef,
     template_context,
 )
 from opsbook.settings import audit_root
@@ -106,10 +109,11 @@ def run(
     options = options or RunOptions()
     loaded = load(path)
     check(loaded)
-    check_approvals(loaded.runbook, options.approve)
+    composition = compose(loaded)
+    check_approvals(loaded.runbook, options.approve, composition.gate_ids())
     resolved = resolve_parameters(loaded.runbook, params or {})
     with _sigterm_as_interrupt():
-        return _Run(loaded, resolved, options).execute()
+        return _Run(composition, resolved, options).execute()
 
 
 def resume(run_id: str, options: RunOptions | None = None) -> RunResult:
@@ -136,9 +140,34 @@ def resume(run_id: str, options: RunOptions | None = None) -> RunResult:
     loaded.path = Path(previous.runbook.path)
     loaded.root = Path(str(previous.project_root))
     check(loaded)
-    check_approvals(loaded.runbook, options.approve)
+    composition = compose(loaded)
+    _check_used_unchanged(composition, previous)
+    check_approvals(loaded.runbook, options.approve, composition.gate_ids())
     with _sigterm_as_interrupt():
-        return _Run(loaded, previous.parameters, options, previous=previous).execute()
+        return _Run(composition, previous.parameters, options, previous=previous).execute()
+
+
+def _check_used_unchanged(composition: Composition, previous: RunRecord) -> None:
+    """Refuse to resume when a runbook the run uses changed since the run started."""
+    now = {qid: audit.sha256_text(comp.loaded.text) for qid, comp in _used(composition)}
+    for entry in previous.steps:
+        if entry.kind != StepKind.RUNBOOK or entry.uses is None:
+            continue
+        if now.get(entry.id) != entry.uses.sha256:
+            raise ConfigError(
+                f"run {previous.run_id}: step {entry.id!r} used {entry.uses.path} "
+                f"(sha256 {entry.uses.sha256[:12]}), which has changed since",
+                hint="start a new run with `opsbook run`, or restore the used runbook",
+            )
+
+
+def _used(composition: Composition, prefix: str = "") -> list[tuple[str, Composition]]:
+    """Every runbook used below ``composition``, by the qualified id of its step."""
+    found = []
+    for step_id, child in composition.children.items():
+        found.append((prefix + step_id, child))
+        found += _used(child, f"{prefix}{step_id}.")
+    return found
 
 
 def recover(run_id: str, root: Path | None = None) -> tuple[Path, RunRecord]:
@@ -238,19 +267,89 @@ def default_kernel() -> str:
 # ---------------------------------------------------------------------------- state
 
 
+@dataclass(eq=False)
+class _Scope:
+    """The steps of one runbook in a run: the run's own, or those a ``uses:`` step runs."""
+
+    loaded: LoadedRunbook
+    #: ``""`` for the run's runbook, ``"<uses id>."`` (nested: ``"a.b."``) for a used one.
+    prefix: str = ""
+    parent: _Scope | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    #: pending (not reached), open (its steps run), closed, skipped or failed.
+    state: str = "open"
+    #: The record entry of the ``uses:`` step (``None`` for the run's own runbook).
+    entry: StepRecord | None = None
+    #: A step failed with ``on_failure: continue``: the ``uses:`` step fails when it ends.
+    had_failure: bool = False
+    began: float = 0.0
+
+    @property
+    def rb(self) -> Runbook:
+        return self.loaded.runbook
+
+    @property
+    def uses_id(self) -> str:
+        """The qualified id of the ``uses:`` step that runs this scope."""
+        return self.prefix[:-1]
+
+    def active(self) -> bool:
+        scope: _Scope | None = self
+        while scope is not None:
+            if scope.state != "open":
+                return False
+            scope = scope.parent
+        return True
+
+
+@dataclass(eq=False)
+class _Unit:
+    """One thing the main loop does: run a step, or open / close a used runbook."""
+
+    kind: str  # step | open | close
+    step: Step
+    scope: _Scope  # the scope the step belongs to
+    qid: str  # qualified id: "migrate", "migration.migrate"
+    child: _Scope | None = None  # for open / close: the used runbook's scope
+
+    @property
+    def is_rollback(self) -> bool:
+        return self.step.id in self.scope.rb.rollback_step_ids
+
+
+def _plan(composition: Composition, scope: _Scope) -> list[_Unit]:
+    """The run's units in order; a used runbook's steps between its open and close."""
+    units: list[_Unit] = []
+    for step in composition.loaded.runbook.steps:
+        qid = scope.prefix + step.id
+        if step.uses is None:
+            units.append(_Unit("step", step, scope, qid))
+            continue
+        used = composition.children[step.id]
+        child = _Scope(used.loaded, qid + ".", scope, state="pending")
+        units.append(_Unit("open", step, scope, qid, child))
+        units += _plan(used, child)
+        units.append(_Unit("close", step, scope, qid, child))
+    return units
+
+
 class _Run:
     """One execution of a runbook, writing its record as it goes."""
 
     def __init__(
         self,
-        loaded: LoadedRunbook,
+        composition: Composition,
         params: dict[str, Any],
         options: RunOptions,
         previous: RunRecord | None = None,
     ) -> None:
+        loaded = composition.loaded
         self.loaded = loaded
         self.rb = loaded.runbook
         self.params = params
+        self.scope = _Scope(loaded, params=params)
+        self.units = _plan(composition, self.scope)
+        self.secrets = composition.secrets()  # the used runbooks' too
         self.options = options
         self.previous = previous
         self.root = options.root or audit_root()
@@ -258,7 +357,7 @@ class _Run:
         self.signer = signer_from_env(self.root)
         checkpoint.witness_path(self.root)
         ledger.preflight(self.root)
-        self.secret_env = [s.env for s in self.rb.secrets]
+        self.secret_env = [s.env for s in self.secrets]
         self.warm = process.WarmChildren()
         self.redactor = Redactor(self.secret_env)
         self.redactor.add_from_data(params)
@@ -286,9 +385,7 @@ class _Run:
             project_root=str(self.loaded.root),
             status=RunStatus.RUNNING,
             parameters=self.params,
-            secrets=[
-                SecretRef(env=s.env, set=bool(os.environ.get(s.env))) for s in self.rb.secrets
-            ],
+            secrets=[SecretRef(env=s.env, set=bool(os.environ.get(s.env))) for s in self.secrets],
             user=audit.whoami(),
             started_at=audit.now_iso(),
             ended_at=None,
@@ -318,20 +415,24 @@ class _Run:
     def execute(self) -> RunResult:
         started = time.monotonic()
         echo = self._echo
-        echo(f"run {self.run_id}: {self.rb.name} ({len(self.rb.steps)} steps)")
+        count = sum(unit.kind == "step" for unit in self.units)
+        echo(f"run {self.run_id}: {self.rb.name} ({count} steps)")
         status, exit_code = RunStatus.SUCCEEDED, ExitCode.OK
         start_at = self._carry_previous()
         try:
-            for step in self.rb.steps[start_at:]:
-                outcome = self._do_step(step)
+            for unit in self.units[start_at:]:
+                outcome = self._do_unit(unit)
                 if outcome == "awaiting_approval":
                     status, exit_code = RunStatus.AWAITING_APPROVAL, ExitCode.AWAITING_APPROVAL
-                    break
-                if outcome == "abort":
-                    status, exit_code = RunStatus.FAILED, ExitCode.FAILED
+                    self._mark_open_scopes(StepStatus.AWAITING_APPROVAL, unit.scope)
                     break
                 if outcome == "failed_continue":
                     status, exit_code = RunStatus.FAILED, ExitCode.FAILED
+                    unit.scope.had_failure = True
+                if outcome == "abort":
+                    status, exit_code = RunStatus.FAILED, ExitCode.FAILED
+                    if not self._abort_scope(unit.scope):
+                        break
         except KeyboardInterrupt as exc:
             status, exit_code = RunStatus.FAILED, ExitCode.FAILED
             self.record.error = (
@@ -346,71 +447,203 @@ class _Run:
             echo(f"  error: {exc}")
         finally:
             self.warm.discard()  # a child started for a step that will not run
+            if status != RunStatus.AWAITING_APPROVAL:
+                self._mark_open_scopes(StepStatus.FAILED)  # a used runbook left half-run
             self._finish(status, exit_code, time.monotonic() - started)
         return RunResult(self.run_id, status, exit_code, self.folder, self.record)
 
     def _carry_previous(self) -> int:
-        """Copy finished steps of the run being resumed; return where to continue."""
+        """Copy finished steps of the run being resumed; return the unit to continue at.
+
+        A used runbook that had not finished is opened again with the parameters it had;
+        its finished steps are carried like the run's own.
+        """
         if not self.previous:
             return 0
         self.record.approvals = [a.model_copy(deep=True) for a in self.previous.approvals]
-        ids = [s.id for s in self.rb.steps]
+        where = {unit.qid: i for i, unit in enumerate(self.units) if unit.kind != "close"}
+        position = 0
         for old in self.previous.steps:
-            if old.status not in runrecord.DONE_STEP:
-                return ids.index(old.id)
+            index = where.get(old.id)
+            if index is None:
+                continue
+            unit = self.units[index]
+            finished = old.status in runrecord.DONE_STEP
+            if unit.child is not None and not finished:  # reopen the used runbook
+                entry = old.model_copy(deep=True)
+                entry.status, entry.error, entry.ended_at = StepStatus.RUNNING, None, None
+                self.record.steps.append(entry)
+                unit.child.entry, unit.child.params = entry, dict(old.parameters)
+                unit.child.state, unit.child.began = "open", time.monotonic()
+                position = index + 1
+                continue
+            if not finished:
+                return index
             carried = old.model_copy(deep=True)
             carried.original_status = old.status
             carried.status = StepStatus.CARRIED
             carried.from_run = self.previous.run_id
             self.record.steps.append(carried)
-        return len(ids)
+            if unit.child is not None:  # a used runbook that had finished
+                unit.child.state = "skipped" if old.status == StepStatus.SKIPPED else "closed"
+            position = index + 1
+        return position
 
-    def _context(self, step: Step) -> dict[str, Any]:
-        return template_context(self.record, folder=self.folder, step_id=step.id)
+    def _context(self, unit: _Unit) -> dict[str, Any]:
+        """The templates' context; in a used runbook, its own ``params`` and ``steps``."""
+        context = template_context(self.record, folder=self.folder, step_id=unit.qid)
+        for part in unit.scope.prefix.split(".")[:-1]:
+            context["steps"] = context["steps"].get(part, {})
+        context["params"] = unit.scope.params
+        return context
 
-    def _step_dir(self, step: Step) -> Path:
-        return self.folder / "steps" / step.id
+    def _step_dir(self, unit: _Unit) -> Path:
+        return self.folder / "steps" / unit.qid
 
-    def _do_step(self, step: Step) -> str:
-        """Run one step; return continue | abort | awaiting_approval | failed_continue."""
-        entry = StepRecord(
-            id=step.id,
-            title=step.title,
-            kind=StepKind.GATE if step.is_gate else StepKind.NOTEBOOK,
-        )
+    def _new_entry(self, unit: _Unit, kind: StepKind, **fields: Any) -> StepRecord:
+        entry = StepRecord(id=unit.qid, title=unit.step.title, kind=kind, **fields)
+        if unit.scope.parent is not None:
+            entry.parent = unit.scope.uses_id
         self.record.steps.append(entry)
-        if step.id in self.rb.rollback_step_ids:
-            return self._skip(step, entry, "rollback step: runs only when a step fails")
-        context = self._context(step)
-        if step.when is not None and not evaluate_condition(step.when, context):
-            self.warm.forget(step.id)  # its child, started ahead, will not be needed
-            return self._skip(step, entry, f"when: {step.when} was false")
-        if step.is_gate:
-            return self._gate(step, entry, context)
-        return self._notebook(step, entry, context)
+        return entry
 
-    def _skip(self, step: Step, entry: StepRecord, reason: str) -> str:
+    def _do_unit(self, unit: _Unit) -> str:
+        if not unit.scope.active():
+            return "continue"  # inside a used runbook that was skipped or failed
+        if unit.kind == "open":
+            return self._open(unit)
+        if unit.kind == "close":
+            return self._close(unit)
+        return self._do_step(unit)
+
+    # ------------------------------------------------------------- used runbooks
+
+    def _open(self, unit: _Unit) -> str:
+        """Start a used runbook: record its step, render ``with:``, check its parameters."""
+        step, child = unit.step, unit.child
+        assert child is not None and step.uses is not None
+        uses = UsesRef(
+            path=step.uses,
+            name=child.rb.name,
+            sha256=audit.sha256_text(child.loaded.text),
+            saved_as=f"uses/{unit.qid}.yaml",
+        )
+        saved = self.folder / str(uses.saved_as)
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text(child.loaded.text, encoding="utf-8")
+        entry = self._new_entry(unit, StepKind.RUNBOOK, uses=uses)
+        child.entry = entry
+        context = self._context(unit)
+        if step.when is not None and not evaluate_condition(step.when, context):
+            child.state = "skipped"
+            return self._skip(unit, entry, f"when: {step.when} was false")
+        entry.started_at = audit.now_iso()
+        try:
+            child.params = resolve_parameters(child.rb, render(step.with_, context))
+        except ConfigError as exc:  # a template, or a value the used runbook refuses
+            child.state = "failed"
+            entry.status, entry.ended_at = StepStatus.FAILED, audit.now_iso()
+            entry.error = StepError(ename=type(exc).__name__, evalue=exc.message)
+            self._echo(f"- {unit.qid}: FAILED ({exc.message})")
+            self._save()
+            return "failed_continue" if step.on_failure == "continue" else "abort"
+        self.redactor.add_from_data(child.params)
+        entry.parameters = child.params
+        entry.status = StepStatus.RUNNING
+        child.state, child.began = "open", time.monotonic()
+        self._echo(f"- {unit.qid}: runs {step.uses} ({child.rb.name})")
+        self._save()
+        return "continue"
+
+    def _close(self, unit: _Unit) -> str:
+        """End a used runbook whose steps all ran: it succeeded unless one failed."""
+        child = unit.child
+        assert child is not None and child.entry is not None
+        if child.state != "open":
+            return "continue"
+        child.state = "closed"
+        self._end_entry(child, StepStatus.FAILED if child.had_failure else StepStatus.SUCCEEDED)
+        self._echo(f"  {unit.qid}: {child.entry.status}")
+        self._save()
+        if child.entry.status == StepStatus.SUCCEEDED:
+            return "continue"
+        return "failed_continue" if unit.step.on_failure == "continue" else "abort"
+
+    def _end_entry(self, scope: _Scope, status: StepStatus) -> None:
+        assert scope.entry is not None
+        scope.entry.status = status
+        scope.entry.ended_at = audit.now_iso()
+        scope.entry.duration_s = round(time.monotonic() - scope.began, 3)
+
+    def _abort_scope(self, scope: _Scope) -> bool:
+        """A step of ``scope`` aborted: fail the used runbooks it sits in, outwards, up to
+        one whose ``uses:`` step says ``on_failure: continue``. Returns whether the run
+        goes on (``False``: the run's own runbook aborts)."""
+        while scope.parent is not None:
+            if scope.state == "open":
+                scope.state = "failed"
+                self._end_entry(scope, StepStatus.FAILED)
+                self._echo(f"  {scope.uses_id}: failed")
+            uses_step = scope.parent.rb.step(scope.uses_id.rsplit(".", 1)[-1])
+            if uses_step.on_failure == "continue":
+                scope.parent.had_failure = True
+                self._save()
+                return True
+            scope = scope.parent
+        self._save()
+        return False
+
+    def _mark_open_scopes(self, status: StepStatus, scope: _Scope | None = None) -> None:
+        """Give the entries of used runbooks still open (all of them, or ``scope`` and
+        those around it) the run's final status: awaiting approval, or failed."""
+        if scope is None:
+            scopes = [u.child for u in self.units if u.kind == "open" and u.child is not None]
+        else:
+            scopes = []
+            while scope.parent is not None:
+                scopes.append(scope)
+                scope = scope.parent
+        for open_scope in scopes:
+            if open_scope.state == "open" and open_scope.entry is not None:
+                open_scope.entry.status = status
+
+    def _do_step(self, unit: _Unit) -> str:
+        """Run one step; return continue | abort | awaiting_approval | failed_continue."""
+        step = unit.step
+        entry = self._new_entry(unit, StepKind.GATE if step.is_gate else StepKind.NOTEBOOK)
+        if unit.is_rollback:
+            return self._skip(unit, entry, "rollback step: runs only when a step fails")
+        context = self._context(unit)
+        if step.when is not None and not evaluate_condition(step.when, context):
+            self.warm.forget(unit.qid)  # its child, started ahead, will not be needed
+            return self._skip(unit, entry, f"when: {step.when} was false")
+        if step.is_gate:
+            return self._gate(unit, entry, context)
+        return self._notebook(unit, entry, context)
+
+    def _skip(self, unit: _Unit, entry: StepRecord, reason: str) -> str:
         entry.status = StepStatus.SKIPPED
         entry.reason = reason
-        self._echo(f"- {step.id}: skipped ({reason})")
+        self._echo(f"- {unit.qid}: skipped ({reason})")
         self._save()
         return "continue"
 
     # ----------------------------------------------------------------------- gates
 
-    def _gate(self, step: Step, entry: StepRecord, context: dict[str, Any]) -> str:
-        message = str(render(step.message, context)) if step.message else f"Approve {step.id}?"
+    def _gate(self, unit: _Unit, entry: StepRecord, context: dict[str, Any]) -> str:
+        step, gate_id = unit.step, unit.qid  # a used runbook's gate: "migration.approve"
+        message = str(render(step.message, context)) if step.message else f"Approve {gate_id}?"
         entry.message = message
         via = None
-        if step.id in self.options.approve:
+        if gate_id in self.options.approve:
             via = "--approve"
         elif self.options.yes:
             via = "--yes"
         elif self.options.interactive and self.options.confirm is not None:
-            via = "prompt" if self.options.confirm(f"[{step.id}] {message}") else None
+            via = "prompt" if self.options.confirm(f"[{gate_id}] {message}") else None
         if via is not None:
-            self._approve(step, entry, message, via)
-        approvals = self.record.approvals_of(step.id)
+            self._approve(unit, entry, message, via)
+        approvals = self.record.approvals_of(gate_id)
         distinct = sorted({a.by for a in approvals})
         entry.approvals_needed = step.min_approvals
         entry.approved_by = distinct
@@ -419,38 +652,40 @@ class _Run:
             count = f" ({len(distinct)}/{step.min_approvals} approvals)" * (step.min_approvals > 1)
             who = f" from one of {', '.join(step.approvers)}" if step.approvers else ""
             self._echo(
-                f"- {step.id}: awaiting approval{count}{who}: {message}\n"
-                f"  continue with: opsbook resume {self.run_id} --approve {step.id}"
+                f"- {gate_id}: awaiting approval{count}{who}: {message}\n"
+                f"  continue with: opsbook resume {self.run_id} --approve {gate_id}"
             )
             self._save()
             return "awaiting_approval"
         entry.status = StepStatus.APPROVED
         entry.approval = approvals[-1].model_copy(deep=True)
-        self._echo(f"- {step.id}: approved by {', '.join(distinct)}")
+        self._echo(f"- {gate_id}: approved by {', '.join(distinct)}")
         self._save()
         return "continue"
 
-    def _approve(self, step: Step, entry: StepRecord, message: str, via: str) -> None:
+    def _approve(self, unit: _Unit, entry: StepRecord, message: str, via: str) -> None:
         """Record one approval, unless its user may not approve or already did."""
+        step, gate_id = unit.step, unit.qid
         by = audit.whoami()
-        approval = Approval(step=step.id, by=by, at=audit.now_iso(), via=via)
+        approval = Approval(step=gate_id, by=by, at=audit.now_iso(), via=via)
         if step.approvers and not _allowed(by, step.approvers):
             entry.refused_approvals = [*entry.refused_approvals, approval]
             self._echo(
-                f"- {step.id}: approval by {by} does not count: approvers are "
+                f"- {gate_id}: approval by {by} does not count: approvers are "
                 f"{', '.join(step.approvers)}"
             )
             return
-        if any(a.by == by for a in self.record.approvals_of(step.id)):
-            self._echo(f"- {step.id}: {by} already approved; another user must approve")
+        if any(a.by == by for a in self.record.approvals_of(gate_id)):
+            self._echo(f"- {gate_id}: {by} already approved; another user must approve")
             return
         approval.message = message
         self.record.approvals.append(approval)
 
     # ------------------------------------------------------------------- notebooks
 
-    def _notebook(self, step: Step, entry: StepRecord, context: dict[str, Any]) -> str:
-        step_dir = self._step_dir(step)
+    def _notebook(self, unit: _Unit, entry: StepRecord, context: dict[str, Any]) -> str:
+        step = unit.step
+        step_dir = self._step_dir(unit)
         step_dir.mkdir(parents=True, exist_ok=True)
         parameters = render(step.parameters, context)
         entry.notebook_source = str(step.notebook)
@@ -462,68 +697,67 @@ class _Run:
         attempts = step.retries + 1
         for attempt in range(1, attempts + 1):
             self._echo(
-                f"- {step.id}: running {step.notebook}"
+                f"- {unit.qid}: running {step.notebook}"
                 + (f" (attempt {attempt}/{attempts})" if attempt > 1 else "")
             )
-            outcome = self._attempt(step, step_dir, parameters, attempt)
+            outcome = self._attempt(unit, step_dir, parameters, attempt)
             entry.attempts.append(outcome)
             if outcome.status == StepStatus.SUCCEEDED:
                 break
         nb_path = step_dir / "notebook.ipynb"
         outputs = self._read_outputs(nb_path)
         if outcome.status == StepStatus.SUCCEEDED:
-            outcome = self._check_outputs(step, outputs) or outcome
+            outcome = self._check_outputs(unit, outputs) or outcome
         entry.status = outcome.status
         entry.ended_at = audit.now_iso()
         entry.duration_s = round(time.monotonic() - began, 3)
-        entry.notebook = f"steps/{step.id}/notebook.ipynb"
-        entry.log = f"steps/{step.id}/step.log"
+        entry.notebook = f"steps/{unit.qid}/notebook.ipynb"
+        entry.log = f"steps/{unit.qid}/step.log"
         entry.outputs = outputs
         entry.actions = actions.step_actions(step_dir)  # changes the notebook made
         if outcome.status != StepStatus.SUCCEEDED:
             entry.error = StepError(
                 ename=outcome.ename, evalue=outcome.evalue, cell_index=outcome.cell_index
             )
-        self._reports(step, entry, nb_path)
+        self._reports(unit, entry, nb_path)
         self._save()
-        return self._after(step, entry)
+        return self._after(unit, entry)
 
-    def _after(self, step: Step, entry: StepRecord) -> str:
+    def _after(self, unit: _Unit, entry: StepRecord) -> str:
         echo = self._echo
+        step = unit.step
         if entry.status == StepStatus.SUCCEEDED:
-            echo(f"  {step.id}: succeeded in {entry.duration_s or 0:.1f}s")
+            echo(f"  {unit.qid}: succeeded in {entry.duration_s or 0:.1f}s")
             return "continue"
         err = entry.error or StepError()
-        echo(f"  {step.id}: FAILED ({err.short()}); see {self.folder / str(entry.notebook)}")
+        echo(f"  {unit.qid}: FAILED ({err.short()}); see {self.folder / str(entry.notebook)}")
         if step.on_failure == "continue":
             return "failed_continue"
         if step.on_failure != "abort":
-            rollback = self.rb.step(step.on_failure)
-            echo(f"- {step.id}: running rollback step {rollback.id}")
-            rb_entry = StepRecord(
-                id=rollback.id,
-                title=rollback.title,
-                kind=StepKind.NOTEBOOK,
-                rollback_for=step.id,
+            rollback = next(
+                u
+                for u in self.units
+                if u.scope is unit.scope and u.kind == "step" and u.step.id == step.on_failure
             )
-            self.record.steps.append(rb_entry)
-            if not rollback.is_gate:
+            echo(f"- {unit.qid}: running rollback step {rollback.qid}")
+            rb_entry = self._new_entry(rollback, StepKind.NOTEBOOK, rollback_for=unit.qid)
+            if not rollback.step.is_gate:
                 self._notebook(rollback, rb_entry, self._context(rollback))
         return "abort"
 
-    def _declared_outputs(self, step: Step) -> dict[str, OutputSpec] | None:
-        return inspect(self.loaded.notebook_path(step)).outputs
+    def _declared_outputs(self, unit: _Unit) -> dict[str, OutputSpec] | None:
+        return inspect(unit.scope.loaded.notebook_path(unit.step)).outputs
 
-    def _check_outputs(self, step: Step, outputs: dict[str, Any]) -> Attempt | None:
+    def _check_outputs(self, unit: _Unit, outputs: dict[str, Any]) -> Attempt | None:
         """A failed outcome when the recorded outputs do not match the declaration."""
-        declaration = self._declared_outputs(step)
+        declaration = self._declared_outputs(unit)
         problems = mismatches(declaration, outputs) if declaration is not None else []
         if not problems:
             return None
         return Attempt(
             status=StepStatus.FAILED,
             ename=OutputError.__name__,
-            evalue=f"step {step.id!r} ({step.notebook}): " + "; ".join(problems),
+            evalue=f"step {unit.qid!r} ({unit.step.notebook}): " + "; ".join(problems),
             cell_index=None,
         )
 
@@ -536,15 +770,16 @@ class _Run:
             return {}
 
     def _attempt(
-        self, step: Step, step_dir: Path, parameters: dict[str, Any], attempt: int
+        self, unit: _Unit, step_dir: Path, parameters: dict[str, Any], attempt: int
     ) -> Attempt:
+        step = unit.step
         output = step_dir / "notebook.ipynb"
         if output.exists() and attempt > 1:
             output.replace(step_dir / f"notebook.attempt{attempt - 1}.ipynb")
         result_path = step_dir / ".result.json"
         result_path.unlink(missing_ok=True)
         spec: dict[str, Any] = {
-            "input": str(self.loaded.notebook_path(step)),
+            "input": str(unit.scope.loaded.notebook_path(step)),
             "output": str(output),
             "parameters": parameters,
             "kernel_name": self.options.kernel_name or default_kernel(),
@@ -556,12 +791,12 @@ class _Run:
             "step_dir": str(step_dir),
             "parent_pid": os.getpid(),
         }
-        env = self._child_env(step)
+        env = self._child_env(unit)
         began = time.monotonic()
-        proc = self.warm.take(step.id, env, spec)
+        proc = self.warm.take(unit.qid, env, spec)
         started_ahead = proc is not None
         proc = proc or process.start_child(env)
-        self._start_next(step)  # its kernel starts while this step runs
+        self._start_next(unit)  # its kernel starts while this step runs
         with (step_dir / "step.log").open("a", encoding="utf-8") as log:
             log.write(f"== attempt {attempt} at {audit.now_iso()}\n")
             code, timed_out = process.run_child(
@@ -575,7 +810,7 @@ class _Run:
             outcome = {
                 "status": "failed",
                 "ename": "StepTimeout",
-                "evalue": f"step {step.id} exceeded timeout_s={step.timeout_s}",
+                "evalue": f"step {unit.qid} exceeded timeout_s={step.timeout_s}",
                 "cell_index": _mark_timeout(output, step.timeout_s),
             }
         elif result_path.exists():
@@ -597,20 +832,20 @@ class _Run:
             started_ahead=started_ahead,
         )
 
-    def _child_env(self, step: Step) -> dict[str, str]:
-        declaration = self._declared_outputs(step)
+    def _child_env(self, unit: _Unit) -> dict[str, str]:
+        declaration = self._declared_outputs(unit)
         return process.child_env(
             OPSBOOK_RUN_ID=self.run_id,
-            OPSBOOK_STEP_DIR=str(self._step_dir(step)),
+            OPSBOOK_STEP_DIR=str(self._step_dir(unit)),
             OPSBOOK_AUDIT_DIR=str(self.root),  # action records land in this run's ledger
             # opsbook.record_all records exactly what the notebook declares
             **{OUTPUTS_ENV: env_value(declaration)} if declaration is not None else {},
         )
 
-    def _start_next(self, step: Step) -> None:
+    def _start_next(self, unit: _Unit) -> None:
         """Start the child (papermill and a fresh kernel) of the step expected after
-        ``step``, so that it is ready when its turn comes (:class:`process.WarmChildren`)."""
-        upcoming = self._expected_after(step) if self.options.start_ahead else None
+        ``unit``, so that it is ready when its turn comes (:class:`process.WarmChildren`)."""
+        upcoming = self._expected_after(unit) if self.options.start_ahead else None
         if upcoming is None:
             return
         warmup = process.Warmup(
@@ -618,35 +853,33 @@ class _Run:
             cwd=str(self.loaded.root),
             parent_pid=os.getpid(),
         )
-        self.warm.start(upcoming.id, self._child_env(upcoming), warmup)
+        self.warm.start(upcoming.qid, self._child_env(upcoming), warmup)
 
-    def _expected_after(self, step: Step) -> Step | None:
+    def _expected_after(self, unit: _Unit) -> _Unit | None:
         """The next notebook step on the normal path, when no gate will stop the run first.
 
         A guess: a ``when:`` may skip it and a failure may run a rollback instead; the
         started child is then discarded and the step that does run starts its own.
         """
-        steps = self.rb.steps
-        rollbacks = self.rb.rollback_step_ids
-        if step.id in rollbacks:
+        if unit.is_rollback:
             return None
-        for upcoming in steps[steps.index(step) + 1 :]:
-            if upcoming.id in rollbacks:
+        for upcoming in self.units[self.units.index(unit) + 1 :]:
+            if upcoming.kind != "step" or upcoming.is_rollback:
                 continue
-            if upcoming.is_gate:
-                if upcoming.id in self.options.approve or self.options.yes:
+            if upcoming.step.is_gate:
+                if upcoming.qid in self.options.approve or self.options.yes:
                     continue
                 return None
             return upcoming
         return None
 
-    def _reports(self, step: Step, entry: StepRecord, nb_path: Path) -> None:
+    def _reports(self, unit: _Unit, entry: StepRecord, nb_path: Path) -> None:
         if not nb_path.exists():
             return
         try:
             report.step_reports(nb_path, entry, self.record)
-            entry.report = f"steps/{step.id}/report.html"
-            entry.full_report = f"steps/{step.id}/full.html"
+            entry.report = f"steps/{unit.qid}/report.html"
+            entry.full_report = f"steps/{unit.qid}/full.html"
         except Exception as exc:  # a report must never hide the step's own outcome
             entry.report_error = f"{type(exc).__name__}: {exc}"
 

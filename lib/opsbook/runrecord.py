@@ -72,6 +72,8 @@ RAN_STEP = frozenset({StepStatus.SUCCEEDED, StepStatus.CARRIED, StepStatus.FAILE
 class StepKind(StrEnum):
     NOTEBOOK = "notebook"
     GATE = "gate"
+    #: a ``uses:`` step: another runbook, whose steps follow it with ``parent`` naming it
+    RUNBOOK = "runbook"
 
 
 class RecordKind(StrEnum):
@@ -151,12 +153,29 @@ class Attempt(_Model):
     """Whether its child (papermill and kernel) was started while the step before ran."""
 
 
+class UsesRef(_Model):
+    """The runbook a ``uses:`` step ran: its path as written, name, hash and kept copy."""
+
+    path: str
+    name: str
+    sha256: str
+    saved_as: str | None = None
+    """The used runbook's text, relative to the record folder (``uses/<step id>.yaml``)."""
+
+
 class StepRecord(_Model):
-    """One step of a run, as it stands: gate, notebook, skipped, carried or rollback."""
+    """One step of a run, as it stands: gate, notebook, skipped, carried, rollback, or a
+    ``uses:`` step (kind ``runbook``) followed by the steps of the runbook it ran."""
 
     id: str
+    """The step id; a used runbook's step is qualified with the ``uses:`` step's
+    (``migration.migrate``)."""
     title: str | None = None
     kind: StepKind = StepKind.NOTEBOOK
+    parent: str | None = None
+    """On a step of a used runbook: the id of the ``uses:`` step that ran it."""
+    uses: UsesRef | None = None
+    """On a ``uses:`` step: the runbook it ran (its ``parameters`` are that runbook's)."""
     rollback_for: str | None = None
     """On a rollback step: the step whose failure ran it."""
     # a gate
@@ -626,6 +645,23 @@ def _is_short_scalar(value: Any, max_len: int) -> bool:
 # ------------------------------------------------------------------ template context
 
 
+def nest_steps(flat: dict[str, Any]) -> dict[str, Any]:
+    """Template contexts by qualified id (``migration.migrate``) nested the way templates
+    read them (``steps.migration.migrate``).
+
+    >>> nest_steps({"m": {"status": "succeeded"}, "m.a": {"status": "skipped"}})["m"]["a"]
+    {'status': 'skipped'}
+    """
+    nested: dict[str, Any] = {}
+    for qid, ctx in flat.items():
+        *parents, last = qid.split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {"outputs": {}, "status": None})
+        node[last] = {**node.get(last, {}), **ctx}
+    return nested
+
+
 def step_context(step: StepRecord) -> dict[str, Any]:
     """What templates see of a finished step: ``outputs`` and ``status``.
 
@@ -649,7 +685,8 @@ def template_context(
     by a rollback, shows its last run), ``run.id|dir|work_dir|runbook`` and, given
     ``step_id``, ``step.id|dir``.
     """
-    steps = {s.id: step_context(s) for s in record.steps if s.status is not None}
+    # a used runbook's steps (id "migration.migrate") read as steps.migration.migrate
+    steps = nest_steps({s.id: step_context(s) for s in record.steps if s.status is not None})
     context: dict[str, Any] = {
         "params": record.parameters,
         "steps": steps,

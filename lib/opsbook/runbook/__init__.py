@@ -9,13 +9,16 @@ One module per job:
 - :mod:`~opsbook.runbook.params`: ``-p``/``-f`` values coerced to their declared types and
   checked (allowed values, bounds, dates, size);
 - :mod:`~opsbook.runbook.validation`: every problem of a runbook before anything runs
-  (notebooks, declared parameters, template references, rollbacks).
+  (notebooks, declared parameters and outputs, template references, rollbacks);
+- :mod:`~opsbook.runbook.compose`: ``uses:`` steps that run another runbook (paths kept
+  inside the project, cycles refused, qualified step ids).
 
-The public names of all four are re-exported here: ``from opsbook.runbook import load``.
+The public names of all five are re-exported here: ``from opsbook.runbook import load``.
 """
 
 from __future__ import annotations
 
+from opsbook.runbook.compose import Composition, compose, nest_steps, resolve_uses
 from opsbook.runbook.params import (
     MAX_PARAM_BYTES,
     check_approvals,
@@ -32,6 +35,7 @@ from opsbook.runbook.schema import (
     Runbook,
     SecretSpec,
     Step,
+    StepDefaults,
     Summary,
     SummaryItem,
     SummarySection,
@@ -62,23 +66,28 @@ __all__ = [
     "Runbook",
     "SecretSpec",
     "Step",
+    "StepDefaults",
     "Summary",
     "SummaryItem",
     "SummarySection",
     "TemplateEnvironment",
+    "Composition",
     "check_approvals",
     "check_file",
     "check_value",
     "coerce_cli_value",
+    "compose",
     "discover",
     "evaluate_condition",
     "inspect",
     "is_template",
     "load",
+    "nest_steps",
     "project_root_for",
     "read_yaml",
     "render",
     "resolve_parameters",
+    "resolve_uses",
     "template_references",
     "unsafe_attributes",
     "validate",

@@ -29,6 +29,9 @@ from typing import Any
 
 from opsbook.errors import RunbookError
 from opsbook.runbook.schema import LoadedRunbook, Step, load
+from opsbook.runrecord import nest_steps
+
+__all__ = ["MAX_DEPTH", "RESERVED_IDS", "Composition", "compose", "load_used", "nest_steps"]
 
 #: How deep ``uses:`` may nest (a runbook using a runbook using ...).
 MAX_DEPTH = 8
@@ -137,20 +140,3 @@ def compose(loaded: LoadedRunbook, stack: tuple[Path, ...] = ()) -> Composition:
             child = load_used(loaded, step, stack)
             comp.children[step.id] = compose(child, (*stack, loaded.path.resolve()))
     return comp
-
-
-def nest_steps(flat: dict[str, Any]) -> dict[str, Any]:
-    """Template contexts by qualified id (``migration.migrate``) nested the way templates
-    read them (``steps.migration.migrate``).
-
-    >>> nest_steps({"m": {"status": "succeeded"}, "m.a": {"status": "skipped"}})["m"]["a"]
-    {'status': 'skipped'}
-    """
-    nested: dict[str, Any] = {}
-    for qid, ctx in flat.items():
-        *parents, last = qid.split(".")
-        node = nested
-        for part in parents:
-            node = node.setdefault(part, {"outputs": {}, "status": None})
-        node[last] = {**node.get(last, {}), **ctx}
-    return nested

@@ -163,9 +163,13 @@ def resolve_parameters(
     return resolved
 
 
-def check_approvals(rb: Runbook, approve: Iterable[str]) -> None:
-    """Refuse ``--approve`` names that are not approval gates of the runbook."""
-    gates = [s.id for s in rb.steps if s.is_gate]
+def check_approvals(rb: Runbook, approve: Iterable[str], gates: list[str] | None = None) -> None:
+    """Refuse ``--approve`` names that are not approval gates of the runbook.
+
+    ``gates`` lists the gate ids when the runbook uses others (qualified ids such as
+    ``migration.approve``); by default, the runbook's own gates.
+    """
+    gates = gates if gates is not None else [s.id for s in rb.steps if s.is_gate]
     unknown = sorted(set(approve) - set(gates))
     if unknown:
         raise ConfigError(

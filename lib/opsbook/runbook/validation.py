@@ -549,6 +549,11 @@ def _check_used_ref(ref: tuple[str, ...], where: str, info: UsedInfo) -> list[st
     target, inner = ref[1], ref[2]
     if inner == "status":
         return []
+    if inner == "outputs":
+        return [
+            f"{where}: {'.'.join(ref)!r}: step {target!r} runs {info.path.name} and has no "
+            f"outputs of its own; read steps.{target}.<its step>.outputs.<name>"
+        ]
     if inner not in info.step_ids:
         return [
             f"{where}: {'.'.join(ref)!r}: step {target!r} runs {info.path.name}, which has no "
