@@ -91,6 +91,7 @@ class LokiTestServer:
         self.faults: list[tuple[int, str, dict[str, str]]] = []
         self.always_fail: tuple[int, str] | None = None
         self.fail_from: tuple[int, int, str] | None = None  # (nth request, status, body)
+        self.cut_off = 0  # answer this many requests with a body cut off mid-way
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -127,6 +128,13 @@ class LokiTestServer:
                     return
                 if server.always_fail is not None:
                     self._send(server.always_fail[0], server.always_fail[1], "text/plain")
+                    return
+                if server.cut_off:
+                    server.cut_off -= 1
+                    self.send_response(200)
+                    self.send_header("Content-Length", "1000")
+                    self.end_headers()
+                    self.wfile.write(b'{"status": "success", "da')  # then the connection closes
                     return
                 if server.faults:
                     status, body, headers = server.faults.pop(0)

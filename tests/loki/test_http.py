@@ -359,3 +359,22 @@ def test_retries_run_out_while_the_server_keeps_asking_to_wait(serve):
 )
 def test_retry_after_seconds(value, now, seconds):
     assert retry_after_seconds(value, now=now) == seconds
+
+
+def test_a_body_cut_off_mid_way_is_retried_with_the_same_policy(serve):
+    server = serve(CannedLogs(_entries()))
+    server.cut_off = 2
+    slept: list[float] = []
+    assert _retrying(server, slept, backoff=1.0).label_values("service") == ["a", "b"]
+    assert len(server.requests) == 3
+    assert len(slept) == 2 and 0.5 <= slept[0] <= 1.0 and 1.0 <= slept[1] <= 2.0
+
+
+def test_a_body_always_cut_off_gives_up_after_the_retries(serve):
+    server = serve(CannedLogs([]))
+    server.cut_off = 10
+    slept: list[float] = []
+    with pytest.raises(LokiUnavailable, match="cut off mid-body"):
+        _retrying(server, slept, retries=2).labels()
+    assert len(server.requests) == 3
+    assert slept == []  # backoff 0: no wait, but the attempts are counted

@@ -5,7 +5,7 @@ What it adds over a bare ``requests.get``:
 * tenant header (``X-Scope-OrgID``) and basic or bearer auth read from an environment
   variable *named* by the caller (the value never travels as a parameter);
 * retries through urllib3's ``Retry`` (mounted on the requests session) on 429, 5xx,
-  timeouts and refused connections, with exponential backoff from the first retry and
+  timeouts, refused connections and answers cut off mid-body, with exponential backoff from the first retry and
   ``Retry-After`` honoured in both of its forms (delta-seconds and HTTP-date), capped at
   ``max_backoff``; the sleep and the clock are injectable (:class:`LokiRetry`);
 * long ranges split into sub-ranges (Loki rejects queries longer than
@@ -264,12 +264,24 @@ class LokiHTTP:
     def _get(self, path: str, params: Mapping[str, Any] | list[tuple[str, Any]]) -> Any:
         """GET ``path`` and return the decoded JSON body (transient failures are retried by
         the session's :class:`LokiRetry`)."""
-        try:
-            response = self.session.get(
-                self.url + path, params=params, headers=self._headers, timeout=self.timeout
-            )
-        except requests.RequestException as exc:
-            raise self._unavailable(_transport_problem(exc, self.timeout)) from None
+        policy = self.retry_policy()
+        while True:
+            try:
+                response = self.session.get(
+                    self.url + path, params=params, headers=self._headers, timeout=self.timeout
+                )
+                break
+            except requests.exceptions.ChunkedEncodingError as exc:
+                # The body broke off after the headers. requests reads the body after
+                # urllib3's Retry has handed the response back, so the same policy (its
+                # count, backoff and sleep) is applied here.
+                try:
+                    policy = policy.increment("GET", self.url + path, error=exc)
+                except MaxRetryError:
+                    raise self._unavailable("the answer was cut off mid-body") from None
+                policy.sleep()
+            except requests.RequestException as exc:
+                raise self._unavailable(_transport_problem(exc, self.timeout)) from None
         status = response.status_code
         if status in RETRY_STATUSES:
             raise self._unavailable(f"HTTP {status}: {_error_text(response)}")
