@@ -2,8 +2,8 @@
 
 One conformance table drives both paths: each query runs through the general path
 (``FAST_PATH = False``) and the columnar path, cold (nothing parsed) and cached (a second
-run reads the per-stream parse cache), over the same streams held in memory and loaded
-from a file, and the results must be identical. Its rows: JSON queries over streams of
+run reads the per-stream parse cache, streams on two threads), over the same streams held
+in memory and loaded from a file, and the results must be identical. Its rows: JSON queries over streams of
 odd JSON, and query templates filled with each parser stage (json, logfmt, regexp,
 pattern) over streams of logfmt and JSON lines with the odd cases of each parser.
 
@@ -388,6 +388,8 @@ def test_columnar_path_equals_general_path_cold_and_cached(
     expected = _outcome(in_memory, query)
     assert _outcome(from_file, query) == expected
     monkeypatch.setattr(columnar, "FAST_PATH", True)
+    monkeypatch.setattr(columnar, "THREADS", 2)  # streams run on two threads, however few
+    monkeypatch.setattr(columnar, "PARALLEL_LINES", 0)  # lines the table has
     for arrow in (False, True) if "json" in query else (True,):
         monkeypatch.setattr(columnar, "ARROW_JSON", arrow)
         taken = _check_columnar(query, expected, (in_memory, from_file), monkeypatch)

@@ -328,8 +328,10 @@ class Evaluator:
                 _converter(unwrap.conv) if unwrap else None,
                 (lambda raw: _unwrap_error(unwrap.conv, raw)) if unwrap else None,
             )
-            for stream in streams:
-                parts = plan.run(stream) if plan is not None else None
+            selected = list(streams)
+            runs = columnar.run_streams(plan, selected) if plan is not None else None
+            for index, stream in enumerate(selected):
+                parts = runs[index] if runs is not None else None
                 if parts is None:
                     parts = self._extract_stream(stream, pipeline.fns, node, group_by)
                 for key, ts, values in parts:
