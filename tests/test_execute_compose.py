@@ -157,3 +157,46 @@ def test_outputs_that_miss_the_declaration_fail_the_step_and_its_runbook(
         "recorded; output 'total' should be str but int was recorded (4)"
     )
     assert result.data["steps"][1]["outputs"] == {"total": 4}  # kept for the reader
+
+
+@pytest.mark.parametrize(
+    ("uses_step", "expected_steps", "expected_status"),
+    [
+        (  # when: false skips the used runbook whole: none of its steps is recorded
+            '    when: "{{ params.n > 5 }}"\n',
+            [("inner", "skipped"), ("next", "awaiting_approval")],
+            "awaiting_approval",
+        ),
+        (  # a with: value the used runbook refuses fails the step; continue goes on
+            "    on_failure: continue\n",
+            [("inner", "failed"), ("next", "awaiting_approval")],
+            "awaiting_approval",
+        ),
+        (  # ... and abort (the default) stops the run there
+            "",
+            [("inner", "failed")],
+            "failed",
+        ),
+    ],
+)
+def test_when_and_on_failure_of_a_uses_step(
+    write_runbook,
+    inner: Path,
+    audit_dir: Path,
+    uses_step: str,
+    expected_steps: list,
+    expected_status: str,
+) -> None:
+    with_value = "{{ params.n }}" if "when" in uses_step else "{{ params.n * 100 }}"
+    path = write_runbook(
+        "name: outer-no-kernel\n"
+        "parameters:\n  n: {type: int, default: 2}\n"
+        "steps:\n"
+        "  - id: inner\n"
+        "    uses: runbooks/inner_run.yaml\n"
+        f'    with: {{a: "{with_value}", needed: w}}\n' + uses_step + "  - id: next\n"
+        "    gate: approval\n"
+    )
+    result = execute.run(path, {}, opts(audit_dir))  # no notebook runs: no kernel starts
+    assert [(s["id"], s["status"]) for s in result.data["steps"]] == expected_steps
+    assert result.status == expected_status

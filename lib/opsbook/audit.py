@@ -8,7 +8,9 @@ Layout under the audit root (``./audit`` or ``$OPSBOOK_AUDIT_DIR``)::
     <run_id>/run.json             what ran, with what, by whom, and the sha256 of every artifact
                                   (its format: :mod:`opsbook.runrecord`)
     <run_id>/runbook.yaml         the exact runbook text that ran
+    <run_id>/uses/<step>.yaml     the exact text of each runbook a ``uses:`` step ran
     <run_id>/steps/<step>/...     executed notebook, reports, log, files the notebook wrote
+                                  (a used runbook's step: ``steps/<uses step>.<step>/``)
 
 A record folder is created exclusively (a re-run never overwrites) and its files are
 made read-only once sealed. :func:`seal_record` redacts, hashes, writes run.json and
