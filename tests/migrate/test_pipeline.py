@@ -12,7 +12,7 @@ import pytest
 from opsbook.migrate.checkpoint import Checkpoint
 from opsbook.migrate.exact import TopK
 from opsbook.migrate.hashes import HashStore
-from opsbook.migrate.pipeline import write_collection
+from opsbook.migrate.pipeline import commit_every, write_collection
 from opsbook.migrate.source import open_source
 from opsbook.migrate.target import open_target
 
@@ -39,8 +39,11 @@ class SlowFirstBatches:
 
 
 class RecordingCheckpoint(Checkpoint):
+    """Records each advance, and how many digests were stored when it happened."""
+
     def advance(self, next_offset: int) -> None:
         self.offsets.append(next_offset)
+        self.stored.append(self.hashes.count())
         super().advance(next_offset)
 
 
@@ -56,13 +59,15 @@ def test_batches_commit_in_order(
         cp = RecordingCheckpoint(
             tmp_path / "cp.json", "s", COL, "t", COL, "staging", info.count, "d"
         )
-        cp.offsets = []
-        hashes = HashStore(tmp_path / "h.sqlite")
+        cp.offsets, cp.stored = [], []
+        hashes = cp.hashes = HashStore(tmp_path / "h.sqlite")
         truth = TopK(np.ones((2, info.dim), dtype=np.float32), info.distance)
         stats = write_collection(
             source, target, info, cp, 20, hashes, truth, read_page=read_page, workers=workers
         )
-        assert cp.offsets == [*range(20, info.count, 20), info.count, info.count]  # + finish
+        every = commit_every(20, read_page)  # 200 records for pages of 1000, 60 for 60
+        assert cp.offsets == [*range(every, info.count, every), info.count, info.count]
+        assert cp.stored == cp.offsets  # the digests of a batch are stored before it counts
         assert [s.offset for s in stats] == list(range(0, info.count, 20))
         assert hashes.count() == info.count == target.inner.count("staging") == truth.seen
         assert cp.done

@@ -100,3 +100,37 @@ def test_sample_ids_deterministic_and_bounded() -> None:
     assert len(picked) == 4 and picked == verify.sample_ids(ids, 4, seed=1)
     assert picked == sorted(picked, key=ids.index)
     assert sorted(verify.sample_ids(ids, 50)) == sorted(ids)
+
+
+def test_batch_rows_equal_record_rows() -> None:
+    from opsbook.migrate.hashes import batch_rows, record_row
+    from opsbook.migrate.payload import build_payload
+
+    rng = np.random.default_rng(4)
+    vectors = rng.standard_normal((4, 6)).astype(np.float32)
+    cids = ["a", "0042", "Ünïcødé ✓", "x"]
+    docs = ["doc", None, "", "✓"]
+    metas = [{"b": 1, "a": [1.0, True]}, None, {"w": 2.0}, {"t": "第3章"}]
+    payloads = [build_payload(*r) for r in zip(cids, docs, metas, strict=True)]
+    pids = [point_id(c) for c in cids]
+    want = [record_row(p, pl, v) for p, pl, v in zip(pids, payloads, vectors, strict=True)]
+    assert batch_rows(pids, payloads, vectors) == want
+    assert len({r[2] for r in want}) == 4  # every vector its own digest
+
+
+def test_scrolled_vectors_keep_their_float32_bytes() -> None:
+    from types import SimpleNamespace
+
+    from opsbook.migrate.target import _page
+
+    rows = np.random.default_rng(5).standard_normal((2, 384)).astype(np.float32)
+    points = [
+        SimpleNamespace(id=f"p{i}", vector=r.tolist(), payload={"i": i}) for i, r in enumerate(rows)
+    ]
+    points.append(SimpleNamespace(id="none", vector=None, payload=None))
+    points.append(SimpleNamespace(id="huge", vector=[1e40, 2.0], payload={}))
+    page = _page(points)
+    assert [p for p, _, _ in page] == ["p0", "p1", "none", "huge"]
+    assert [v.tobytes() for _, v, _ in page[:2]] == [r.tobytes() for r in rows]
+    assert page[0][2] == {"i": 0} and page[2][2] == {}
+    assert np.isnan(page[2][1]) and page[3][1].tolist() == [np.inf, 2.0]

@@ -94,6 +94,7 @@ def plan_cmd(**kw: Any) -> None:
         f"{p.total_records} records, estimated {p.estimated_s:.0f}s, "
         f"{'valid' if p.ok else 'INVALID: see the findings'}"
     )
+    click.echo(f"estimate: {p.estimate_basis}")
     raise SystemExit(ExitCode.OK if p.ok else ExitCode.FAILED)
 
 

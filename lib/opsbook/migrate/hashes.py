@@ -38,13 +38,18 @@ def digest(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=DIGEST).digest()
 
 
+#: The encoder ``json.dumps(sort_keys=True, ensure_ascii=False, separators=(",", ":"))``
+#: builds on every call, built once (same bytes, without the per-call set-up).
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def canonical(value: Any) -> bytes:
     """JSON with sorted keys and no spaces: equal values with equal types, equal bytes.
 
     >>> canonical({"b": 1, "a": [1.0, True]})
     b'{"a":[1.0,true],"b":1}'
     """
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    return _CANONICAL.encode(value).encode()
 
 
 def vector_digest(vector: np.ndarray) -> bytes:
@@ -58,6 +63,36 @@ def document_digest(document: Any) -> bytes:
     if isinstance(document, str):
         return digest(b"s" + document.encode())
     return digest(b"j" + canonical(document))
+
+
+def metadata_digest(metadata: Any) -> bytes:
+    return digest(canonical(metadata))
+
+
+def batch_rows(point_ids: list[str], payloads: list[dict], vectors: np.ndarray) -> list[Row]:
+    """:func:`record_row` of every record of a batch, the vector bytes taken in one piece.
+
+    Same digests as :func:`record_row` (the tests compare them), about twice as fast.
+    """
+    raw = np.ascontiguousarray(vectors, dtype=np.float32)
+    width = raw.shape[1] * 4 if raw.ndim == 2 else 0
+    data = raw.tobytes()
+    blake = hashlib.blake2b
+    rows: list[Row] = []
+    for i, (pid, payload) in enumerate(zip(point_ids, payloads, strict=True)):
+        doc = payload.get(DOCUMENT_KEY)
+        rows.append(
+            (
+                pid,
+                payload[ID_KEY],
+                blake(data[i * width : (i + 1) * width], digest_size=DIGEST).digest(),
+                document_digest(doc),
+                blake(
+                    _CANONICAL.encode(payload.get(METADATA_KEY)).encode(), digest_size=DIGEST
+                ).digest(),
+            )
+        )
+    return rows
 
 
 def record_row(point_id: str, payload: dict, vector: np.ndarray) -> Row:

@@ -32,6 +32,8 @@ def metadata_problems(metadata: Any) -> list[str]:
     """Reasons a record's metadata cannot map to a JSON payload exactly (empty = fine)."""
     if metadata is None:
         return []
+    if type(metadata) is dict and all(map(_plain, metadata.items())):
+        return []  # the common case, decided without building the list of problems
     if not isinstance(metadata, dict):
         return [f"metadata is a {type(metadata).__name__}, not a mapping"]
     problems: list[str] = []
@@ -40,6 +42,23 @@ def metadata_problems(metadata: Any) -> list[str]:
             problems.append(f"key {key!r} is not a string")
         problems.extend(f"{key}: {p}" for p in _value_problems(value))
     return problems
+
+
+def _plain(item: tuple[Any, Any]) -> bool:
+    """A string key with a str, int, bool or finite float value, or a list of one such
+    type: no problem possible."""
+    key, value = item
+    if type(key) is not str:
+        return False
+    kind = type(value)
+    if kind is list:  # a non-empty list of one plain scalar type
+        return bool(value) and len({type(v) for v in value}) == 1 and all(map(_scalar, value))
+    return _scalar(value)
+
+
+def _scalar(value: Any) -> bool:
+    kind = type(value)
+    return kind is str or kind is int or kind is bool or (kind is float and math.isfinite(value))
 
 
 def _value_problems(value: Any) -> list[str]:

@@ -1,15 +1,18 @@
-"""The write loop: read large pages, write them in batches, hash and checkpoint each batch.
+"""The write loop: read large pages, write them in batches, hash each batch, commit often.
 
 A reader thread fetches pages of ``read_page`` records (1,000-5,000 read ~3x faster than
 100) and feeds them to the exact ground truth (numpy releases the GIL), while the main
-thread validates, hashes and upserts batches of ``batch_size``. With ``workers > 1`` (a
-server target) up to ``2 * workers`` batches are in flight at once, as qdrant-client's
-``upload_points(parallel=...)`` does; batches are committed in source order. Memory is
-bounded by the pages in the reader's queue and the batches in flight.
+thread validates and hashes batches of ``batch_size``. Up to ``2 * workers`` batches are
+in flight at once (``workers > 1`` for a server target, as qdrant-client's
+``upload_points(parallel=...)`` does). Memory is bounded by the pages in the reader's
+queue and the batches in flight.
 
-A batch is committed (its hashes stored, then the checkpoint advanced) only after its
-upsert returned, and only when every earlier batch was: a process killed at any instant
-resumes at a batch that is at most replayed, never skipped.
+Upserts run in a writer thread (``workers`` of them for a server), so the next batch is
+validated, hashed and turned into payloads while the engine writes the previous one.
+Batches are committed (their hashes stored, then the checkpoint advanced) only after
+their upserts returned, in source order, every :func:`commit_every` records (about ten
+batches) rather than after each one: a process killed at any instant resumes at a batch
+that is at most replayed (at most that many records), never skipped.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from opsbook.migrate.checkpoint import Checkpoint
 from opsbook.migrate.errors import ValidationFailed
 from opsbook.migrate.exact import TopK, unit_rows
-from opsbook.migrate.hashes import HashStore, Row, record_row
+from opsbook.migrate.hashes import HashStore, Row, batch_rows
 from opsbook.migrate.ids import point_ids
 from opsbook.migrate.payload import build_payload
 from opsbook.migrate.source import Batch, ChromaSource, CollectionInfo
@@ -118,7 +123,27 @@ class _InFlight:
     batch: Batch
     rows: list[Row]
     started: float
-    upsert: Future | None = None
+    upsert: Future
+
+
+def commit_every(batch_size: int, read_page: int) -> int:
+    """Records between two commits (hashes stored, checkpoint advanced): about ten batches,
+    at most a page, a whole number of batches. A kill replays at most this many records.
+
+    >>> commit_every(100, 2000), commit_every(20, 60), commit_every(500, 100)
+    (1000, 60, 500)
+    """
+    every = max(batch_size, min(read_page, 10 * batch_size))
+    return every - every % batch_size
+
+
+def prepare(
+    batch: Batch, info: CollectionInfo
+) -> tuple[list[str], np.ndarray, list[dict], list[Row]]:
+    """Point ids, vectors as written (unit rows for Cosine), payloads and digest rows."""
+    ids, payloads = to_points(batch)
+    vectors = unit_rows(batch.vectors, info.distance)
+    return ids, vectors, payloads, batch_rows(ids, payloads, vectors)
 
 
 def write_collection(
@@ -143,16 +168,19 @@ def write_collection(
     findings = Findings()
     t0 = time.perf_counter()
     pages = source.batches(info.name, max(read_page, batch_size), start=checkpoint.next_offset)
+    every = commit_every(batch_size, read_page)
+    done: list[Row] = []  # digests of upserted batches not yet committed
 
     def feed_truth(page: Batch) -> None:
         if truth is not None and page.vectors is not None and len(page) and page.vectors.size:
             truth.add(page.ids, page.vectors)
 
-    def commit(item: _InFlight) -> None:
-        if item.upsert is not None:
-            item.upsert.result()  # re-raises the worker's error
-        hashes.put(item.rows)
-        checkpoint.advance(item.batch.offset + len(item.batch))
+    def finished(item: _InFlight) -> None:
+        item.upsert.result()  # re-raises the writer's error
+        done.extend(item.rows)
+        end = item.batch.offset + len(item.batch)
+        if len(done) >= every or end >= checkpoint.total:
+            commit(end)
         stat = BatchStat(
             info.name, item.batch.offset, len(item.batch), item.started, time.perf_counter() - t0
         )
@@ -160,31 +188,34 @@ def write_collection(
         if on_batch is not None:
             on_batch(stat)
 
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="upsert") if workers > 1 else None
+    def commit(end: int) -> None:
+        hashes.put(done)  # the digests first: a kill in between replays, never skips
+        done.clear()
+        checkpoint.advance(end)
+
+    # One writer thread even for an embedded target: the engine's update releases the GIL,
+    # so the next batch is prepared while this one is written.
+    pool = ThreadPoolExecutor(max(workers, 1), thread_name_prefix="upsert")
     pending: deque[_InFlight] = deque()
+    last_end = checkpoint.next_offset
     try:
         for page in prefetch(pages, on_item=feed_truth):
             for batch in split(page, batch_size):
                 started = time.perf_counter() - t0
                 if validate:
                     _validate(batch, findings, info)
-                ids, payloads = to_points(batch)
-                vectors = unit_rows(batch.vectors, info.distance)
-                rows = [record_row(*r) for r in zip(ids, payloads, vectors, strict=True)]
-                item = _InFlight(batch, rows, started)
-                if pool is None:
-                    target.upsert(checkpoint.staging, ids, vectors, payloads)
-                    commit(item)
-                    continue
-                item.upsert = pool.submit(target.upsert, checkpoint.staging, ids, vectors, payloads)
-                pending.append(item)
-                while pending and (len(pending) > 2 * workers or pending[0].upsert.done()):
-                    commit(pending.popleft())
+                ids, vectors, payloads, rows = prepare(batch, info)
+                upsert = pool.submit(target.upsert, checkpoint.staging, ids, vectors, payloads)
+                pending.append(_InFlight(batch, rows, started, upsert))
+                last_end = batch.offset + len(batch)
+                while pending and (len(pending) > 2 * max(workers, 1) or pending[0].upsert.done()):
+                    finished(pending.popleft())
         while pending:
-            commit(pending.popleft())
+            finished(pending.popleft())
+        if done:
+            commit(last_end)
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=True, cancel_futures=True)
     checkpoint.finish()
     return stats
 

@@ -16,6 +16,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,11 @@ from typing import Any
 from opsbook.actions import recorded
 from opsbook.errors import ConfigError
 from opsbook.migrate import cutover as aliases  # alias switching: cutover, rollback, cleanup
+from opsbook.migrate import legacy, rates
 from opsbook.migrate.backup import backup_directory, export_collections
 from opsbook.migrate.checkpoint import Checkpoint, checkpoint_path, ids_digest
 from opsbook.migrate.checkpoint import load as load_checkpoint
-from opsbook.migrate.errors import CheckpointMismatch, ValidationFailed
+from opsbook.migrate.errors import ValidationFailed
 from opsbook.migrate.exact import TopK
 from opsbook.migrate.hashes import HashStore, store_path
 from opsbook.migrate.pipeline import BatchStat, write_collection
@@ -37,10 +39,6 @@ from opsbook.migrate.validate import Findings, check_batch
 from opsbook.migrate.verify import VerifyReport, search_sample, verify_collection
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
-
-#: Write rates measured on a 2-core machine (points/s, 384-d), used for dry-run estimates.
-VERIFY_RATE = 4000.0  # records/s verified (re-read, retrieve, compare), same machine
-WRITE_RATES = {"local": 3000.0, "memory": 15000.0, "edge": 20000.0, "server": 5000.0}
 
 
 @dataclass
@@ -164,6 +162,7 @@ class Plan:
     target: str
     collections: list[CollectionPlan]
     estimated_s: float
+    estimate_basis: str = ""  # where the write and verify rates of the estimate come from
 
     @property
     def total_records(self) -> int:
@@ -202,6 +201,8 @@ class CollectionResult:
     truth: TopK | None = None
     chroma: list[list[tuple[str, float]]] | None = None
     truth_s: float = 0.0  # sampling queries and asking Chroma (counted as verification)
+    adopted: int = 0  # records an older opsbook wrote, hashed from the source on resume
+    renormalised: int = 0  # of those, Cosine points rewritten with unit vectors (legacy.py)
 
 
 @dataclass
@@ -387,9 +388,12 @@ def plan(config: MigrationConfig | None = None, **kwargs: Any) -> Plan:
         src = source.identity
     total = sum(p.info.count for p in plans)
     read_s = sum(p.read_s for p in plans)
-    write = total / WRITE_RATES.get(cfg.target, 1000.0)
-    estimate = 3 * read_s + write + total / VERIFY_RATE
-    return Plan(cfg, src, identity, plans, estimate)
+    speed = rates.load(cfg.work_dir, cfg.target)
+    basis = (
+        f"source copy ~{read_s:.1f}s (this dry run's read) + write at {speed.write:,.0f} rec/s "
+        f"+ verify at {speed.verify:,.0f} rec/s: {speed.basis}"
+    )
+    return Plan(cfg, src, identity, plans, rates.estimate(total, read_s, speed), basis)
 
 
 def _staging_checkpoint(
@@ -406,13 +410,7 @@ def _staging_checkpoint(
     old = load_checkpoint(path)
     if old is not None and cfg.resume and target.exists(old.staging):
         old.check_source(info.count, digest)
-        if old.next_offset and not _hashes_path(old).exists():
-            raise CheckpointMismatch(
-                f"the checkpoint of {info.name!r} keeps no record hashes (written by an older "
-                "opsbook), so the records written before cannot be verified",
-                hint="run again with resume=False to start a fresh staging collection",
-            )
-        return old
+        return old  # one without record hashes (an older opsbook) is adopted: legacy.py
     if old is not None:
         if old.staging not in target.aliases().values() and target.exists(old.staging):
             target.delete_collection(old.staging)  # an unfinished or superseded staging copy
@@ -450,12 +448,17 @@ def _progress(cfg: MigrationConfig, total: int) -> Any:
 
 
 def _start_truth(
-    cfg: MigrationConfig, source: ChromaSource, info: CollectionInfo, source_ids: list[str]
-) -> tuple[TopK, list[list[tuple[str, float]]] | None]:
-    """Sampled queries, an empty exact top-k for them, and Chroma's (HNSW) answers."""
+    cfg: MigrationConfig,
+    source: ChromaSource,
+    info: CollectionInfo,
+    source_ids: list[str],
+    pool: ThreadPoolExecutor,
+) -> tuple[TopK, Future | None]:
+    """Sampled queries, an empty exact top-k for them, and Chroma's (HNSW) answers coming:
+    Chroma searches its index in the background while the records are written."""
     queries = search_sample(source, info, source_ids, cfg.sample_queries)
     truth = TopK(queries, info.distance, 10)
-    chroma = source.query(info.name, queries, 10) if len(queries) else None
+    chroma = pool.submit(source.query, info.name, queries, 10) if len(queries) else None
     return truth, chroma
 
 
@@ -480,22 +483,36 @@ def _migrate_collection(
     info: CollectionInfo,
     bar: Any,
     tag: str,
+    pool: ThreadPoolExecutor,
 ) -> CollectionResult:
     source_ids = source.all_ids(info.name)
     cp = _staging_checkpoint(cfg, source, target, info, tag, source_ids)
     resumed_from = cp.next_offset
+    adopting = legacy.needs_adoption(cp, _hashes_path(cp).exists())
     if bar is not None:
         bar.update(resumed_from)
     t_truth = time.perf_counter()  # sampling and Chroma's answers: search checks, not writing
     stats: list[BatchStat] = []
-    saved = load_truth(_truth_path(cp), info.distance, cfg.sample_queries) if cp.done else None
+    saved = None
+    if cp.done and not adopting:
+        saved = load_truth(_truth_path(cp), info.distance, cfg.sample_queries)
+    asking: Future | None = None
+    chroma: list[list[tuple[str, float]]] | None = None
+    renormalised = 0
     if saved is not None:
         truth, chroma = saved
     else:
-        truth, chroma = _start_truth(cfg, source, info, source_ids)
-        _catch_up_truth(cfg, source, info, truth, cp.next_offset)
+        truth, asking = _start_truth(cfg, source, info, source_ids, pool)
+        if not adopting:
+            _catch_up_truth(cfg, source, info, truth, cp.next_offset)
     truth_s = time.perf_counter() - t_truth
     t0 = time.perf_counter()
+    if adopting:  # digests of what an older opsbook wrote, from the source (and the truth)
+        hashes = HashStore(_hashes_path(cp))
+        try:
+            renormalised = legacy.adopt(source, target, info, cp, hashes, truth, cfg.read_page)
+        finally:
+            hashes.close()
     if not cp.done:
         hashes = HashStore(_hashes_path(cp))
         try:
@@ -521,6 +538,11 @@ def _migrate_collection(
             hashes.close()
     elif bar is not None:
         bar.update(info.count - resumed_from)
+    write_s = time.perf_counter() - t0
+    if asking is not None:  # the wait for Chroma's answers (if any) counts as verification
+        t_wait = time.perf_counter()
+        chroma = asking.result()
+        truth_s += time.perf_counter() - t_wait
     if saved is None:
         save_truth(_truth_path(cp), truth, chroma)
     return CollectionResult(
@@ -529,12 +551,14 @@ def _migrate_collection(
         cp.staging,
         resumed_from,
         stats,
-        time.perf_counter() - t0,
+        write_s,
         None,
         cp,
         truth,
         chroma,
         truth_s,
+        adopted=resumed_from if adopting else 0,
+        renormalised=renormalised,
     )
 
 
@@ -605,7 +629,10 @@ def _migrate_live(cfg: MigrationConfig) -> MigrationResult:
         bar = _progress(cfg, sum(i.count for i in infos))
         try:
             tag = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:4]
-            results = [_migrate_collection(cfg, source, target, i, bar, tag) for i in infos]
+            with ThreadPoolExecutor(1, thread_name_prefix="chroma-query") as pool:
+                results = [
+                    _migrate_collection(cfg, source, target, i, bar, tag, pool) for i in infos
+                ]
         finally:
             if bar is not None:
                 bar.close()
@@ -618,6 +645,15 @@ def _migrate_live(cfg: MigrationConfig) -> MigrationResult:
         verify_s = time.perf_counter() - t0 + sum(r.truth_s for r in results)
         result = MigrationResult(cfg, results, 0.0, write_s, verify_s, backup_path, backup_s)
         result.skipped = skipped
+        if cfg.verify:  # the next dry run in this work dir estimates from these
+            rates.record(
+                cfg.work_dir,
+                cfg.target,
+                result.records_written,
+                write_s,
+                result.total_records,
+                verify_s,
+            )
         if cfg.cutover and cfg.verify and result.cutover_allowed:
             result.cutover_entry = aliases.cutover(
                 target,

@@ -80,6 +80,7 @@ def summary(
         "integrity_ok": None,
         "cutover_done": False,
         "estimated_s": None,
+        "estimate_basis": None,
         "staging": {},
         "backup_path": None,
         "validation": {},
@@ -88,6 +89,7 @@ def summary(
     if plan is not None:
         out["total_records"] = plan.total_records
         out["estimated_s"] = round(plan.estimated_s, 2)
+        out["estimate_basis"] = plan.estimate_basis
         out["validation"] = {c.info.name: dict(c.findings.counts) for c in plan.collections}
         out["counts"] = {
             c.info.name: {"source": c.info.count, "target": None} for c in plan.collections

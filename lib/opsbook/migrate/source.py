@@ -95,12 +95,18 @@ def _distance(space: str, name: str) -> str:
 def _to_batch(offset: int, raw: dict) -> Batch:
     embeddings = raw.get("embeddings")
     ids = list(raw["ids"])
-    rows = [] if embeddings is None else list(embeddings)
-    dims = [len(r) for r in rows]
-    vectors = None
+    if isinstance(embeddings, np.ndarray) and embeddings.ndim == 2 and len(embeddings):
+        # Chroma 1.x returns one 2-D float64 array of float32 values: exact as float32
+        vectors = embeddings.astype(np.float32)
+        dims = [vectors.shape[1]] * len(vectors)
+        rows = None
+    else:
+        rows = [] if embeddings is None else list(embeddings)
+        dims = [len(r) for r in rows]
+        vectors = None
     if rows and len(set(dims)) == 1:
         vectors = np.asarray(rows, dtype=np.float32).reshape(len(rows), dims[0])
-    elif not rows:
+    elif rows is not None and not rows:
         vectors = np.zeros((0, 0), dtype=np.float32)
     return Batch(
         offset=offset,

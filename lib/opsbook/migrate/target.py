@@ -16,9 +16,11 @@ Clients are created when a target is opened, never at import.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
+import struct
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -34,6 +36,30 @@ KINDS = ("local", "memory", "edge", "server")
 #: Sampled queries the integrity check sends to qdrant-client's local mode (slow search).
 LOCAL_SEARCH_QUERIES = 200
 Record = tuple[np.ndarray, dict]
+
+
+def _page(points: list[Any]) -> list[tuple[str, np.ndarray, dict]]:
+    """(point id, float32 vector, payload) of scrolled points.
+
+    Each vector list is packed straight into float32 bytes (``struct``, ~3x faster than
+    ``np.asarray`` on a list of Python floats) and viewed as an array without a copy.
+    A missing vector (a foreign point) comes out as ``np.asarray(None)``, as before.
+    """
+    out = []
+    for p in points:
+        v = p.vector
+        try:
+            row = np.frombuffer(_packer(len(v)).pack(*v), dtype=np.float32)
+        except (TypeError, struct.error, OverflowError):  # None, nested, out of range
+            with np.errstate(over="ignore", invalid="ignore"):
+                row = np.asarray(v, dtype=np.float32)
+        out.append((str(p.id), row, p.payload or {}))
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _packer(size: int) -> struct.Struct:
+    return struct.Struct(f"={size}f")
 
 
 class Target(ABC):
@@ -204,10 +230,7 @@ class QdrantClientTarget(Target):
                 name, limit=page, offset=offset, with_payload=True, with_vectors=True
             )
             if points:
-                yield [
-                    (str(p.id), np.asarray(p.vector, dtype=np.float32), p.payload or {})
-                    for p in points
-                ]
+                yield _page(points)
             if offset is None:
                 return
 
@@ -377,10 +400,7 @@ class EdgeTarget(Target):
             )
             points, offset = shard.scroll(req)
             if points:
-                yield [
-                    (str(p.id), np.asarray(p.vector, dtype=np.float32), p.payload or {})
-                    for p in points
-                ]
+                yield _page(points)
             if offset is None:
                 return
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -185,8 +186,15 @@ def verify_collection(
         report.add(
             "count", None, f"digests of {hashes.count()} records kept, source has {expected}"
         )
-    check_records(report, target, hashes, page)
-    search = check_search(truth, chroma, target, info, staging, recall_threshold, max_listed)
+    # The target's searches run in the engine (no GIL) while the records are compared here.
+    with ThreadPoolExecutor(1, thread_name_prefix="verify-search") as pool:
+        searching = pool.submit(
+            check_search, truth, chroma, target, info, staging, recall_threshold, max_listed
+        )
+        try:
+            check_records(report, target, hashes, page)
+        finally:
+            search = searching.result()
     add_search(report, search)
     report.duration_s = time.perf_counter() - t0
     return report
