@@ -120,6 +120,7 @@ def test_inside_resolves_relative_paths_against_the_repo(repo: Path) -> None:
         ("/etc/passwd", "is an absolute path"),
         ("C:/Windows", "is an absolute path"),
         ("C:x", "is an absolute path"),
+        ("C:", "is an absolute path"),
         ("..", "climbs out with '..'"),
         ("apps/../../x", "climbs out with '..'"),
         ("apps\\..\\..\\x", "climbs out with '..'"),
@@ -266,6 +267,28 @@ def test_rollback_undoes_renames_in_reverse_order(repo: Path) -> None:
     tx.rollback()
     assert sorted(snapshot(repo)) == ["README.md", "apps/web/dist/app.js", "apps/web/index.js"]
     assert not (repo / "tmp").exists() and not (repo / "archive").exists()
+
+
+def test_rollback_recreates_the_folders_of_what_it_puts_back(repo: Path) -> None:
+    """A moved file whose folder is gone, a pruned folder whose parent is gone: both come
+    back where they were, and two prunes park under different names."""
+    (repo / "cache/node_modules").mkdir(parents=True)
+    (repo / "cache/node_modules/a.js").write_text("a")
+    (repo / "apps/web/node_modules").mkdir()
+    (repo / "apps/web/node_modules/b.js").write_text("b")
+    (repo / ".git/info/exclude").write_text("node_modules\n")
+    tx = Transaction(repo, "t")
+    tx.prune(repo / "cache/node_modules")
+    tx.prune(repo / "apps/web/node_modules")
+    assert [parked.name for _, parked in tx.pruned] == ["0", "1"]
+    (repo / "cache").rmdir()
+    tx.rename(repo / "apps/web/dist/app.js", repo / "out/app.js")
+    (repo / "apps/web/dist").rmdir()
+    tx.rollback()
+    assert (repo / "cache/node_modules/a.js").read_text() == "a"
+    assert (repo / "apps/web/node_modules/b.js").read_text() == "b"
+    assert (repo / "apps/web/dist/app.js").read_text() == "built\n"
+    assert not (repo / "out").exists() and not tx.trash.exists()
 
 
 def test_a_git_failure_is_reported_with_its_stderr(repo: Path) -> None:

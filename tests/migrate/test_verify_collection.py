@@ -8,6 +8,7 @@ real SQLite :class:`HashStore` and the truth the real :class:`TopK`.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,7 +119,8 @@ def test_an_identical_target_verifies(hashes: HashStore) -> None:
     assert report.ok and report.mismatches == Counter()
     assert (report.source_count, report.target_count, report.records_checked) == (5, 5, 5)
     assert report.identical == 5 and report.collection == "docs"
-    assert report.staging == "docs_staging" and report.duration_s > 0
+    assert report.staging == "docs_staging"
+    assert 0 < report.duration_s < time.perf_counter()  # a duration, not a clock reading
     assert target.calls == [("scroll_records", 2)]  # all found: no second scroll for ids
     assert report.search.measured is False and report.search.recall_threshold == 0.99
 
@@ -234,6 +236,7 @@ def test_recall_just_under_the_threshold_with_a_perfect_max() -> None:
     }
     assert searchcheck.SearchReport().summary() == {"measured": False, "status": "not measured"}
     below = searchcheck.SearchReport(queries=1, chroma_recalls=[0.5], recall_threshold=0.99)
+    assert below.measured is True and searchcheck.SearchReport(queries=0).measured is False
     assert below.warnings == ["Chroma HNSW recall@10 0.500 < 0.99"]
 
 
