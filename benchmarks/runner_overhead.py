@@ -9,13 +9,15 @@ before it runs (the default) and without (``RunOptions(start_ahead=False)``, as 
 so that both are measured under the same load. Prints, per step, the step's own time in
 the record (kernel + execution) and the whole run's time divided by the steps (adds the
 record, reports, ledger, index), each with its overhead over the plain script (absolute
-and as a ratio).
+and as a ratio). On a shared machine, wall times swell with the load; the CPU seconds
+per step (runner, children and kernels; from ``getrusage``) are the steadier figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -57,22 +59,30 @@ def make_project(root: Path, steps: int) -> Path:
     return runbook
 
 
-def time_script(root: Path) -> float:
-    start = time.perf_counter()
+def cpu_seconds() -> float:
+    """CPU time of this process and of every child (and grandchild) reaped so far."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def time_script(root: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of the plain script."""
+    start, cpu = time.perf_counter(), cpu_seconds()
     subprocess.run([sys.executable, str(root / "script.py")], check=True, cwd=root)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, cpu_seconds() - cpu
 
 
-def time_runner(runbook: Path, audit_dir: Path, ahead: bool) -> tuple[float, list[float]]:
-    """The whole run's wall time and each step's recorded duration."""
+def time_runner(runbook: Path, audit_dir: Path, ahead: bool) -> tuple[float, float, list[float]]:
+    """The whole run's wall and CPU seconds and each step's recorded duration."""
     options = execute.RunOptions(
         root=audit_dir, progress_bar=False, echo=lambda _: None, start_ahead=ahead
     )
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     result = execute.run(runbook, {}, options)
     wall = time.perf_counter() - start
     assert result.status == "succeeded", result.data
-    return wall, [step["duration_s"] for step in result.data["steps"]]
+    return wall, cpu_seconds() - cpu, [step["duration_s"] for step in result.data["steps"]]
 
 
 def main() -> None:
@@ -86,25 +96,35 @@ def main() -> None:
         runbook = make_project(root, args.steps)
         time_runner(runbook, root / "audit", True)  # warm the OS caches once
         scripts: list[float] = []
+        script_cpus: list[float] = []
         figures: dict[str, list[float]] = {}
+        cpus: dict[str, list[float]] = {}
         for _ in range(args.repeats):
-            scripts.append(time_script(root))
+            script_wall, script_cpu = time_script(root)
+            scripts.append(script_wall)
+            script_cpus.append(script_cpu)
             for ahead in (True, False):
-                wall, durations = time_runner(runbook, root / "audit", ahead)
+                wall, cpu, durations = time_runner(runbook, root / "audit", ahead)
                 how = "started ahead" if ahead else "not ahead"
                 figures.setdefault(f"step 1, {how}", []).append(durations[0])
                 figures.setdefault(f"steps 2.., {how}", []).extend(durations[1:])
                 figures.setdefault(f"whole run / steps, {how}", []).append(wall / args.steps)
+                cpus.setdefault(f"CPU / steps, {how}", []).append(cpu / args.steps)
     script = statistics.median(scripts)
+    script_cpu = statistics.median(script_cpus)
     print(f"repeats: {args.repeats}, {args.steps} steps per run (medians); load {_load()}")
-    print(f"plain python script              : {script:7.2f} s")
-    for label in sorted(figures, key=lambda k: (k.split(",")[0], "not" in k)):
-        value = statistics.median(figures[label])
-        print(
-            f"{label:<33}: {value:7.2f} s   ratio {value / script:5.1f}x  "
-            f"overhead {value - script:+.2f} s"
-        )
-    print("(steps: kernel + execution as recorded; whole run adds record, reports, ledger, index)")
+    print(f"plain python script              : {script:7.2f} s  (CPU {script_cpu:.2f} s)")
+    for table, base in ((figures, script), (cpus, script_cpu)):
+        for label in sorted(table, key=lambda k: (k.split(",")[0], "not" in k)):
+            value = statistics.median(table[label])
+            print(
+                f"{label:<33}: {value:7.2f} s   ratio {value / base:5.1f}x  "
+                f"overhead {value - base:+.2f} s"
+            )
+    print(
+        "(steps: kernel + execution as recorded; whole run adds record, reports, ledger, index;"
+        " CPU: runner, children and kernels, against the script's CPU)"
+    )
 
 
 def _load() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import psutil
@@ -12,14 +13,18 @@ from opsbook import execute
 pytestmark = pytest.mark.notebooks
 
 
+def cmdline(proc: psutil.Process) -> list[str]:
+    try:
+        return proc.cmdline()
+    except psutil.Error:
+        return []
+
+
 def notebook_processes() -> list[psutil.Process]:
     """Children of this test process that run a notebook child or a kernel."""
     found = []
     for proc in psutil.Process().children(recursive=True):
-        try:
-            line = " ".join(proc.cmdline())
-        except psutil.Error:
-            continue
+        line = " ".join(cmdline(proc))
         if "ipykernel" in line or "opsbook._child" in line:
             found.append(proc)
     return found
@@ -88,8 +93,48 @@ def test_a_run_stopped_at_a_gate_leaves_no_child_behind(write_runbook, audit_dir
     assert notebook_processes() == []
 
 
-def test_starting_ahead_is_opt_in(monkeypatch) -> None:
+@pytest.mark.parametrize("stop", ["failure", "interrupt"])
+def test_a_run_that_stops_kills_the_kernel_started_ahead(
+    write_runbook, audit_dir: Path, stop: str
+) -> None:
+    path = write_runbook(f"""
+    name: stops-on-{stop}
+    steps:
+      - id: a
+        notebook: notebooks/{"fail" if stop == "failure" else "whoami"}.ipynb
+      - id: b
+        notebook: notebooks/whoami.ipynb
+    """)
+    started_ahead: list[psutil.Process] = []
+    kernel_lines: list[list[str]] = []
+
+    def echo(line: str) -> None:
+        if not line.startswith("  a: "):  # a has ended; b's child was started while it ran
+            return
+        deadline = time.monotonic() + 120
+        while not kernel_lines:
+            assert time.monotonic() < deadline, "b's kernel never started"
+            time.sleep(0.1)
+            started_ahead[:] = notebook_processes()
+            kernel_lines[:] = [c for p in started_ahead if "ipykernel" in " ".join(c := cmdline(p))]
+        if stop == "interrupt":
+            raise KeyboardInterrupt
+
+    options = execute.RunOptions(root=audit_dir, progress_bar=False, echo=echo)
+    if stop == "interrupt":
+        with pytest.raises(KeyboardInterrupt):
+            execute.run(path, {}, options)
+    else:
+        assert execute.run(path, {}, options).status == "failed"
+    (kernel_line,) = kernel_lines
+    connection_file = Path(kernel_line[kernel_line.index("-f") + 1])
+    assert not any(p.is_running() for p in started_ahead)
+    assert notebook_processes() == []
+    assert not connection_file.parent.parent.exists()  # the run's kernel directories
+
+
+def test_starting_ahead_is_on_unless_turned_off(monkeypatch) -> None:
     monkeypatch.delenv("OPSBOOK_START_AHEAD", raising=False)
-    assert execute.RunOptions().start_ahead is False
-    monkeypatch.setenv("OPSBOOK_START_AHEAD", "1")
     assert execute.RunOptions().start_ahead is True
+    monkeypatch.setenv("OPSBOOK_START_AHEAD", "0")
+    assert execute.RunOptions().start_ahead is False

@@ -1,18 +1,20 @@
 """Child process that executes one notebook with papermill.
 
-The runner starts ``python -m opsbook._child -`` and writes the spec (JSON) to its
-stdin, so that parameters never sit in a file on disk. Started ahead of its step
-(``python -m opsbook._child - WARMUP``, see :mod:`opsbook.process`), the child imports
-papermill and starts its kernel first, then waits for the spec. The child runs in its own
-process group so that a hung or dead kernel can be killed with its whole process tree
-when a step's ``timeout_s`` runs out, and so that the runner's terminal shows
-papermill's progress bar. It writes its outcome to the spec's ``result_path``:
-status, error name, value and cell index.
+The runner starts ``python -m opsbook._child - --kernel-dir DIR`` and writes the spec
+(JSON) to its stdin, so that parameters never sit in a file on disk. The child starts
+the step's fresh kernel itself (:func:`opsbook.kernel.start_kernel`: ZeroMQ over Unix
+sockets in ``DIR``, a directory for this kernel only, so no TCP port can be raced for)
+and hands it to papermill. Started ahead of its step (``--warm WARMUP``, see
+:mod:`opsbook.process`), the child imports papermill and starts its kernel first, then
+waits for the spec. The child runs in its own process group so that a hung or dead
+kernel can be killed with its whole process tree when a step's ``timeout_s`` runs out,
+and so that the runner's terminal shows papermill's progress bar. It writes its outcome
+to the spec's ``result_path``: status, error name, value and cell index.
 
 The child dies with the runner, even when the runner is SIGKILLed: the kernel asks
 Linux for SIGTERM when its parent dies (``prctl(PR_SET_PDEATHSIG)``), a watchdog thread
 notices a changed parent pid as a fallback, and either way the child kills the kernel
-and every other descendant before exiting.
+and every other descendant, and removes the kernel's directory, before exiting.
 
 Every notebook the child writes goes through :class:`opsbook.redact.Redactor` first
 (declared secrets, URL passwords in the parameters, variables the kernel read with
@@ -21,17 +23,21 @@ Every notebook the child writes goes through :class:`opsbook.redact.Redactor` fi
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from opsbook.kernel import KernelStartError, StartingKernel, shutdown_kernel
 from opsbook.process import LOG_PREFIX
 from opsbook.redact import READ_FILE, Redactor
 
@@ -79,7 +85,7 @@ def _log_to_stdout() -> None:
 # ------------------------------------------------------------- dying with the runner
 
 
-def _kill_descendants_and_exit(code: int = 143) -> None:
+def _kill_descendants_and_exit(kernel_dir: Path, code: int = 143) -> None:
     import psutil
 
     try:
@@ -92,25 +98,30 @@ def _kill_descendants_and_exit(code: int = 143) -> None:
         except psutil.Error:
             continue
     psutil.wait_procs(procs, timeout=5)
+    shutil.rmtree(kernel_dir, ignore_errors=True)  # the kernel's sockets, connection file
     os._exit(code)
 
 
-def _die_with_parent(parent_pid: int) -> None:
+def _die_with_parent(parent_pid: int, kernel_dir: Path) -> None:
     """SIGTERM on the runner's death (Linux), a watchdog elsewhere and as a fallback."""
-    signal.signal(signal.SIGTERM, lambda signum, frame: _kill_descendants_and_exit())
+
+    def die(*_: object) -> None:
+        _kill_descendants_and_exit(kernel_dir)
+
+    signal.signal(signal.SIGTERM, die)
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):
         pass
     if os.getppid() != parent_pid:  # the runner died before prctl took effect
-        _kill_descendants_and_exit()
+        die()
 
     def watch() -> None:
         while True:
             time.sleep(0.5)
             if os.getppid() != parent_pid:
-                _kill_descendants_and_exit()
+                die()
 
     threading.Thread(target=watch, name="opsbook-watchdog", daemon=True).start()
 
@@ -141,39 +152,93 @@ def _read_spec(arg: str) -> dict[str, Any]:
     return json.loads(text)
 
 
-def _start_kernel(kernel_name: str, cwd: str) -> Any:
-    """A fresh kernel for the coming notebook, started as papermill (nbclient) would."""
-    from jupyter_client.manager import KernelManager
-
-    km = KernelManager(kernel_name=kernel_name)
-    extra = ["--HistoryManager.hist_file=:memory:"] if km.ipykernel else []
-    km.start_kernel(extra_arguments=extra, cwd=cwd)
-    return km
+#: papermill's optional storage backends, which it imports when installed: a step reads
+#: and writes local files only, and pyarrow (HDFS; numpy with it) alone is ~0.3-0.6 s of
+#: every child's start.
+UNUSED_BACKENDS = ("pyarrow", "pyarrow.fs", "gcsfs", "github")
 
 
-def main(spec_arg: str, warmup: str | None = None) -> int:
+def _import_papermill() -> Any:
+    for name in UNUSED_BACKENDS:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # "not installed"
+    import papermill
+
+    return papermill
+
+
+def _launch(kernel_name: str | None, cwd: str | None, directory: Path) -> StartingKernel | None:
+    """Launch the step's fresh kernel (:class:`opsbook.kernel.StartingKernel`); ``None``
+    lets papermill start one its own way: no kernel name given, or the launch failed
+    (papermill then writes the notebook and reports the failure as before)."""
+    if not kernel_name:
+        return None
+    try:
+        return StartingKernel(kernel_name, cwd or os.getcwd(), directory)
+    except Exception as exc:  # e.g. no such kernel: papermill says so in the notebook
+        print(f"opsbook: {exc}; papermill starts the kernel instead", flush=True)
+        return None
+
+
+def _ready(starting: StartingKernel | None, timeout: float, *, wait: bool) -> Any:
+    """The launched kernel's manager, or ``None`` (see :func:`_launch`).
+
+    With ``wait`` (a child started ahead, which has the time) or over TCP (whose start is
+    retried on fresh ports) only once the kernel answers; otherwise at once, and nbclient
+    waits for the answer after papermill has written the notebook (so a step killed by
+    its timeout while the kernel boots still leaves its notebook).
+    """
+    if starting is None:
+        return None
+    if not wait and starting.transport == "ipc":
+        return starting.km
+    try:
+        return starting.wait(timeout)
+    except KernelStartError as exc:
+        print(f"opsbook: {exc}; papermill starts the kernel instead", flush=True)
+        return None
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m opsbook._child")
+    parser.add_argument("spec", help="the spec (JSON) file, or - for stdin")
+    parser.add_argument("--kernel-dir", help="a directory for this child's kernel only")
+    parser.add_argument("--warm", help="start the kernel first: Warmup as JSON")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    directory = Path(args.kernel_dir or tempfile.mkdtemp(prefix="opsbook-kernel-"))
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     km = None
-    if warmup is not None:  # started ahead of the step: kernel first, spec when it is time
-        warm = json.loads(warmup)
-        _die_with_parent(int(warm["parent_pid"]))
+    if args.warm is not None:  # started ahead of the step: kernel first, spec when it is time
+        warm = json.loads(args.warm)
+        _die_with_parent(int(warm["parent_pid"]), directory)
         _log_to_stdout()
-        import papermill
-
-        km = _start_kernel(warm["kernel_name"], warm["cwd"])
-        spec = _read_spec(spec_arg)
-        if spec.get("kernel_name") != warm["kernel_name"] or spec.get("cwd") != warm["cwd"]:
-            km.shutdown_kernel(now=True)  # not what the step needs: let papermill start one
+        starting = _launch(warm["kernel_name"], warm["cwd"], directory)
+        papermill = _import_papermill()  # while the kernel boots
+        km = _ready(starting, 120.0, wait=True)
+        spec = _read_spec(args.spec)
+        if km is not None and (
+            spec.get("kernel_name") != warm["kernel_name"] or spec.get("cwd") != warm["cwd"]
+        ):
+            shutdown_kernel(km, now=True)  # not what the step needs: start the right one
             km = None
+        if km is None:
+            starting = _launch(spec.get("kernel_name"), spec.get("cwd"), directory)
     else:
-        spec = _read_spec(spec_arg)
+        spec = _read_spec(args.spec)
         if spec.get("parent_pid"):
-            _die_with_parent(int(spec["parent_pid"]))
+            _die_with_parent(int(spec["parent_pid"]), directory)
         _log_to_stdout()
-        import papermill
+        starting = _launch(spec.get("kernel_name"), spec.get("cwd"), directory)
+        papermill = _import_papermill()  # while the kernel boots
 
     redactor = _redacting_writes(spec)
     error: BaseException | None = None
     try:
+        if km is None:
+            km = _ready(starting, spec.get("start_timeout", 120), wait=False)
         papermill.execute_notebook(
             spec["input"],
             spec["output"],
@@ -189,11 +254,14 @@ def main(spec_arg: str, warmup: str | None = None) -> int:
         error = exc
     finally:
         if km is not None:  # papermill shuts down only the kernels it started
-            km.shutdown_kernel(now=False)
+            shutdown_kernel(km)
+        elif starting is not None:  # launched, then not used
+            shutdown_kernel(starting.km, now=True)
+        shutil.rmtree(directory, ignore_errors=True)
     outcome = redactor.value(_outcome(error))
     Path(spec["result_path"]).write_text(json.dumps(outcome), encoding="utf-8")
     return 0 if error is None else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:3]))
+    sys.exit(main())

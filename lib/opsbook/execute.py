@@ -77,9 +77,8 @@ class RunOptions:
     progress_bar: bool = True
     kernel_name: str | None = None
     #: Start the next step's child (papermill and its own fresh kernel) while a step runs.
-    #: Opt-in (``OPSBOOK_START_AHEAD=1``): two kernels starting at once can race for the
-    #: same free TCP port (seen once under heavy load: a kernel failed to bind).
-    start_ahead: bool = field(default_factory=lambda: os.environ.get("OPSBOOK_START_AHEAD") == "1")
+    #: On unless ``OPSBOOK_START_AHEAD=0``; kernels use private Unix sockets (no port race).
+    start_ahead: bool = field(default_factory=lambda: os.environ.get("OPSBOOK_START_AHEAD") != "0")
     root: Path | None = None
     work_root: Path | None = None
     echo: Echo = print
@@ -446,7 +445,7 @@ class _Run:
             self.record.error = str(exc)
             echo(f"  error: {exc}")
         finally:
-            self.warm.discard()  # a child started for a step that will not run
+            self.warm.close()  # a child started for a step that will not run; kernel dirs
             if status != RunStatus.AWAITING_APPROVAL:
                 self._mark_open_scopes(StepStatus.FAILED)  # a used runbook left half-run
             self._finish(status, exit_code, time.monotonic() - started)
@@ -795,7 +794,7 @@ class _Run:
         began = time.monotonic()
         proc = self.warm.take(unit.qid, env, spec)
         started_ahead = proc is not None
-        proc = proc or process.start_child(env)
+        proc = proc or self.warm.start_now(env)
         self._start_next(unit)  # its kernel starts while this step runs
         with (step_dir / "step.log").open("a", encoding="utf-8") as log:
             log.write(f"== attempt {attempt} at {audit.now_iso()}\n")

@@ -11,14 +11,21 @@ fresh kernel, then waits for its spec. Starting Python, papermill and a kernel i
 of a step's fixed cost (benchmarks/runner_overhead.py), so a chain of steps no longer
 waits for it between steps. Each step still gets a new kernel: a warm child serves one
 step and exits.
+
+Two kernels now start at once (the running step's and the next one's), so a kernel must
+not race anyone for an address: each child's kernel speaks ZeroMQ over Unix sockets in a
+directory of its own (:mod:`opsbook.kernel`), under one private temporary directory per
+run that the runner removes at the end (:class:`WarmChildren`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,14 +72,20 @@ class Warmup:
         return spec.get("kernel_name") == self.kernel_name and spec.get("cwd") == self.cwd
 
 
-def start_child(env: dict[str, str], warm: Warmup | None = None) -> subprocess.Popen[str]:
+def start_child(
+    env: dict[str, str], warm: Warmup | None = None, kernel_dir: Path | None = None
+) -> subprocess.Popen[str]:
     """Start ``python -m opsbook._child`` in its own session; it reads its spec on stdin.
 
-    With ``warm`` the child imports papermill and starts its kernel right away.
+    With ``warm`` the child imports papermill and starts its kernel right away. The
+    kernel's sockets and connection file go to ``kernel_dir`` (a new private temporary
+    directory when not given), which no other kernel uses.
     """
     cmd = [sys.executable, "-m", "opsbook._child", "-"]
+    if kernel_dir is not None:
+        cmd += ["--kernel-dir", str(kernel_dir)]
     if warm is not None:
-        cmd.append(json.dumps(warm.__dict__))
+        cmd += ["--warm", json.dumps(warm.__dict__)]
     return subprocess.Popen(
         cmd,
         stdin=subprocess.PIPE,
@@ -140,12 +153,16 @@ def kill_tree(pid: int) -> None:
 
 
 class WarmChildren:
-    """At most one child started ahead, for a named step, with the env it will need.
+    """A run's notebook children: at most one started ahead, for a named step, with the
+    env it will need; each child's kernel in its own directory under the run's private
+    temporary directory (:attr:`kernel_root`).
 
-    :meth:`take` hands it to its step (or returns ``None`` when the step differs, the env
-    differs or the child died: the caller starts a child as before); :meth:`start` for
-    another step and :meth:`discard` kill an unused one (a step skipped by ``when:``, a
-    run stopped at a gate or failed).
+    :meth:`take` hands the child started ahead to its step (or returns ``None`` when the
+    step differs, the env differs or the child died: the caller then starts one with
+    :meth:`start_now`); :meth:`start` for another step and :meth:`discard` kill an unused
+    one (a step skipped by ``when:``, a run stopped at a gate or failed); :meth:`close`
+    at the end of the run also removes the kernels' directories (the sockets of a child
+    killed by a timeout included).
     """
 
     def __init__(self) -> None:
@@ -153,13 +170,28 @@ class WarmChildren:
         self._env: dict[str, str] = {}
         self._warm: Warmup | None = None
         self._proc: subprocess.Popen[str] | None = None
+        self._kernel_root: Path | None = None
+
+    @property
+    def kernel_root(self) -> Path:
+        """The run's private (0700) temporary directory for its kernels, made on first use."""
+        if self._kernel_root is None:
+            self._kernel_root = Path(tempfile.mkdtemp(prefix="opsbook-"))
+        return self._kernel_root
+
+    def _kernel_dir(self) -> Path:
+        return Path(tempfile.mkdtemp(prefix="k", dir=self.kernel_root))
+
+    def start_now(self, env: dict[str, str]) -> subprocess.Popen[str]:
+        """Start a child for the step about to run (none was started ahead for it)."""
+        return start_child(env, kernel_dir=self._kernel_dir())
 
     def start(self, step_id: str, env: dict[str, str], warm: Warmup) -> None:
         if self._proc is not None and self._step_id == step_id:
             return
         self.discard()
         self._step_id, self._env, self._warm = step_id, env, warm
-        self._proc = start_child(env, warm)
+        self._proc = start_child(env, warm, self._kernel_dir())
 
     def take(
         self, step_id: str, env: dict[str, str], spec: dict[str, object]
@@ -187,6 +219,13 @@ class WarmChildren:
                 if stream is not None:
                     stream.close()
             proc.wait()
+
+    def close(self) -> None:
+        """Discard the child started ahead and remove the run's kernel directories."""
+        self.discard()
+        root, self._kernel_root = self._kernel_root, None
+        if root is not None:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def child_env(base: dict[str, str] | None = None, **extra: str) -> dict[str, str]:
