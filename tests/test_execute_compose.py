@@ -105,6 +105,10 @@ def test_a_used_runbook_runs_nested_stops_at_its_gate_and_resumes(
     assert by_id["after"]["outputs"]["label"] == "succeeded"  # steps.inner.status
     assert [a["step"] for a in resumed.data["approvals"]] == ["inner.gate"]
     assert "4 units" in (resumed.folder / "summary.html").read_text()
+    page = (resumed.folder / "index.html").read_text()  # the run page shows the nesting
+    assert f"runs runbooks/inner_run.yaml (sha256 {used['uses']['sha256'][:12]})" in page
+    assert '<a href="uses/inner.yaml">runbook</a>' in page
+    assert "\u00a0\u00a0\u21b3\u00a0<b>inner.second</b>" in page
     assert audit.verify(audit_dir) == []
 
 
