@@ -507,8 +507,9 @@ class _Run:
         return entry
 
     def _do_unit(self, unit: _Unit) -> str:
-        if not unit.scope.active():
-            return "continue"  # inside a used runbook that was skipped or failed
+        if not unit.scope.active():  # inside a used runbook that was skipped or failed
+            self.warm.forget(unit.qid)  # its child, started ahead, will not be needed
+            return "continue"
         if unit.kind == "open":
             return self._open(unit)
         if unit.kind == "close":
