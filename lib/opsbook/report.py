@@ -16,6 +16,7 @@ printing nothing.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import os
@@ -23,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nbformat
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -31,6 +32,9 @@ from markupsafe import Markup
 
 from opsbook import audit
 from opsbook.runrecord import ActionRecord, AnyRecord, AttachmentRecord, RunRecord, StepRecord
+
+if TYPE_CHECKING:
+    from nbconvert import HTMLExporter
 
 STATUS_COLOURS = {
     "succeeded": "#1a7f37",
@@ -101,12 +105,14 @@ def macro(name: str) -> Any:
 # ----------------------------------------------------------------------- step reports
 
 
-def notebook_html(nb_path: Path, *, with_code: bool) -> Markup:
-    """The notebook body as HTML (nbconvert, template ``nbconvert/opsbook``, images
-    embedded). nbconvert escapes the cells' text itself; the result is markup."""
+@functools.cache
+def _exporter(with_code: bool) -> HTMLExporter:
+    """nbconvert's HTML exporter for one kind of report, made once per process: its
+    first export compiles the templates (~0.5 s), later ones reuse them (~0.1 s), which
+    the runner would otherwise pay twice per step."""
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(
+    return HTMLExporter(
         template_name=NBCONVERT_TEMPLATE,
         extra_template_basedirs=[str(resources.files("opsbook") / "templates" / "nbconvert")],
         exclude_input=not with_code,
@@ -114,7 +120,12 @@ def notebook_html(nb_path: Path, *, with_code: bool) -> Markup:
         exclude_output_prompt=True,
         embed_images=True,
     )
-    body, _ = exporter.from_notebook_node(nbformat.read(nb_path, as_version=4))
+
+
+def notebook_html(nb_path: Path, *, with_code: bool) -> Markup:
+    """The notebook body as HTML (nbconvert, template ``nbconvert/opsbook``, images
+    embedded). nbconvert escapes the cells' text itself; the result is markup."""
+    body, _ = _exporter(with_code).from_notebook_node(nbformat.read(nb_path, as_version=4))
     return Markup(body)
 
 
