@@ -204,3 +204,27 @@ def test_nest_steps_reads_qualified_ids_as_templates_do() -> None:
     assert rb.render("{{ steps.inner.first.outputs.total }}", {"steps": steps}) == 3
     assert rb.render("{{ steps.inner.status }}", {"steps": steps}) == "succeeded"
     assert steps["after"] == {"outputs": {}, "status": "skipped"}
+
+
+def test_uses_nesting_deeper_than_the_limit_is_refused(project: Path) -> None:
+    from opsbook.runbook.compose import MAX_DEPTH
+
+    runbooks = project / "runbooks"
+    for level in range(MAX_DEPTH + 1):
+        step = (
+            f"    uses: runbooks/deep{level + 1}.yaml"
+            if level < MAX_DEPTH
+            else "    gate: approval"
+        )
+        (runbooks / f"deep{level}.yaml").write_text(
+            f"name: d{level}\nsteps:\n  - id: s\n{step}\n", encoding="utf-8"
+        )
+    problems = rb.validate(rb.load(runbooks / "deep0.yaml"))
+    assert len(problems) == 1 and problems[0].endswith(
+        f"uses nests deeper than {MAX_DEPTH} runbooks"
+    ), problems
+    (runbooks / f"deep{MAX_DEPTH - 1}.yaml").write_text(
+        "name: d\nsteps:\n  - id: s\n    gate: approval\n", encoding="utf-8"
+    )
+    assert rb.validate(rb.load(runbooks / "deep0.yaml")) == []  # at the limit: fine
+    assert rb.compose(rb.load(runbooks / "deep0.yaml")).gate_ids() == [".".join(["s"] * MAX_DEPTH)]
