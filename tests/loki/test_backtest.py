@@ -258,3 +258,16 @@ def test_one_range_query_equals_an_instant_query_at_every_evaluation(sim_day, da
                     assert got[key] == pytest.approx(value, rel=1e-9, nan_ok=True)
                 checked += 1
     assert checked > 60
+
+
+def test_tuned_thresholds_maps_each_rule_to_its_tuned_value() -> None:
+    from opsbook.loki.backtest import tuned_thresholds
+
+    tuning = pd.DataFrame(
+        [
+            {"rule": "HighErrorRate", "current": 10.0, "tuned": 25.0},
+            {"rule": "HighLatencyP95", "current": 2000.0, "tuned": 2000.0},
+        ]
+    )
+    assert tuned_thresholds(tuning) == {"HighErrorRate": 25.0, "HighLatencyP95": 2000.0}
+    assert tuned_thresholds(pd.DataFrame()) == {}

@@ -362,6 +362,18 @@ def detection_summary(detection: pd.DataFrame) -> dict[str, Any]:
     return {"detected": int(detection["detected"].sum()), "missed": sorted(set(missed))}
 
 
+def tuned_thresholds(tuning: pd.DataFrame) -> dict[str, float]:
+    """Rule name -> tuned threshold, from the summary :func:`tune` returns.
+
+    The notebook records and charts this; ``opsbook loki backtest --tuned-out`` prints it.
+    """
+    if tuning.empty:
+        return {}
+    return {
+        str(rule): float(value) for rule, value in zip(tuning["rule"], tuning["tuned"], strict=True)
+    }
+
+
 def explain_firings(result: BacktestResult, incidents: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """Firings with the incident that explains each (empty string = unexpected noise).
 

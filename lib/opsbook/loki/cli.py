@@ -192,7 +192,13 @@ def backtest_command(
     Example:
       opsbook loki backtest runbooks/alerts/p0-alerts.yaml --logs prod-2026-11-28.jsonl
     """
-    from opsbook.loki.backtest import backtest, detection_summary, match_incidents, tune
+    from opsbook.loki.backtest import (
+        backtest,
+        detection_summary,
+        match_incidents,
+        tune,
+        tuned_thresholds,
+    )
     from opsbook.loki.rules import load_rules, write_rules
     from opsbook.loki.source import open_analysis
 
@@ -226,7 +232,7 @@ def backtest_command(
             max_firings_per_day=max_firings_per_day,
         )
         write_rules(tuned, tuned_out, header=f"tuned over {' .. '.join(analysis.window)}")
-        report["tuned"] = dict(zip(summary["rule"], summary["tuned"], strict=True))
+        report["tuned"] = tuned_thresholds(summary)
     click.echo(json.dumps(report, indent=2))
     if report["missed"]:
         raise click.exceptions.Exit(ExitCode.FAILED)

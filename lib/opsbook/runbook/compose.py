@@ -87,8 +87,7 @@ def load_used(loaded: LoadedRunbook, step: Step, stack: tuple[Path, ...] = ()) -
     if path in chain:
         names = " -> ".join(p.name for p in (*chain[chain.index(path) :], path))
         raise RunbookError(
-            f"uses cycle {names}: a runbook cannot use itself, directly or through another "
-            "runbook"
+            f"uses cycle {names}: a runbook cannot use itself, directly or through another runbook"
         )
     if len(chain) >= MAX_DEPTH:
         raise RunbookError(f"uses nests deeper than {MAX_DEPTH} runbooks")
