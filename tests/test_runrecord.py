@@ -78,6 +78,29 @@ def test_round_trip_keeps_every_field_set_and_nothing_else() -> None:
     assert isinstance(again, RunRecord) and again.steps[0].status is StepStatus.SUCCEEDED
 
 
+def test_step_keys_are_written_in_the_order_the_runner_sets_them() -> None:
+    record = _record(
+        steps=[
+            {
+                "status": "succeeded",
+                "parameters": {},
+                "started_at": "t0",
+                "uses": {"path": "m.yaml", "name": "m", "sha256": "0" * 64},
+                "kind": "runbook",
+                "id": "m",
+            },
+            {"reason": "when: false", "status": "skipped", "parent": "m", "id": "m.a"},
+            {"status": "failed", "attempts": [], "kind": "notebook", "id": "b", "outputs": {}},
+        ]
+    )
+    keys = [list(step) for step in record.to_json()["steps"]]
+    assert keys == [
+        ["id", "kind", "uses", "parameters", "started_at", "status"],
+        ["id", "parent", "status", "reason"],
+        ["id", "kind", "attempts", "status", "outputs"],
+    ]
+
+
 def test_assignments_are_validated_and_written() -> None:
     record = _record()
     record.status = RunStatus.FAILED

@@ -592,6 +592,8 @@ _STEP_ORDER = (
     "id",
     "title",
     "kind",
+    "parent",
+    "uses",
     "rollback_for",
     "message",
     "refused_approvals",
@@ -617,14 +619,17 @@ _STEP_ORDER = (
 
 def _step_ordered(step: dict[str, Any]) -> dict[str, Any]:
     """A step's keys in the order the runner sets them: its status comes after what a
-    gate or a notebook set before it, right after ``kind`` for a skipped step."""
+    gate, a notebook or a ``uses:`` step set before it, right after ``kind`` (and
+    ``parent``, ``uses``) for a skipped step."""
     order = list(_STEP_ORDER)
     if "attempts" in step:
         order.insert(order.index("attempts") + 1, "status")
     elif "approved_by" in step:
         order.insert(order.index("approved_by") + 1, "status")
+    elif "uses" in step and "started_at" in step:
+        order.insert(order.index("started_at") + 1, "status")
     else:
-        order[order.index("kind") + 1 : order.index("kind") + 1] = ["status", "reason"]
+        order[order.index("uses") + 1 : order.index("uses") + 1] = ["status", "reason"]
     head = {k: step[k] for k in order if k in step}
     carried = {k: step[k] for k in ("original_status", "from_run") if k in step}
     rest = {k: v for k, v in step.items() if k not in head and k not in carried}
