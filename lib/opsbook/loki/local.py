@@ -14,10 +14,11 @@ Entries identical in stream, timestamp and line are stored once, as Loki's inges
 does; entries of a stream sharing a timestamp keep file order. Queries answer exactly
 like Loki's HTTP ``data`` object.
 
-Plain logcli files go through pyarrow's JSON reader: no Python object per record, lines
-left undecoded in arrow memory until a query needs their text (metric queries with
-``| json`` mostly do not, see :mod:`opsbook.loki.logql.columnar`). Anything unusual in
-the file falls back to a per-record loader with the same results and error messages.
+logcli files, with or without ``structuredMetadata``, go through pyarrow's JSON reader:
+no Python object per record (one dict per distinct metadata object), lines left
+undecoded in arrow memory until a query needs their text (metric queries with ``| json``
+mostly do not, see :mod:`opsbook.loki.logql.columnar`). Anything unusual in the file
+falls back to a per-record loader with the same results and error messages.
 
 >>> logs = LocalLogs([])
 >>> logs.add_lines({"app": "api"}, [(1_000_000_000, "hello")])
