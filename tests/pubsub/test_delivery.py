@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
 
-from opsbook.pubsub import scenarios
+from opsbook.pubsub import scenarios, sched
 from opsbook.pubsub.harness import Bench
 
 pytestmark = pytest.mark.services
@@ -143,3 +144,28 @@ def test_cluster_endpoint_uses_sharded_pubsub(tmp_path: object) -> None:
         assert res.summary["sent"] > 0
         assert res.summary["lost"] == 0 and res.summary["duplicates"] == 0
         assert res.summary["received"] == sum(c["expected"] for c in res.conns)
+
+
+def test_a_step_records_where_the_publisher_ran_and_a_refused_priority(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(sched.os, "sched_setscheduler", refuse)
+    monkeypatch.setattr(bench, "realtime", True)
+    res = bench.step(channels=[bench.channel("lag")], subs=[{}], rate=2000, count=20)
+    pubs, subs, why = sched.plan_affinity(1, sched.cores())
+    s = res.summary
+    assert (s["sent"], s["lost"]) == (20, 0)
+    assert s["publisher_priority"] == (
+        "not permitted (PermissionError: [Errno 1] Operation not permitted)"
+    )
+    if pubs:
+        assert s["publisher_cpus"] == f"cpus {min(pubs[0])}"
+        assert s["subscriber_cpus"] == ",".join(map(str, sorted(subs)))
+    else:
+        assert s["publisher_cpus"] == why
+    assert s["publisher_wait"].startswith("early")
+    every = set(sched.cores())  # back on every core after the step
+    assert all(os.sched_getaffinity(p.process.pid) == every for p in bench._pubs + bench._subs)

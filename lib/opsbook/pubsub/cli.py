@@ -47,7 +47,13 @@ def check_cmd(redis_url_env: str) -> None:
 @click.option("--rates", default="1000,10000,40000", show_default=True, help="msg/s, comma list")
 @click.option("--duration", default=1.0, show_default=True, help="seconds per step")
 @click.option("--size", default=1024, show_default=True, help="message size in bytes")
-def sweep_cmd(redis_url_env: str, rates: str, duration: float, size: int) -> None:
+@click.option(
+    "--realtime/--no-realtime",
+    default=False,
+    show_default=True,
+    help="SCHED_FIFO for publishers during each step when permitted (a refusal is printed)",
+)
+def sweep_cmd(redis_url_env: str, rates: str, duration: float, size: int, realtime: bool) -> None:
     """Open-loop latency sweep (1 -> 1) and the knee where p99 crosses 10 ms.
 
     Example: opsbook pubsub sweep --rates 1000,5000,20000 --duration 2
@@ -62,7 +68,7 @@ def sweep_cmd(redis_url_env: str, rates: str, duration: float, size: int) -> Non
     except ValueError:
         raise ConfigError(f"--rates {rates!r} is not a comma list of integers") from None
     scenarios.profile("quick", rates=rate_list, duration_s=duration)  # validates
-    with resolve(redis_url_env) as endpoint, Bench(endpoint) as bench:
+    with resolve(redis_url_env) as endpoint, Bench(endpoint, realtime=realtime) as bench:
         bench.warm_up()
         steps = scenarios.rate_sweep(bench, rate_list, duration, size=size)
         knee, extra = scenarios.find_knee(bench, steps, duration, size=size)
@@ -70,6 +76,11 @@ def sweep_cmd(redis_url_env: str, rates: str, duration: float, size: int) -> Non
     click.echo(f"endpoint: {endpoint.kind} {endpoint.label}")
     click.echo(table.to_string(index=False))
     click.echo(f"knee: {knee}")
+    first = steps[0].summary
+    click.echo(
+        f"publisher: {first['publisher_wait']}; {first['publisher_cpus']}; "
+        f"priority {first['publisher_priority']}"
+    )
 
 
 @cli.command("baseline")

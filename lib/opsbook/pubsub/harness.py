@@ -30,12 +30,12 @@ import numpy as np
 import psutil
 from hdrh.histogram import HdrHistogram
 
-from opsbook.pubsub import hist
+from opsbook.pubsub import hist, sched
 from opsbook.pubsub.endpoint import Endpoint
 from opsbook.pubsub.errors import WorkerFailed
 from opsbook.pubsub.redispy import admin_client
 from opsbook.pubsub.resp import ConnParams, RawConn
-from opsbook.pubsub.workers import CLOCK, publisher_main, subscriber_main
+from opsbook.pubsub.workers import CLOCK, DEFAULT_WAIT, publisher_main, subscriber_main
 
 START_DELAY_NS = 150_000_000
 RTT_PINGS = 50
@@ -68,6 +68,7 @@ class StepResult:
     latency: HdrHistogram
     per_channel: dict[str, HdrHistogram] = field(default_factory=dict)
     conns: list[dict[str, Any]] = field(default_factory=list)
+    pub_traces: list[bytes] = field(default_factory=list)
 
     def row(self) -> dict[str, Any]:
         """Flat dict for tables and records (histograms excluded)."""
@@ -93,7 +94,14 @@ def receive(proc: WorkerProc, timeout: float, what: str) -> dict[str, Any]:
 class Bench:
     """Worker processes plus an admin client (redis-py) for one Redis endpoint.
 
-    >>> with Bench(resolve()) as bench:  # doctest: +SKIP
+    How publishers keep their schedule, for every step (recorded in each result):
+    ``wait`` (see :class:`~opsbook.pubsub.workers.Waiter`), ``pin`` (with at least one
+    core more than publishers, each publisher gets a core that no subscriber process of
+    this Bench runs on), ``realtime`` (``SCHED_FIFO`` for publishers during the step when
+    permitted; a refusal is recorded), ``trace`` (per-batch publisher times, kept in
+    :attr:`StepResult.pub_traces`).
+
+    >>> Bench(resolve()) as bench:  # doctest: +SKIP
     ...     res = bench.step(rate=1000, count=1000, size=1024, channels=["c"], subs=[{}])
     """
 
@@ -104,8 +112,12 @@ class Bench:
         sub_procs: int = 2,
         pub_procs: int = 2,
         prefix: str | None = None,
+        wait: str = DEFAULT_WAIT,
+        pin: bool = True,
+        realtime: bool = False,
     ) -> None:
         self.endpoint = endpoint
+        self.wait, self.pin, self.realtime, self.trace = wait, pin, realtime, False
         self.params = endpoint.params
         self.prefix = prefix or f"opsbook:pubsub:{uuid.uuid4().hex[:10]}"
         self.ctl = f"{self.prefix}:ctl"
@@ -308,6 +320,82 @@ class Bench:
                     "timeout_s": expected_s + drain_s + 5,
                 }
             )
+        placed = self._place(pub_procs)
+        try:
+            return self._run(
+                step=step,
+                pub_procs=pub_procs,
+                active=active,
+                placed=placed,
+                expected_s=expected_s,
+                drain_s=drain_s,
+                run={
+                    "channels": channels,
+                    "rate": rate,
+                    "count": count,
+                    "size": size,
+                    "sizes": sizes,
+                    "batch_max": batch_max,
+                    "max_s": max_s or 3600,
+                    "command": pub_cmd,
+                },
+                weights=weights,
+                pub_params=pub_params,
+                pub_weights=pub_weights,
+                scenario=scenario,
+                label=label,
+                subs_n=len(subs),
+            )
+        finally:
+            self._unplace(pub_procs)
+
+    def _place(self, pub_procs: list[WorkerProc]) -> dict[str, str]:
+        """CPU affinity and priority of this step's processes (best effort, recorded)."""
+        placed = {"publisher_cpus": "not pinned", "publisher_priority": "normal"}
+        if self.pin:
+            pubs, sub_cpus, why = sched.plan_affinity(len(pub_procs), sched.cores())
+            if pubs:
+                done = [sched.set_affinity(p.process.pid, pubs[i]) for i, p in enumerate(pub_procs)]
+                for proc in self._subs:
+                    sched.set_affinity(proc.process.pid, sub_cpus)
+                placed["publisher_cpus"] = "; ".join(done)
+                placed["subscriber_cpus"] = ",".join(str(c) for c in sorted(sub_cpus))
+            else:
+                placed["publisher_cpus"] = why
+        if self.realtime:
+            placed["publisher_priority"] = "; ".join(
+                sorted({sched.set_realtime(p.process.pid) for p in pub_procs})
+            )
+        return placed
+
+    def _unplace(self, pub_procs: list[WorkerProc]) -> None:
+        """Every worker back on every core, publishers back to normal priority."""
+        every = set(sched.cores())
+        for proc in self._subs + self._pubs:
+            if proc.process.is_alive():
+                sched.set_affinity(proc.process.pid, every)
+        if self.realtime:
+            for proc in pub_procs:
+                if proc.process.is_alive():
+                    sched.set_normal(proc.process.pid)
+
+    def _run(
+        self,
+        *,
+        step: int,
+        pub_procs: list[WorkerProc],
+        active: list[tuple[WorkerProc, Any]],
+        placed: dict[str, str],
+        expected_s: float,
+        drain_s: float,
+        run: dict[str, Any],
+        weights: list[float] | None,
+        pub_params: list[ConnParams] | None,
+        pub_weights: list[list[float]] | None,
+        scenario: str,
+        label: str,
+        subs_n: int,
+    ) -> StepResult:
         self._await_ready(active)
         network = self.rtt()
         workers = [p for p, _ in active] + pub_procs
@@ -316,42 +404,41 @@ class Bench:
         for i, proc in enumerate(pub_procs):
             proc.pipe.send(
                 {
+                    **run,
                     "op": "run",
                     "step": step,
-                    "channels": channels,
-                    "rate": rate,
-                    "count": count,
-                    "size": size,
-                    "sizes": sizes,
                     "start_ns": start,
                     "weights": pub_weights[i] if pub_weights else weights,
                     "params": pub_params[i] if pub_params else None,
-                    "batch_max": batch_max,
-                    "max_s": max_s or 3600,
-                    "command": pub_cmd,
                     "seed": step,
+                    "wait": self.wait,
+                    "trace": self.trace,
                 }
             )
         pub_reports = [receive(p, expected_s * 3 + 60, "publisher process") for p in pub_procs]
         sub_reports = self._collect(active, drain_s + 10)
         cpu1, rcpu1 = [p.cpu() for p in workers], self.redis_cpu()
+        rate, pubs = run["rate"], len(pub_procs)
         result = self._result(
             scenario=scenario,
             label=label,
-            channels=channels,
+            channels=run["channels"],
             start=start,
             pub_reports=pub_reports,
             sub_reports=sub_reports,
             config={
                 "offered_rate": (rate * pubs) if rate else None,
                 "pubs": pubs,
-                "size": size,
-                "subscribers": len(subs),
+                "size": run["size"],
+                "subscribers": subs_n,
                 "loop": "open" if rate else "closed",
             },
             cpu={"client_cpu_s": sum(cpu1) - sum(cpu0), "redis_cpu_s": rcpu1 - rcpu0},
         )
         result.summary.update(network)
+        result.summary.update(placed)
+        result.summary["publisher_wait"] = pub_reports[0].get("wait", "")
+        result.pub_traces = [r["trace"] for r in pub_reports if r.get("trace")]
         self.results.append(result)
         return result
 

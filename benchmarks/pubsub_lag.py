@@ -1,0 +1,201 @@
+"""Publisher lag (send time - intended time of a batch's oldest message) at 1k and 10k msg/s:
+how the publisher waits and where it runs, before vs after, measured in the same run.
+
+Variants (interleaved, so that each sees the same host load; median of ``--repeats``):
+
+* ``before``: the first publisher: sleep in ``select()`` until 10 us before the due time,
+  spin 20 us; default timer slack (50 us); no pinning; normal priority,
+* ``early``: timer slack 1 ns and a sleep that ends early by the recent wake-up overshoot,
+  spin the rest (bounded, see ``Waiter``),
+* ``early+pin`` (the default now): and, with at least 2 cores, the publisher on a core of
+  its own among the benchmark's processes (subscribers on the others),
+* ``early+pin+rt``: and SCHED_FIFO for the publisher during the step, when permitted
+  (the refusal is printed otherwise).
+
+Per variant: lag p50/p99/max (median over runs), delivery p50/p99, and what the late
+batches (lag >= ``--late-us``) are made of, from per-batch publisher traces: the
+run-queue delay the kernel accounted to the publisher since its previous batch (waiting
+for a CPU), the sleep's overshoot past the due time, building the frames, the previous
+``sendall``. Prints ``uptime`` load beside every figure; asserts nothing about time.
+
+    .venv/bin/python benchmarks/pubsub_lag.py [--duration 2 --repeats 3 --delay 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from opsbook.pubsub import scenarios
+from opsbook.pubsub.endpoint import resolve
+from opsbook.pubsub.harness import Bench
+from opsbook.pubsub.netdelay import DelayProxy
+from opsbook.pubsub.workers import TRACE_FIELDS
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    wait: str
+    pin: bool
+    realtime: bool
+
+
+VARIANTS = (
+    Variant("before", "select", False, False),
+    Variant("early", "early", False, False),
+    Variant("early+pin", "early", True, False),
+    Variant("early+pin+rt", "early", True, True),
+)
+
+
+def uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "load average: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def breakdown(traces: list[bytes], late_us: float) -> dict[str, float]:
+    """What the late batches are made of (see the module docstring); times in us."""
+    rows = [np.frombuffer(t, dtype=np.int64).reshape(-1, len(TRACE_FIELDS)) for t in traces]
+    t = np.concatenate(rows) if rows else np.empty((0, len(TRACE_FIELDS)), dtype=np.int64)
+    if len(t) < 2:
+        return {}
+    intended, woke, top, sending, sent, run_delay = (t[:, i] for i in range(len(TRACE_FIELDS)))
+    lag = (sending - intended) / 1e3
+    runq = np.diff(run_delay, prepend=run_delay[0]) / 1e3  # since the previous batch
+    waited = woke > 0
+    overshoot = np.where(waited, np.maximum(0, woke - intended), 0) / 1e3
+    build = (sending - top) / 1e3
+    prev_send = np.concatenate(([0], (sent - sending)[:-1])) / 1e3
+    late = lag >= late_us
+    n_late = int(late.sum())
+
+    def med(x: np.ndarray) -> float:
+        return float(np.median(x[late])) if n_late else 0.0
+
+    return {
+        "batches": float(len(t)),
+        "late": float(n_late),
+        "late_cpu_wait_share": float(np.mean(runq[late] >= 0.5 * lag[late])) if n_late else 0.0,
+        "late_runq_us": med(runq),
+        "late_overshoot_us": med(overshoot),
+        "late_build_us": med(build),
+        "late_prev_send_us": med(prev_send),
+        "overshoot_p99_us": float(np.percentile(overshoot[waited], 99)) if waited.any() else 0.0,
+        "build_p99_us": float(np.percentile(build, 99)),
+        "send_p99_us": float(np.percentile((sent - sending) / 1e3, 99)),
+    }
+
+
+KEYS = ("publisher_lag_p50_ms", "publisher_lag_p99_ms", "publisher_lag_max_ms", "p50_ms", "p99_ms")
+
+
+def measure(bench: Bench, variant: Variant, rate: int, duration: float, late_us: float) -> dict:
+    bench.wait, bench.pin, bench.realtime, bench.trace = (
+        variant.wait,
+        variant.pin,
+        variant.realtime,
+        True,
+    )
+    res = scenarios.open_loop(bench, rate, duration, scenario="lag")
+    s = res.summary
+    return {
+        **{k: s[k] for k in KEYS},
+        **breakdown(res.pub_traces, late_us),
+        "load": os.getloadavg()[0],
+        "placed": f"{s.get('publisher_cpus')} / {s.get('publisher_priority')}",
+        "wait": s.get("publisher_wait", ""),
+        "lost": s["lost"],
+    }
+
+
+def report(bench: Bench, args: argparse.Namespace) -> None:
+    rates = [int(r) for r in args.rates.split(",") if r.strip()]
+    chosen = [v for v in VARIANTS if v.name in args.variants.split(",")]
+    print(uptime())
+    print(f"{os.cpu_count()} cores; {args.duration} s per run; median of {args.repeats}")
+    for rate in rates:
+        runs: dict[str, list[dict]] = {v.name: [] for v in chosen}
+        for _ in range(args.repeats):
+            for v in chosen:
+                runs[v.name].append(measure(bench, v, rate, args.duration, args.late_us))
+        print(f"\n== {rate:,} msg/s, 1 KB, 1 -> 1 ({uptime().split('load')[-1].strip()})")
+        print(
+            f"  {'variant':<13} {'lag p50':>8} {'lag p99':>8} {'lag max':>8} "
+            f"{'deliv p50':>9} {'deliv p99':>9} {'load':>5}  late batches (>= {args.late_us:g} us):"
+            f" n, CPU-wait share, median run-queue / overshoot / build / prev send us"
+        )
+        base = None
+        for v in chosen:
+            rs = runs[v.name]
+            m = {k: statistics.median(r.get(k, 0.0) for r in rs) for k in rs[0] if k in _NUM}
+            base = base or m["publisher_lag_p99_ms"]
+            print(
+                f"  {v.name:<13} {m['publisher_lag_p50_ms']:>8.3f} {m['publisher_lag_p99_ms']:>8.3f} "
+                f"{m['publisher_lag_max_ms']:>8.3f} {m['p50_ms']:>9.3f} {m['p99_ms']:>9.3f} "
+                f"{m['load']:>5.1f}  {m.get('late', 0):>5.0f} {m.get('late_cpu_wait_share', 0):>5.0%}"
+                f" {m.get('late_runq_us', 0):>7.0f} / {m.get('late_overshoot_us', 0):.0f} / "
+                f"{m.get('late_build_us', 0):.0f} / {m.get('late_prev_send_us', 0):.0f}"
+                f"   (lag p99 x{m['publisher_lag_p99_ms'] / max(base, 1e-9):.2f} of before)"
+            )
+            print(
+                f"  {'':<13} lag p99 of each run: "
+                + ", ".join(f"{r['publisher_lag_p99_ms']:.3f}" for r in rs)
+                + f" ms; select overshoot p99 {m.get('overshoot_p99_us', 0):.0f} us, build p99 "
+                f"{m.get('build_p99_us', 0):.0f} us, sendall p99 {m.get('send_p99_us', 0):.0f} us;"
+                f" lost {sum(r['lost'] for r in rs)}"
+            )
+            print(f"  {'':<13} {rs[-1]['placed']}; {rs[-1]['wait']}")
+    print("\n" + uptime())
+
+
+_NUM = set(KEYS) | {
+    "batches",
+    "late",
+    "late_cpu_wait_share",
+    "late_runq_us",
+    "late_overshoot_us",
+    "late_build_us",
+    "late_prev_send_us",
+    "overshoot_p99_us",
+    "build_p99_us",
+    "send_p99_us",
+    "load",
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=2.0, help="seconds per run")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per variant and rate")
+    parser.add_argument("--rates", default="1000,10000")
+    parser.add_argument("--variants", default=",".join(v.name for v in VARIANTS))
+    parser.add_argument("--late-us", type=float, default=500.0, help="a late batch's lag")
+    parser.add_argument("--delay", type=float, default=0.0, help="through a proxy (ms each way)")
+    args = parser.parse_args()
+    with resolve("REDIS_URL") as endpoint:
+        proxy: Any = None
+        try:
+            ep = endpoint
+            if args.delay:
+                proxy = DelayProxy((endpoint.params.host, endpoint.params.port), args.delay)
+                ep = proxy.endpoint(endpoint.params)
+            with Bench(ep, sub_procs=1, pub_procs=1) as bench:
+                bench.warm_up()
+                report(bench, args)
+        finally:
+            if proxy is not None:
+                proxy.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

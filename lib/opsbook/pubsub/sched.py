@@ -1,0 +1,128 @@
+"""Where the publisher runs and how promptly it wakes: CPU affinity, real-time priority,
+timer slack, and the run-queue delay the kernel accounts to a thread.
+
+Every attempt here is best effort and *recorded*: a function returns what was done (or
+why not) as a short text for the step's result and never raises, because a benchmark
+must run where it is not permitted to pin or to raise priority (no CAP_SYS_NICE, one
+core, a platform without ``sched_setaffinity``).
+
+Why each exists (measured with ``benchmarks/pubsub_lag.py``):
+
+* timer slack: Linux lets a normal thread's sleeps end up to ``timerslack_ns`` (50 us by
+  default) late, so the kernel can batch wake-ups; a publisher that must send at a given
+  microsecond sets its own slack to 1 ns (``PR_SET_TIMERSLACK``, no privilege needed).
+* affinity: on 2 cores, a subscriber process busy on the publisher's core makes the
+  publisher wait for the CPU when its send is due; the publisher gets a core of its own
+  among the benchmark's processes (Redis and other programs still share it).
+* real-time priority (``SCHED_FIFO``): a woken real-time thread preempts any normal one
+  at once; optional, needs privilege, restored after the step.
+* run-queue delay (``/proc/thread-self/schedstat``, second field): the time a thread was
+  runnable but not running, which tells CPU preemption apart from a late timer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+from typing import Any
+
+PR_SET_TIMERSLACK = 29
+PR_GET_TIMERSLACK = 30
+
+
+def _libc() -> Any:
+    name = ctypes.util.find_library("c")
+    return ctypes.CDLL(name, use_errno=True) if name else None
+
+
+def get_timerslack() -> int:
+    """This thread's timer slack in ns (-1 when it cannot be read)."""
+    try:
+        libc = _libc()
+        return int(libc.prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0)) if libc else -1
+    except (OSError, AttributeError):
+        return -1
+
+
+def set_timerslack(ns: int) -> str:
+    """Set this thread's timer slack; returns what happened."""
+    try:
+        libc = _libc()
+        if libc is None or libc.prctl(PR_SET_TIMERSLACK, max(1, int(ns)), 0, 0, 0) != 0:
+            return f"timer slack not set (errno {ctypes.get_errno()})"
+    except (OSError, AttributeError) as exc:
+        return f"timer slack not set ({exc})"
+    return f"timer slack {get_timerslack()} ns"
+
+
+class RunDelay:
+    """Cumulative run-queue delay of the calling thread, in ns (``read`` gives -1 where
+    ``/proc/thread-self/schedstat`` does not exist)."""
+
+    def __init__(self) -> None:
+        self.fd = -1
+        with contextlib.suppress(OSError):
+            self.fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+
+    def read(self) -> int:
+        if self.fd < 0:
+            return -1
+        try:
+            return int(os.pread(self.fd, 128, 0).split()[1])
+        except (OSError, IndexError, ValueError):
+            return -1
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def cores() -> list[int]:
+    """The CPUs this process may run on."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not on Linux
+        return list(range(os.cpu_count() or 1))
+
+
+def plan_affinity(n_pubs: int, cpus: list[int]) -> tuple[dict[int, set[int]], set[int], str]:
+    """Which CPU each publisher gets and where subscribers may run.
+
+    A publisher gets a CPU of its own when at least one CPU is left for the subscribers;
+    otherwise nobody is pinned. Returns (publisher index -> CPUs, subscriber CPUs, why)."""
+    if n_pubs < 1 or len(cpus) < n_pubs + 1:
+        return {}, set(cpus), f"not pinned: {n_pubs} publisher(s) on {len(cpus)} core(s)"
+    pubs = {i: {cpus[-1 - i]} for i in range(n_pubs)}
+    subs = set(cpus[: len(cpus) - n_pubs])
+    return pubs, subs, "pinned"
+
+
+def set_affinity(pid: int, cpus: set[int]) -> str:
+    """Pin ``pid`` to ``cpus``; returns what happened."""
+    try:
+        os.sched_setaffinity(pid, cpus)
+    except (AttributeError, OSError, ValueError) as exc:
+        return f"affinity not set ({type(exc).__name__}: {exc})"
+    return "cpus " + ",".join(str(c) for c in sorted(cpus))
+
+
+def set_realtime(pid: int, priority: int = 1) -> str:
+    """``SCHED_FIFO`` at ``priority`` for ``pid``; returns what happened (a refusal, e.g.
+    without CAP_SYS_NICE, is recorded, never raised)."""
+    try:
+        os.sched_setscheduler(pid, os.SCHED_FIFO, os.sched_param(priority))
+    except (AttributeError, OSError) as exc:
+        return f"not permitted ({type(exc).__name__}: {exc})"
+    return f"SCHED_FIFO {priority}"
+
+
+def set_normal(pid: int) -> str:
+    """Back to ``SCHED_OTHER`` (after a step that raised the priority)."""
+    try:
+        os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
+    except (AttributeError, OSError) as exc:
+        return f"not restored ({type(exc).__name__}: {exc})"
+    return "SCHED_OTHER"
