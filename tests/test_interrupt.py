@@ -42,12 +42,17 @@ def _wait_for(predicate, what: str, limit: float = 240.0) -> None:
         time.sleep(0.2)
 
 
-def _kernel_started(runner: psutil.Process) -> bool:
-    try:
-        procs = runner.children(recursive=True)
-        return any("ipykernel" in " ".join(p.cmdline()) for p in procs)
-    except psutil.Error:
-        return False
+def _kernels(runner: psutil.Process) -> list[list[str]]:
+    """The command lines of the runner's kernels."""
+    found = []
+    for proc in runner.children(recursive=True):
+        try:
+            line = proc.cmdline()
+        except psutil.Error:
+            continue
+        if "ipykernel" in " ".join(line):
+            found.append(line)
+    return found
 
 
 @pytest.mark.slow
@@ -63,6 +68,8 @@ def test_killed_runner_leaves_no_secret_and_no_orphan(
     steps:
       - id: nap
         notebook: notebooks/sleepy.ipynb
+      - id: after
+        notebook: notebooks/add.ipynb
     """)
     env = dict(os.environ, OPSBOOK_TEST_TOKEN=TOKEN)
     proc = subprocess.Popen(
@@ -77,12 +84,15 @@ def test_killed_runner_leaves_no_secret_and_no_orphan(
         _wait_for(lambda: any(audit_dir.glob("*/steps/nap/step.log")), "the step log")
         log = next(audit_dir.glob("*/steps/nap/step.log"))
         _wait_for(lambda: "sleeping" in log.read_text(), "the sleeping cell")
-        assert _kernel_started(runner)
+        # nap's kernel, and after's, started ahead while nap runs
+        _wait_for(lambda: len(_kernels(runner)) == 2, "the kernel started ahead")
+        kernel_dirs = [Path(line[line.index("-f") + 1]).parent for line in _kernels(runner)]
         descendants = runner.children(recursive=True)
         proc.send_signal(sig)
         proc.wait(timeout=120)
         gone, alive = psutil.wait_procs(descendants, timeout=60)
-        assert alive == []  # the papermill child and the kernel died with the runner
+        assert alive == []  # the papermill children and their kernels died with the runner
+        assert [d for d in kernel_dirs if d.exists()] == []  # and their sockets went
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -8,6 +8,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from conftest import make_notebook
 from opsbook import execute
 
 pytestmark = pytest.mark.notebooks
@@ -20,6 +21,13 @@ def cmdline(proc: psutil.Process) -> list[str]:
         return []
 
 
+def parent_pid(proc: psutil.Process) -> int | None:
+    try:
+        return proc.ppid()
+    except psutil.Error:
+        return None
+
+
 def notebook_processes() -> list[psutil.Process]:
     """Children of this test process that run a notebook child or a kernel."""
     found = []
@@ -30,9 +38,24 @@ def notebook_processes() -> list[psutil.Process]:
     return found
 
 
+#: whoami, plus whether the kernel of the step before (``previous``, a pid) still runs and
+#: whether this kernel already held a variable that this notebook sets.
+AFTER = (
+    'tag = ""  # a label\nprevious = 0  # pid of the step before\'s kernel\n',
+    [
+        "import os\nimport psutil\nimport opsbook",
+        'opsbook.record("seen_before", "marker" in globals())\nmarker = True',
+        'opsbook.record("pid", os.getpid())\nopsbook.record("cwd", os.getcwd())\n'
+        'opsbook.record("step_dir", os.environ["OPSBOOK_STEP_DIR"])\n'
+        'opsbook.record("previous_alive", psutil.pid_exists(previous))',
+    ],
+)
+
+
 def test_steps_started_ahead_still_get_their_own_fresh_kernel(
     write_runbook, audit_dir: Path, project: Path
 ) -> None:
+    make_notebook(project / "notebooks" / "after.ipynb", *AFTER)
     path = write_runbook("""
     name: ahead
     steps:
@@ -41,7 +64,8 @@ def test_steps_started_ahead_still_get_their_own_fresh_kernel(
       - id: gate
         gate: approval
       - id: b
-        notebook: notebooks/whoami.ipynb
+        notebook: notebooks/after.ipynb
+        parameters: {previous: "{{ steps.a.outputs.pid }}"}
       - id: c
         notebook: notebooks/whoami.ipynb
         when: "false"
@@ -70,6 +94,11 @@ def test_steps_started_ahead_still_get_their_own_fresh_kernel(
     assert len({o["pid"] for o in outputs}) == 3  # a fresh kernel per step
     assert [o["step_dir"] for o in outputs] == [str(result.folder / "steps" / i) for i in "abd"]
     assert {o["cwd"] for o in outputs} == {str(project)}
+    # b's kernel, started while a ran, ran b's cells alone and fresh
+    assert (steps["b"]["outputs"]["previous_alive"], steps["b"]["outputs"]["seen_before"]) == (
+        False,
+        False,
+    )
     assert notebook_processes() == []  # nothing started ahead outlives the run
 
 
@@ -105,7 +134,7 @@ def test_a_run_that_stops_kills_the_kernel_started_ahead(
       - id: b
         notebook: notebooks/whoami.ipynb
     """)
-    started_ahead: list[psutil.Process] = []
+    started: list[psutil.Process] = []
     kernel_lines: list[list[str]] = []
 
     def echo(line: str) -> None:
@@ -115,8 +144,14 @@ def test_a_run_that_stops_kills_the_kernel_started_ahead(
         while not kernel_lines:
             assert time.monotonic() < deadline, "b's kernel never started"
             time.sleep(0.1)
-            started_ahead[:] = notebook_processes()
-            kernel_lines[:] = [c for p in started_ahead if "ipykernel" in " ".join(c := cmdline(p))]
+            started[:] = notebook_processes()
+            ahead = [p for p in started if "--warm" in cmdline(p)]
+            kernel_lines[:] = [
+                line
+                for p in started
+                if "ipykernel" in " ".join(line := cmdline(p))
+                and parent_pid(p) in {a.pid for a in ahead}
+            ]
         if stop == "interrupt":
             raise KeyboardInterrupt
 
@@ -128,7 +163,7 @@ def test_a_run_that_stops_kills_the_kernel_started_ahead(
         assert execute.run(path, {}, options).status == "failed"
     (kernel_line,) = kernel_lines
     connection_file = Path(kernel_line[kernel_line.index("-f") + 1])
-    assert not any(p.is_running() for p in started_ahead)
+    assert not any(p.is_running() for p in started)  # a's and b's children and kernels
     assert notebook_processes() == []
     assert not connection_file.parent.parent.exists()  # the run's kernel directories
 

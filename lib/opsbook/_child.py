@@ -9,9 +9,10 @@ and hands it to papermill. Started ahead of its step (``--warm WARMUP``, see
 waits for the spec. The child runs in its own process group so that a hung or dead
 kernel can be killed with its whole process tree when a step's ``timeout_s`` runs out,
 and so that the runner's terminal shows papermill's progress bar. It writes its outcome
-to the spec's ``result_path``: status, error name, value and cell index.
+to the spec's ``result_path``: status, error name, value and cell index, says so on
+stdout (:data:`opsbook.process.RESULT_WRITTEN`), and then stops its kernel.
 
-The child dies with the runner, even when the runner is SIGKILLed: the kernel asks
+The child dies with the runner, even when the runner is SIGKILLed: the child asks
 Linux for SIGTERM when its parent dies (``prctl(PR_SET_PDEATHSIG)``), a watchdog thread
 notices a changed parent pid as a fallback, and either way the child kills the kernel
 and every other descendant, and removes the kernel's directory, before exiting.
@@ -38,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from opsbook.kernel import KernelStartError, StartingKernel, shutdown_kernel
-from opsbook.process import LOG_PREFIX
+from opsbook.process import LOG_PREFIX, RESULT_WRITTEN
 from opsbook.redact import READ_FILE, Redactor
 
 PR_SET_PDEATHSIG = 1
@@ -102,13 +103,19 @@ def _kill_descendants_and_exit(kernel_dir: Path, code: int = 143) -> None:
     os._exit(code)
 
 
+def _die_on_sigterm(kernel_dir: Path) -> None:
+    """SIGTERM kills the kernel, removes its directory and exits. (Set again after
+    papermill: nbclient handles SIGTERM while it runs and then resets it to the default.)"""
+    signal.signal(signal.SIGTERM, lambda *_: _kill_descendants_and_exit(kernel_dir))
+
+
 def _die_with_parent(parent_pid: int, kernel_dir: Path) -> None:
     """SIGTERM on the runner's death (Linux), a watchdog elsewhere and as a fallback."""
 
     def die(*_: object) -> None:
         _kill_descendants_and_exit(kernel_dir)
 
-    signal.signal(signal.SIGTERM, die)
+    _die_on_sigterm(kernel_dir)
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
@@ -166,36 +173,52 @@ def _import_papermill() -> Any:
     return papermill
 
 
-def _launch(kernel_name: str | None, cwd: str | None, directory: Path) -> StartingKernel | None:
-    """Launch the step's fresh kernel (:class:`opsbook.kernel.StartingKernel`); ``None``
-    lets papermill start one its own way: no kernel name given, or the launch failed
-    (papermill then writes the notebook and reports the failure as before)."""
-    if not kernel_name:
-        return None
-    try:
-        return StartingKernel(kernel_name, cwd or os.getcwd(), directory)
-    except Exception as exc:  # e.g. no such kernel: papermill says so in the notebook
-        print(f"opsbook: {exc}; papermill starts the kernel instead", flush=True)
-        return None
+class _StepKernel:
+    """The step's kernel as the child goes: launched, ready, stopped.
 
-
-def _ready(starting: StartingKernel | None, timeout: float, *, wait: bool) -> Any:
-    """The launched kernel's manager, or ``None`` (see :func:`_launch`).
-
-    With ``wait`` (a child started ahead, which has the time) or over TCP (whose start is
-    retried on fresh ports) only once the kernel answers; otherwise at once, and nbclient
-    waits for the answer after papermill has written the notebook (so a step killed by
-    its timeout while the kernel boots still leaves its notebook).
+    ``None`` for :attr:`km` lets papermill start a kernel its own way: no kernel name
+    given, or the start failed (papermill then writes the notebook and reports the
+    failure as before).
     """
-    if starting is None:
-        return None
-    if not wait and starting.transport == "ipc":
-        return starting.km
-    try:
-        return starting.wait(timeout)
-    except KernelStartError as exc:
-        print(f"opsbook: {exc}; papermill starts the kernel instead", flush=True)
-        return None
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.starting: StartingKernel | None = None
+        self.km: Any = None
+
+    def launch(self, kernel_name: str | None, cwd: str | None) -> None:
+        """Launch it (:class:`opsbook.kernel.StartingKernel`); returns while it boots."""
+        self.starting = None
+        if not kernel_name:
+            return
+        try:
+            self.starting = StartingKernel(kernel_name, cwd or os.getcwd(), self.directory)
+        except Exception as exc:  # e.g. no such kernel: papermill says so in the notebook
+            print(f"opsbook: {exc}; papermill starts the kernel instead", flush=True)
+
+    def ready(self, timeout: float, *, wait: bool) -> Any:
+        """Its manager: with ``wait`` (a child started ahead, which has the time) or over
+        TCP (whose start is retried on fresh ports) once the kernel answers; otherwise at
+        once, and nbclient waits for the answer after papermill has written the notebook
+        (so a step killed by its timeout while the kernel boots still leaves it)."""
+        if self.starting is None:
+            return None
+        if not wait and self.starting.transport == "ipc":
+            self.km = self.starting.km
+            return self.km
+        try:
+            self.km = self.starting.wait(timeout)
+        except KernelStartError as exc:
+            print(f"opsbook: {exc}; papermill starts the kernel instead", flush=True)
+        return self.km
+
+    def stop(self, *, now: bool = False) -> None:
+        """Shut it down (papermill shuts down only the kernels it started)."""
+        if self.km is not None:
+            shutdown_kernel(self.km, now=now)
+        elif self.starting is not None:  # launched, then not used
+            shutdown_kernel(self.starting.km, now=True)
+        self.km = self.starting = None
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -210,35 +233,42 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
     directory = Path(args.kernel_dir or tempfile.mkdtemp(prefix="opsbook-kernel-"))
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    km = None
+    kernel = _StepKernel(directory)
+    try:
+        return _run(args, kernel)
+    finally:  # also when the spec never came (the runner died while this child waited)
+        kernel.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, kernel: _StepKernel) -> int:
     if args.warm is not None:  # started ahead of the step: kernel first, spec when it is time
         warm = json.loads(args.warm)
-        _die_with_parent(int(warm["parent_pid"]), directory)
+        _die_with_parent(int(warm["parent_pid"]), kernel.directory)
         _log_to_stdout()
-        starting = _launch(warm["kernel_name"], warm["cwd"], directory)
+        kernel.launch(warm["kernel_name"], warm["cwd"])
         papermill = _import_papermill()  # while the kernel boots
-        km = _ready(starting, 120.0, wait=True)
+        kernel.ready(120.0, wait=True)
         spec = _read_spec(args.spec)
-        if km is not None and (
+        if kernel.km is None or (
             spec.get("kernel_name") != warm["kernel_name"] or spec.get("cwd") != warm["cwd"]
         ):
-            shutdown_kernel(km, now=True)  # not what the step needs: start the right one
-            km = None
-        if km is None:
-            starting = _launch(spec.get("kernel_name"), spec.get("cwd"), directory)
+            kernel.stop(now=True)  # not what the step needs: start the right one
+            kernel.launch(spec.get("kernel_name"), spec.get("cwd"))
     else:
         spec = _read_spec(args.spec)
         if spec.get("parent_pid"):
-            _die_with_parent(int(spec["parent_pid"]), directory)
+            _die_with_parent(int(spec["parent_pid"]), kernel.directory)
         _log_to_stdout()
-        starting = _launch(spec.get("kernel_name"), spec.get("cwd"), directory)
+        kernel.launch(spec.get("kernel_name"), spec.get("cwd"))
         papermill = _import_papermill()  # while the kernel boots
 
     redactor = _redacting_writes(spec)
     error: BaseException | None = None
     try:
+        km = kernel.km
         if km is None:
-            km = _ready(starting, spec.get("start_timeout", 120), wait=False)
+            km = kernel.ready(spec.get("start_timeout", 120), wait=False)
         papermill.execute_notebook(
             spec["input"],
             spec["output"],
@@ -252,14 +282,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     except Exception as exc:  # every failure is reported to the parent, never swallowed
         error = exc
-    finally:
-        if km is not None:  # papermill shuts down only the kernels it started
-            shutdown_kernel(km)
-        elif starting is not None:  # launched, then not used
-            shutdown_kernel(starting.km, now=True)
-        shutil.rmtree(directory, ignore_errors=True)
+    if spec.get("parent_pid") or args.warm is not None:
+        _die_on_sigterm(kernel.directory)
     outcome = redactor.value(_outcome(error))
     Path(spec["result_path"]).write_text(json.dumps(outcome), encoding="utf-8")
+    print(RESULT_WRITTEN, flush=True)  # the runner records the step while the kernel stops
     return 0 if error is None else 1
 
 

@@ -799,7 +799,7 @@ class _Run:
         self._start_next(unit)  # its kernel starts while this step runs
         with (step_dir / "step.log").open("a", encoding="utf-8") as log:
             log.write(f"== attempt {attempt} at {audit.now_iso()}\n")
-            code, timed_out = process.run_child(
+            code, timed_out = self.warm.run(
                 proc,
                 json.dumps(spec, default=str),
                 process.Tee(log, self.options.log_output, self.redactor, step_dir / READ_FILE),

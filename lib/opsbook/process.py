@@ -16,6 +16,12 @@ Two kernels now start at once (the running step's and the next one's), so a kern
 not race anyone for an address: each child's kernel speaks ZeroMQ over Unix sockets in a
 directory of its own (:mod:`opsbook.kernel`), under one private temporary directory per
 run that the runner removes at the end (:class:`WarmChildren`).
+
+Stopping a kernel (its ``atexit`` work, the interpreter's exit) is the other fixed cost
+at the end of a step. A child says when the step's result is written
+(:data:`RESULT_WRITTEN`) and only then stops its kernel: the runner records the step
+(outputs, reports) meanwhile, and waits for that child to be gone before the next step's
+child gets its spec, so no step runs beside the kernel of the step before it.
 """
 
 from __future__ import annotations
@@ -27,7 +33,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -37,13 +42,21 @@ from opsbook.redact import Redactor
 #: Lines the child prefixes this way are papermill's log (cell output included).
 LOG_PREFIX = "│ "
 
+#: The line the child prints once the step's result is written, before it stops its
+#: kernel: the runner records the step while the kernel shuts down (:meth:`WarmChildren.run`).
+RESULT_WRITTEN = "\x1eopsbook: result written"
+
+#: How long a child may take to stop its kernel after its result (jupyter_client kills
+#: a kernel that has not exited 5 s after it was asked to).
+FINISH_TIMEOUT = 30.0
+
 
 class Tee:
     """Where the child's output goes: the step log and the terminal, redacted line by line
     before anything is written (a secret read in the kernel is known before it prints)."""
 
     def __init__(self, log: IO[str], log_output: bool, redactor: Redactor, read_file: Path) -> None:
-        self.log = log
+        self.log: IO[str] | None = log
         self.log_output = log_output
         self.redactor = redactor
         self.read_file = read_file
@@ -51,8 +64,9 @@ class Tee:
     def line(self, line: str) -> None:
         self.redactor.refresh_file(self.read_file)
         line = self.redactor.text(line)
-        self.log.write(line)
-        self.log.flush()
+        if self.log is not None:
+            self.log.write(line)
+            self.log.flush()
         progress, prefix, logged = line.partition(LOG_PREFIX)
         if progress.strip() and "Kernel is running over TCP without encryption" not in progress:
             sys.stderr.write(progress if prefix else line)
@@ -100,14 +114,24 @@ def start_child(
 
 
 def run_child(
-    proc: subprocess.Popen[str], spec: str, tee: Tee, timeout: float | None
+    proc: subprocess.Popen[str],
+    spec: str,
+    tee: Tee,
+    timeout: float | None,
+    finishing: list[tuple[subprocess.Popen[str], threading.Thread]] | None = None,
 ) -> tuple[int, bool]:
     """Give a started child its spec, tee its output, enforce the timeout.
 
-    Returns the exit code and whether the timeout killed it.
+    Returns the exit code and whether the timeout killed it. With ``finishing``, returns
+    as soon as the child has written its result (exit code 0 then) and appends the child,
+    still stopping its kernel, and its output pump to ``finishing``; its later output
+    reaches the terminal, not the step log (which the caller may close).
     """
     assert proc.stdout is not None and proc.stdin is not None
-    pump = threading.Thread(target=_pump, args=(proc.stdout, tee.line), daemon=True)
+    ended = threading.Event()  # the result is written, or the output ended (all exited)
+    pump = threading.Thread(
+        target=_pump, args=(proc.stdout, tee, ended, finishing is not None), daemon=True
+    )
     pump.start()
     timed_out = False
     try:
@@ -116,7 +140,12 @@ def run_child(
             proc.stdin.close()
         except BrokenPipeError:
             pass
-        proc.wait(timeout=timeout)
+        if not ended.wait(timeout):
+            raise subprocess.TimeoutExpired(proc.args, timeout or 0.0)
+        if finishing is not None and proc.poll() is None and tee.log is None:
+            finishing.append((proc, pump))
+            return 0, False
+        proc.wait()
     except subprocess.TimeoutExpired:
         timed_out = True
         kill_tree(proc.pid)
@@ -128,11 +157,45 @@ def run_child(
     return proc.returncode, timed_out
 
 
-def _pump(stream: IO[str], line: Callable[[str], None]) -> None:
+def _pump(stream: IO[str], tee: Tee, ended: threading.Event, early: bool) -> None:
     """Copy the child's output to the step log; show progress (and, with ``--log-output``,
-    papermill's cell output) on the terminal."""
-    for text in stream:
-        line(text)
+    papermill's cell output) on the terminal. With ``early``, the line saying that the
+    result is written detaches the step log and ends the wait."""
+    try:
+        for text in stream:
+            if text.rstrip("\n") == RESULT_WRITTEN:
+                if early:
+                    tee.log = None
+                    ended.set()
+                continue
+            tee.line(text)
+    finally:
+        ended.set()
+
+
+def finish(
+    children: list[tuple[subprocess.Popen[str], threading.Thread]],
+    timeout: float = FINISH_TIMEOUT,
+) -> None:
+    """Wait for children that wrote their result to stop their kernels and exit; kill
+    (with their kernels) those that take longer than ``timeout`` or when interrupted."""
+    try:
+        while children:
+            proc, pump = children[0]
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                kill_tree(proc.pid)
+                proc.wait()
+            pump.join(timeout=10)
+            if proc.stdout is not None:
+                proc.stdout.close()
+            children.pop(0)
+    finally:
+        for proc, _ in children:  # interrupted while waiting
+            kill_tree(proc.pid)
+            proc.wait()
+        children.clear()
 
 
 def kill_tree(pid: int) -> None:
@@ -171,6 +234,7 @@ class WarmChildren:
         self._warm: Warmup | None = None
         self._proc: subprocess.Popen[str] | None = None
         self._kernel_root: Path | None = None
+        self._finishing: list[tuple[subprocess.Popen[str], threading.Thread]] = []
 
     @property
     def kernel_root(self) -> Path:
@@ -184,7 +248,17 @@ class WarmChildren:
 
     def start_now(self, env: dict[str, str]) -> subprocess.Popen[str]:
         """Start a child for the step about to run (none was started ahead for it)."""
+        finish(self._finishing)
         return start_child(env, kernel_dir=self._kernel_dir())
+
+    def run(
+        self, proc: subprocess.Popen[str], spec: str, tee: Tee, timeout: float | None
+    ) -> tuple[int, bool]:
+        """:func:`run_child`, returning once the step's result is written: the child stops
+        its kernel while the runner records the step, and is waited for before the next
+        child gets its spec (:meth:`take`, :meth:`start_now`) or the run ends
+        (:meth:`close`), so a step never runs beside the kernel of the step before it."""
+        return run_child(proc, spec, tee, timeout, self._finishing)
 
     def start(self, step_id: str, env: dict[str, str], warm: Warmup) -> None:
         if self._proc is not None and self._step_id == step_id:
@@ -196,6 +270,7 @@ class WarmChildren:
     def take(
         self, step_id: str, env: dict[str, str], spec: dict[str, object]
     ) -> subprocess.Popen[str] | None:
+        finish(self._finishing)
         proc = self._proc
         if proc is None or self._step_id != step_id:  # kept for its step (a retry came first)
             return None
@@ -221,11 +296,15 @@ class WarmChildren:
             proc.wait()
 
     def close(self) -> None:
-        """Discard the child started ahead and remove the run's kernel directories."""
-        self.discard()
-        root, self._kernel_root = self._kernel_root, None
-        if root is not None:
-            shutil.rmtree(root, ignore_errors=True)
+        """Discard the child started ahead, wait for those stopping their kernels, and
+        remove the run's kernel directories."""
+        try:
+            self.discard()
+            finish(self._finishing)
+        finally:
+            root, self._kernel_root = self._kernel_root, None
+            if root is not None:
+                shutil.rmtree(root, ignore_errors=True)
 
 
 def child_env(base: dict[str, str] | None = None, **extra: str) -> dict[str, str]:
