@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -151,3 +152,11 @@ def test_a_peer_that_accepts_and_never_answers_is_unreachable_not_a_hang() -> No
         params = ConnParams(host="127.0.0.1", port=silent.getsockname()[1])
         with pytest.raises(RedisUnreachable, match=r"did not answer PING/INFO within 0\.5 s"):
             probe(params, timeout=0.5)
+        silent.setblocking(False)
+        accepted = []
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                accepted.append(silent.accept()[0])
+        for conn in accepted:
+            conn.close()
+        assert len(accepted) == 1  # one attempt: no hidden retries multiplying the timeout

@@ -88,6 +88,8 @@ def probe(params: ConnParams, *, timeout: float = 3.0) -> dict[str, Any]:
     except redis.exceptions.InvalidResponse as exc:  # the AUTH reply was not RESP
         raise _not_redis(params, str(exc)) from None
     except redis.ConnectionError as exc:
+        if str(exc) in _SPOKE_FIRST:
+            raise _not_redis(params, "it sent data before being asked, as SSH does") from None
         raise RedisUnreachable(
             f"cannot connect to Redis at {params.redacted()}: {_reason(exc)}",
             hint="is the server up and the URL right? unset the variable to use the default",
@@ -115,6 +117,11 @@ def probe(params: ConnParams, *, timeout: float = 3.0) -> dict[str, Any]:
         raise RedisUnreachable(f"Redis at {params.redacted()} answered PING with {exc}") from None
     finally:
         client.close()
+
+
+# redis-py's words for a fresh connection that already has bytes to read: the server
+# spoke before being asked (an SSH or SMTP banner); Redis never does.
+_SPOKE_FIRST = ("Connection has data", "Connection not ready")
 
 
 def _reason(exc: Exception) -> str:

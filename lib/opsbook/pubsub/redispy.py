@@ -41,8 +41,15 @@ def admin_client(params: ConnParams, *, timeout: float | None = 5.0, **kwargs: A
     refused connection or wrong credentials fail here, not at the first command), and no
     ``CLIENT SETINFO`` on connect (a server that is not Redis then fails at PING, where it
     can be named as such)."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     return redis_client(
         params,
+        # redis-py 6+ retries a failed connect or read 3 times with backoff by default:
+        # a refused port then answers in ~4.5 s and a silent one after ~4x the timeout.
+        # The admin path reports failures at once; callers that want to wait loop.
+        retry=Retry(NoBackoff(), 0),
         decode_responses=True,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
