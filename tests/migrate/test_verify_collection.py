@@ -306,12 +306,22 @@ def test_recall_of_an_empty_truth_is_one() -> None:
 
 @pytest.mark.parametrize(
     ("distance", "scale"),
-    [("Cosine", 1.0), ("Dot", 5.0 * 2.0), ("Euclid", 25.0 + 4.0)],
+    [("Cosine", 1.0), ("Dot", 5.0 * 5**0.5), ("Euclid", 25.0 + 5.0)],
 )
 def test_tolerance_scales_with_the_magnitudes(distance: str, scale: float) -> None:
     truth = TopK(np.array([[3.0, 4.0, 0.0]], dtype=np.float32), distance, k=1)
-    truth.add(["a", "b"], np.array([[0, 0, 2.0], [0, 1.0, 0]], dtype=np.float32))
+    truth.add(["a", "b"], np.array([[0, 1.0, 2.0], [0, 1.0, 0]], dtype=np.float32))
+    assert truth.max_norm == pytest.approx(5**0.5 if distance != "Cosine" else 1.0)
     assert truth.tolerance(0) == pytest.approx(RTOL * scale)
     small = TopK(np.array([[0.1, 0.0, 0.0]], dtype=np.float32), distance, k=1)
     small.add(["a"], np.array([[0.5, 0, 0]], dtype=np.float32))
     assert small.tolerance(0) == pytest.approx(RTOL)  # never below RTOL x 1
+
+
+def test_an_empty_block_changes_nothing() -> None:
+    truth = TopK(np.array([[1.0, 0.0]], dtype=np.float32), "Dot", k=2)
+    truth.add([], np.zeros((0, 2), dtype=np.float32))
+    assert (truth.seen, truth.max_norm, truth.ids.shape) == (0, 0.0, (1, 0))
+    truth.add(["a"], np.array([[2.0, 0.0]], dtype=np.float32))
+    truth.add([], np.zeros((0, 2), dtype=np.float32))
+    assert (truth.seen, truth.ids.tolist(), truth.dist.tolist()) == (1, [["a"]], [[-2.0]])

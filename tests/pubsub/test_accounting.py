@@ -217,10 +217,11 @@ def _pub(pub_id: int, per_channel: list[int], first: int, last: int, **kw: Any) 
 
 
 LAG = list(range(1_000, 101_000, 1_000))  # 1 .. 100 ms, one each
+B = 1_764_460_800 * 10**9  # a real clock reading (ns): sums and differences differ
 
 
 def _step(
-    pubs: list[dict[str, Any]], subs: list[dict[str, Any]], start: int = 1_000
+    pubs: list[dict[str, Any]], subs: list[dict[str, Any]], start: int = B + 1_000
 ) -> harness.StepResult:
     bench = SimpleNamespace(_row_env=lambda: {"env": "test"})
     return harness.Bench._result(
@@ -245,10 +246,10 @@ def test_step_loss_is_the_sum_over_connections_of_expected_minus_unique() -> Non
     duplicates and reorders summed over every flow, a channel both subscribed and matched
     by a pattern expected once."""
     pubs = [
-        _pub(1, [10, 5, 0], 2_000, 1_000_002_000, lag=LAG, zero=1, in_flight=4),
-        _pub(2, [0, 5, 7], 5_000, 2_000_002_000, errors=2, in_flight=2),
+        _pub(1, [10, 5, 0], B + 2_000, B + 1_000_002_000, lag=LAG, zero=1, in_flight=4),
+        _pub(2, [0, 5, 7], B + 5_000, B + 2_000_002_000, errors=2, in_flight=2),
     ]
-    a = _sub_conn(["c0"], [], {"65536": [8, 2, 1, 9]}, 2_500_000_000, disconnects=1)
+    a = _sub_conn(["c0"], [], {"65536": [8, 2, 1, 9]}, B + 2_500_000_000, disconnects=1)
     b = _sub_conn(
         [],
         ["c*"],
@@ -258,7 +259,7 @@ def test_step_loss_is_the_sum_over_connections_of_expected_minus_unique() -> Non
             "131073": [5, 1, 0, 4],
             "131074": [4, 0, 2, 6],
         },
-        3_000_001_000,
+        B + 3_000_001_000,
         reconnects=2,
     )
     c = _sub_conn(
@@ -296,9 +297,9 @@ def test_step_loss_is_the_sum_over_connections_of_expected_minus_unique() -> Non
 
 
 def test_step_window_starts_at_the_first_publish_when_it_precedes_the_start() -> None:
-    pubs = [_pub(1, [4, 0, 0], 500, 1_000_000_500)]
+    pubs = [_pub(1, [4, 0, 0], B + 500, B + 1_000_000_500)]
     conn = _sub_conn(["c0"], [], {"65536": [4, 0, 0, 3]}, 0)  # no delivery time known
-    result = _step(pubs, [{"conns": [conn], "latency": {}, "timed_out": False}], start=2_000)
+    result = _step(pubs, [{"conns": [conn], "latency": {}, "timed_out": False}], start=B + 2_000)
     s = result.summary
     assert s["window_s"] == pytest.approx(1.0)  # first publish (500) to last publish
     assert (s["lost"], s["received"], s["timed_out"]) == (0, 4, False)
