@@ -241,7 +241,9 @@ def _enc(values: list[int]) -> str:
     return hist.encode(hist.from_values(values))
 
 
-def test_step_loss_is_the_sum_over_connections_of_expected_minus_unique() -> None:
+def test_step_loss_is_the_sum_over_connections_of_expected_minus_unique(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Three connections, each losing a different share: lost is 2 + 3 + 0 (not the max),
     duplicates and reorders summed over every flow, a channel both subscribed and matched
     by a pattern expected once."""
@@ -272,6 +274,7 @@ def test_step_loss_is_the_sum_over_connections_of_expected_minus_unique() -> Non
         {"conns": [a, b], "latency": {"0": _enc([100, 200]), "1": _enc([300])}, "timed_out": False},
         {"conns": [c], "latency": {"1": _enc([400]), "2": ""}, "timed_out": True},
     ]
+    monkeypatch.setattr(harness.os, "getloadavg", lambda: (1.234, 5.678, 9.012))
     result = _step(pubs, subs)
     s = result.summary
     assert [(x["expected"], x["lost"]) for x in result.conns] == [(10, 2), (27, 3), (17, 0)]
@@ -286,7 +289,7 @@ def test_step_loss_is_the_sum_over_connections_of_expected_minus_unique() -> Non
     assert s["client_cpu_pct"] == pytest.approx(50.0) and s["redis_cpu_pct"] == pytest.approx(25.0)
     lags = (s["publisher_lag_p50_ms"], s["publisher_lag_p99_ms"], s["publisher_lag_max_ms"])
     assert lags == pytest.approx((50.0, 99.0, 100.0), rel=2e-3)  # the second publisher: 1 ms
-    assert s["host_load_1m"] == round(s["host_load_1m"], 2) >= 0
+    assert s["host_load_1m"] == 1.23  # the 1-minute figure, two decimals
     assert s["count"] == 4 and s["env"] == "test"
     assert {k: v.get_total_count() for k, v in result.per_channel.items()} == {
         "c0": 2,
