@@ -41,6 +41,13 @@ def _git(repo: Path, *args: str) -> None:
     )
 
 
+@pytest.fixture(autouse=True)
+def _cwd_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Relative paths are the repo's: a broken join must not land in the checkout."""
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """apps/web/{index.js,dist/app.js (committed build output)}, README.md; one commit."""
@@ -84,6 +91,19 @@ def test_transaction_refuses_a_path_outside_the_working_tree(repo: Path, path: s
         tx.rename(repo / "README.md", Path(path))
     assert tx.created == [] and tx.renames == [] and tx.created_dirs == []
     assert snapshot(repo) == before and not (repo.parent / "sibling").exists()
+
+
+def test_makedirs_and_rename_refuse_a_source_or_folder_outside(repo: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "f.txt").write_text("mine")
+    tx = Transaction(repo, "t")
+    with pytest.raises(ApplyFailed, match="refusing to touch"):
+        tx.makedirs(outside / "new" / "deeper")
+    with pytest.raises(ApplyFailed, match="refusing to touch"):
+        tx.rename(outside / "f.txt", repo / "f.txt")
+    assert sorted(p.name for p in outside.iterdir()) == ["f.txt"]
+    assert not (repo / "f.txt").exists() and tx.renames == [] and tx.created_dirs == []
 
 
 def test_transaction_refuses_a_symlinked_folder_leading_out(repo: Path, tmp_path: Path) -> None:
