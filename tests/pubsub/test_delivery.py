@@ -155,7 +155,7 @@ def test_a_step_records_where_the_publisher_ran_and_a_refused_priority(
     monkeypatch.setattr(sched.os, "sched_setscheduler", refuse)
     monkeypatch.setattr(bench, "realtime", True)
     res = bench.step(channels=[bench.channel("lag")], subs=[{}], rate=2000, count=20)
-    pubs, subs, why = sched.plan_affinity(1, sched.cores())
+    pubs, subs, why = sched.plan_affinity(1, 1, sched.cores())
     s = res.summary
     assert (s["sent"], s["lost"]) == (20, 0)
     assert s["publisher_priority"] == (

@@ -105,18 +105,35 @@ def test_gc_is_off_during_a_step_and_back_on_after_an_error() -> None:
 
 
 @pytest.mark.parametrize(
-    ("pubs", "cpus", "expected"),
+    ("pubs", "subs", "cpus", "expected"),
     [
-        (1, [0, 1], ({0: {1}}, {0}, "pinned")),
-        (2, [0, 1, 2, 3], ({0: {3}, 1: {2}}, {0, 1}, "pinned")),
-        (2, [0, 1], ({}, {0, 1}, "not pinned: 2 publisher(s) on 2 core(s)")),
-        (1, [0], ({}, {0}, "not pinned: 1 publisher(s) on 1 core(s)")),
+        (1, 1, [0, 1], ({0: {1}}, {0}, "pinned")),
+        (1, 0, [0, 1], ({0: {1}}, {0}, "pinned")),
+        (2, 2, [0, 1, 2, 3], ({0: {3}, 1: {2}}, {0, 1}, "pinned")),
+        (
+            1,
+            2,
+            [0, 1],
+            ({}, {0, 1}, "not pinned: 1 publisher(s) + 2 subscriber process(es) on 2 core(s)"),
+        ),
+        (
+            2,
+            1,
+            [0, 1],
+            ({}, {0, 1}, "not pinned: 2 publisher(s) + 1 subscriber process(es) on 2 core(s)"),
+        ),
+        (
+            1,
+            1,
+            [0],
+            ({}, {0}, "not pinned: 1 publisher(s) + 1 subscriber process(es) on 1 core(s)"),
+        ),
     ],
 )
-def test_a_publisher_gets_a_core_only_when_one_is_left_for_subscribers(
-    pubs: int, cpus: list[int], expected: tuple
+def test_a_publisher_gets_a_core_only_when_every_subscriber_process_keeps_one(
+    pubs: int, subs: int, cpus: list[int], expected: tuple
 ) -> None:
-    assert sched.plan_affinity(pubs, cpus) == expected
+    assert sched.plan_affinity(pubs, subs, cpus) == expected
 
 
 def test_refused_affinity_and_priority_are_recorded_not_raised(

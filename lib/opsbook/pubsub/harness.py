@@ -95,11 +95,12 @@ class Bench:
     """Worker processes plus an admin client (redis-py) for one Redis endpoint.
 
     How publishers keep their schedule, for every step (recorded in each result):
-    ``wait`` (see :class:`~opsbook.pubsub.workers.Waiter`), ``pin`` (with at least one
-    core more than publishers, each publisher gets a core that no subscriber process of
-    this Bench runs on), ``realtime`` (``SCHED_FIFO`` for publishers during the step when
-    permitted; a refusal is recorded), ``trace`` (per-batch publisher times, kept in
-    :attr:`StepResult.pub_traces`).
+    ``wait`` (see :class:`~opsbook.pubsub.workers.Waiter`); ``pin``: when there are
+    cores enough for one per publisher and one per active subscriber process, each
+    publisher gets a core that no subscriber process of this Bench runs on; ``realtime``:
+    ``SCHED_FIFO`` for publishers during the step when permitted (a refusal is
+    recorded); ``trace``: per-batch publisher times, kept in
+    :attr:`StepResult.pub_traces`.
 
     >>> Bench(resolve()) as bench:  # doctest: +SKIP
     ...     res = bench.step(rate=1000, count=1000, size=1024, channels=["c"], subs=[{}])
@@ -320,7 +321,7 @@ class Bench:
                     "timeout_s": expected_s + drain_s + 5,
                 }
             )
-        placed = self._place(pub_procs)
+        placed = self._place(pub_procs, len(active))
         try:
             return self._run(
                 step=step,
@@ -349,11 +350,11 @@ class Bench:
         finally:
             self._unplace(pub_procs)
 
-    def _place(self, pub_procs: list[WorkerProc]) -> dict[str, str]:
+    def _place(self, pub_procs: list[WorkerProc], n_subs: int) -> dict[str, str]:
         """CPU affinity and priority of this step's processes (best effort, recorded)."""
         placed = {"publisher_cpus": "not pinned", "publisher_priority": "normal"}
         if self.pin:
-            pubs, sub_cpus, why = sched.plan_affinity(len(pub_procs), sched.cores())
+            pubs, sub_cpus, why = sched.plan_affinity(len(pub_procs), n_subs, sched.cores())
             if pubs:
                 done = [sched.set_affinity(p.process.pid, pubs[i]) for i, p in enumerate(pub_procs)]
                 for proc in self._subs:

@@ -13,7 +13,8 @@ Why each exists (measured with ``benchmarks/pubsub_lag.py``):
   microsecond sets its own slack to 1 ns (``PR_SET_TIMERSLACK``, no privilege needed).
 * affinity: on 2 cores, a subscriber process busy on the publisher's core makes the
   publisher wait for the CPU when its send is due; the publisher gets a core of its own
-  among the benchmark's processes (Redis and other programs still share it).
+  among the benchmark's processes when every subscriber process still has one (Redis
+  and other programs still share it).
 * real-time priority (``SCHED_FIFO``): a woken real-time thread preempts any normal one
   at once; optional, needs privilege, restored after the step.
 * run-queue delay (``/proc/thread-self/schedstat``, second field): the time a thread was
@@ -88,13 +89,18 @@ def cores() -> list[int]:
         return list(range(os.cpu_count() or 1))
 
 
-def plan_affinity(n_pubs: int, cpus: list[int]) -> tuple[dict[int, set[int]], set[int], str]:
-    """Which CPU each publisher gets and where subscribers may run.
+def plan_affinity(
+    n_pubs: int, n_subs: int, cpus: list[int]
+) -> tuple[dict[int, set[int]], set[int], str]:
+    """Which CPU each publisher gets and where subscriber processes may run.
 
-    A publisher gets a CPU of its own when at least one CPU is left for the subscribers;
-    otherwise nobody is pinned. Returns (publisher index -> CPUs, subscriber CPUs, why)."""
-    if n_pubs < 1 or len(cpus) < n_pubs + 1:
-        return {}, set(cpus), f"not pinned: {n_pubs} publisher(s) on {len(cpus)} core(s)"
+    A publisher gets a CPU of its own only when the CPUs left still give every subscriber
+    process one (pinning must not take parallelism from subscribers: 2 subscriber
+    processes confined to 1 core would lower the throughput measured). Otherwise nobody
+    is pinned. Returns (publisher index -> CPUs, subscriber CPUs, what was decided)."""
+    if n_pubs < 1 or len(cpus) < n_pubs + max(1, n_subs):
+        why = f"not pinned: {n_pubs} publisher(s) + {n_subs} subscriber process(es)"
+        return {}, set(cpus), f"{why} on {len(cpus)} core(s)"
     pubs = {i: {cpus[-1 - i]} for i in range(n_pubs)}
     subs = set(cpus[: len(cpus) - n_pubs])
     return pubs, subs, "pinned"
