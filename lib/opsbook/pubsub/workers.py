@@ -476,10 +476,10 @@ class Waiter:
 
     ``early``: the next message's frame is built while waiting for it (its intended time
     is known from the schedule), so that only ``sendall`` is left when it is due. A wait
-    of a millisecond or more sleeps in ``select()`` for whole
-    milliseconds only (woken early by replies, which it counts); the rest is a
-    ``time.sleep`` (``clock_nanosleep``, nanosecond resolution) followed by a
-    non-blocking look for replies. The thread's timer slack is 1 ns during the step, and
+    of 2 ms or more first sleeps in ``select()`` for whole milliseconds only, leaving at
+    least one (woken early by replies, which it counts; epoll itself wakes ~0.1 ms late);
+    the rest is a ``time.sleep`` (``clock_nanosleep``, nanosecond resolution) followed by
+    a non-blocking look for replies. The thread's timer slack is 1 ns during the step, and
     the sleep ends ``margin`` before the due time, then spins. ``margin`` is
     :data:`SPIN_NS` plus the largest overshoot of the last 64 sleeps, at most the smaller
     of :data:`MAX_SPIN_NS` and half the send interval, which bounds the CPU spent
@@ -526,8 +526,8 @@ class Waiter:
             wake_at = target_ns - self.margin
             if not self.early:
                 ready = sel.select((wake_at - now) / 1e9)
-            elif wake_at - now >= 1_000_000:
-                ready = sel.select((wake_at - now) // 1_000_000 / 1e3)  # whole ms: not late
+            elif wake_at - now >= 2_000_000:  # whole ms, and >= 1 ms left for the rest
+                ready = sel.select(((wake_at - now) // 1_000_000 - 1) / 1e3)
             else:
                 time.sleep((wake_at - now) / 1e9)
                 self.overshoots.append(CLOCK() - wake_at)
