@@ -121,7 +121,10 @@ def report(bench: Bench, args: argparse.Namespace) -> None:
     rates = [int(r) for r in args.rates.split(",") if r.strip()]
     chosen = [v for v in VARIANTS if v.name in args.variants.split(",")]
     print(uptime())
-    print(f"{os.cpu_count()} cores; {args.duration} s per run; median of {args.repeats}")
+    print(
+        f"{os.cpu_count()} cores; {args.duration} s per run; median of {args.repeats}; "
+        + (f"through a proxy delaying {args.delay:g} ms each way" if args.delay else "direct")
+    )
     for rate in rates:
         runs: dict[str, list[dict]] = {v.name: [] for v in chosen}
         for _ in range(args.repeats):
