@@ -102,7 +102,11 @@ def test_makedirs_and_rename_refuse_a_source_or_folder_outside(repo: Path, tmp_p
         tx.makedirs(outside / "new" / "deeper")
     with pytest.raises(ApplyFailed, match="refusing to touch"):
         tx.rename(outside / "f.txt", repo / "f.txt")
-    assert sorted(p.name for p in outside.iterdir()) == ["f.txt"]
+    (outside / "node_modules").mkdir()
+    with pytest.raises(ApplyFailed, match="refusing to touch"):
+        tx.prune(outside / "node_modules")
+    assert sorted(p.name for p in outside.iterdir()) == ["f.txt", "node_modules"]
+    assert tx.pruned == []
     assert not (repo / "f.txt").exists() and tx.renames == [] and tx.created_dirs == []
 
 

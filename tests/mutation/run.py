@@ -492,7 +492,13 @@ def _resolve(module: Any, qualname: str) -> Any:
     return obj
 
 
-def run_target(target: Target, sample: int | None, timeout: float, seed: int) -> dict[str, Any]:
+def run_target(
+    target: Target,
+    sample: int | None,
+    timeout: float,
+    seed: int,
+    lines: set[int] | None = None,
+) -> dict[str, Any]:
     import pytest
 
     started = time.monotonic()
@@ -503,6 +509,8 @@ def run_target(target: Target, sample: int | None, timeout: float, seed: int) ->
         raise SystemExit(f"{target.name}: the tests fail before any mutation")
     baseline_s = time.monotonic() - started
     found = mutants(path, target.functions)
+    if lines:  # re-check the survivors of an earlier run
+        found = [m for m in found if m.line in lines]
     total = len(found)
     if sample and total > sample:
         found = sorted(random.Random(seed).sample(found, sample), key=lambda m: m.line)
@@ -548,6 +556,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--list", action="store_true", help="list the targets and exit")
     parser.add_argument(
+        "--lines",
+        type=lambda text: {int(n) for n in text.split(",")},
+        default=None,
+        help="only the mutants on these source lines, e.g. --lines 81,191 (re-check survivors)",
+    )
+    parser.add_argument(
         "--tests",
         nargs="+",
         default=None,
@@ -576,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     reports = []
     for target in chosen:  # each target's result as soon as it is known
-        report = run_target(target, args.sample, args.timeout, args.seed)
+        report = run_target(target, args.sample, args.timeout, args.seed, args.lines)
         reports.append(report)
         print(
             f"{target.name}: {report['killed']} of {report['mutants']} killed "
