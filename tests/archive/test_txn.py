@@ -306,13 +306,34 @@ def test_rollback_recreates_the_folders_of_what_it_puts_back(repo: Path) -> None
     tx.prune(repo / "apps/web/node_modules")
     assert [parked.name for _, parked in tx.pruned] == ["0", "1"]
     (repo / "cache").rmdir()
+    tx.rename(repo / "apps/web/index.js", repo / "out/index.js")
     tx.rename(repo / "apps/web/dist/app.js", repo / "out/app.js")
     (repo / "apps/web/dist").rmdir()
+    (repo / "apps/web").rmdir()  # two levels gone
     tx.rollback()
     assert (repo / "cache/node_modules/a.js").read_text() == "a"
     assert (repo / "apps/web/node_modules/b.js").read_text() == "b"
     assert (repo / "apps/web/dist/app.js").read_text() == "built\n"
+    assert (repo / "apps/web/index.js").read_text() == "web\n"
     assert not (repo / "out").exists() and not tx.trash.exists()
+
+
+def test_rollback_goes_on_when_git_itself_fails(repo: Path) -> None:
+    """Held index and branch locks make both resets fail: the rollback still removes what the
+    transaction created and puts renamed files back, and raises nothing itself."""
+    tx = Transaction(repo, "t")
+    _git(repo, "commit", "-q", "--allow-empty", "-m", "inside")
+    tx.write(repo / "new/file.txt", "x")
+    tx.rename(repo / "README.md", repo / "docs/README.md")
+    locks = [repo / ".git/index.lock", repo / ".git/refs/heads/main.lock"]
+    for lock in locks:
+        lock.write_text("")
+    tx.rollback()
+    for lock in locks:
+        lock.unlink()
+    assert not (repo / "new").exists() and not (repo / "docs").exists()
+    assert (repo / "README.md").read_text() == "readme\n"
+    assert _head(repo) != tx.head  # git could not move HEAD back: left as it is
 
 
 def test_a_git_failure_is_reported_with_its_stderr(repo: Path) -> None:
