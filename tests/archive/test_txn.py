@@ -276,10 +276,17 @@ def test_rollback_keeps_a_created_folder_holding_a_file_it_did_not_create(repo: 
 
 
 def test_rollback_never_overwrites_a_path_that_exists_again(repo: Path) -> None:
+    (repo / "apps/web/node_modules").mkdir()
+    (repo / "apps/web/node_modules/old.js").write_text("old")
+    (repo / ".git/info/exclude").write_text("node_modules\n")
     tx = Transaction(repo, "t")
     tx.rename(repo / "README.md", repo / "docs/README.md")
     (repo / "README.md").write_text("recreated")  # the source exists again: keep both
+    tx.prune(repo / "apps/web/node_modules")
+    (repo / "apps/web/node_modules").mkdir()
+    (repo / "apps/web/node_modules/new.js").write_text("new")  # reinstalled meanwhile
     tx.rollback()
+    assert [p.name for p in (repo / "apps/web/node_modules").iterdir()] == ["new.js"]
     assert (repo / "docs/README.md").read_text() == "readme\n"
     assert (repo / "README.md").read_text() == "readme\n"  # reset --hard restores tracked
 
