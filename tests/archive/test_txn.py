@@ -303,22 +303,23 @@ def test_rollback_undoes_renames_in_reverse_order(repo: Path) -> None:
 def test_rollback_recreates_the_folders_of_what_it_puts_back(repo: Path) -> None:
     """A moved file whose folder is gone, a pruned folder whose parent is gone: both come
     back where they were, and two prunes park under different names."""
-    (repo / "cache/node_modules").mkdir(parents=True)
-    (repo / "cache/node_modules/a.js").write_text("a")
+    (repo / "cache/x/node_modules").mkdir(parents=True)
+    (repo / "cache/x/node_modules/a.js").write_text("a")
     (repo / "apps/web/node_modules").mkdir()
     (repo / "apps/web/node_modules/b.js").write_text("b")
     (repo / ".git/info/exclude").write_text("node_modules\n")
     tx = Transaction(repo, "t")
-    tx.prune(repo / "cache/node_modules")
+    tx.prune(repo / "cache/x/node_modules")
     tx.prune(repo / "apps/web/node_modules")
     assert [parked.name for _, parked in tx.pruned] == ["0", "1"]
+    (repo / "cache/x").rmdir()
     (repo / "cache").rmdir()
     tx.rename(repo / "apps/web/index.js", repo / "out/index.js")
     tx.rename(repo / "apps/web/dist/app.js", repo / "out/app.js")
     (repo / "apps/web/dist").rmdir()
     (repo / "apps/web").rmdir()  # two levels gone
     tx.rollback()
-    assert (repo / "cache/node_modules/a.js").read_text() == "a"
+    assert (repo / "cache/x/node_modules/a.js").read_text() == "a"
     assert (repo / "apps/web/node_modules/b.js").read_text() == "b"
     assert (repo / "apps/web/dist/app.js").read_text() == "built\n"
     assert (repo / "apps/web/index.js").read_text() == "web\n"
