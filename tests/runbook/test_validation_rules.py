@@ -136,6 +136,14 @@ RULES = [
         ],
     ),
     ([(SECOND_N, 'parameters: {n: "{{ steps.first.status }}"}')], []),
+    ([(SECOND_N, 'parameters: {n: "{{ steps.first.outputs }}"}')], []),  # the whole dict
+    (
+        [("y: 4", 'why: "{{ params.nope }}"')],  # undeclared: its value is not looked into
+        [
+            "step 'first': parameter 'why' is not declared in notebooks/add.ipynb's parameters "
+            "cell (declared: items, label, x, y); fix the name or add it there"
+        ],
+    ),
     (
         [(SECOND_N, 'parameters: {n: "{{ run.nope }}"}')],
         [
@@ -293,9 +301,12 @@ def test_a_notebook_without_a_parameters_cell(write_runbook, project: Path) -> N
         parameters: {x: 2}
       - id: t
         notebook: notebooks/untagged.ipynb
+        when: "{{ steps.s.outputs.x }}"
     """
     assert _problems(write_runbook, text) == [
-        P + "step 's': notebook notebooks/untagged.ipynb has no cell tagged `parameters`"
+        P + "step 's': notebook notebooks/untagged.ipynb has no cell tagged `parameters`",
+        P + "step 't' when: step 's' never records 'x': its notebook untagged.ipynb declares no "
+        "outputs (list them in its metadata.opsbook.outputs)",
     ]
 
 
