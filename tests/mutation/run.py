@@ -197,7 +197,11 @@ TARGETS = [
         "runbook-validation",
         "opsbook.runbook.validation",
         [
-            "validate",
+            "_validate",
+            "_qualified",
+            "_check_uses_step",
+            "_check_mapped_type",
+            "_check_used_ref",
             "_check_on_failure_cycles",
             "_check_summary",
             "_check_param_specs",
@@ -211,7 +215,11 @@ TARGETS = [
             "_notebook_type",
             "_types_compatible",
         ],
-        ["tests/runbook/test_validation_rules.py", "tests/runbook/test_validation.py"],
+        [
+            "tests/runbook/test_validation_rules.py",
+            "tests/runbook/test_validation.py",
+            "tests/runbook/test_compose.py",
+        ],
     ),
     Target(
         "runbook-params",
