@@ -42,6 +42,11 @@ def logs() -> LocalLogs:
         {"app": "ctr"},
         [(ns(t), f"total={v}") for t, v in [(10, 5), (20, 10), (30, 2), (40, 6)]],
     )
+    store.add_lines({"app": "big"}, [(ns(1), "v=1e16"), (ns(2), "v=1.25"), (ns(3), "v=1.25")])
+    store.add_lines({"app": "edge"}, [(ns(1) + 1, "one nanosecond after 1 s")])
+    # two streams of one app, the later one first: a "sum by (app)" merges them in time order
+    store.add_lines({"app": "m", "pod": "b"}, [(ns(t), "x") for t in (4, 5, 6)])
+    store.add_lines({"app": "m", "pod": "a"}, [(ns(t), "x") for t in (1, 2, 3)])
     return store
 
 
@@ -105,6 +110,15 @@ def test_each_window_function_on_the_window_0_to_30(
         (f"sum_over_time({UNWRAP} [31s])", 60, 60),
         (f"sum_over_time({UNWRAP} [31s] offset 30s)", 90, 60),
         ('bytes_over_time({app="utf"}[5s])', 5, 2 + 2),  # "é" is two bytes in UTF-8
+        ('bytes_over_time({app="api"} |= "50.5" [30s])', 30, 12),  # filtered lines only
+        # all-integer values: the cumulative-sum path, a window that starts after the first
+        ('sum_over_time({app="ctr"} | logfmt | unwrap total [15s])', 30, 10 + 2),
+        # 1e16 + 1.25 rounds in float64: the window sum adds its own values
+        ('sum_over_time({app="big"} | logfmt | unwrap v [1500ms])', 3, 2.5),
+        ('count_over_time({app="edge"}[1s])', 2, 1),  # (1 s, 2 s] holds 1 s + 1 ns
+        ('count_over_time({app="edge"}[1s] offset 1s)', 3, 1),
+        ('sum by (app) (count_over_time({app="m"}[3s]))', 3, 3),
+        ('sum by (app) (count_over_time({app="m"}[2s]))', 5, 2),
     ],
 )
 def test_window_edges(logs: LocalLogs, query: str, at: float, expected: float | None) -> None:
