@@ -178,6 +178,9 @@ def test_rate_counter_through_the_engine(logs: LocalLogs) -> None:
         ([10, 20], [-5, 5], 0, 20, 1.0),  # a negative start is not bounded by zero
         ([10, 20], [5, 5], 0, 20, 0.0),  # flat
         ([10, 10], [1, 4], 0, 20, 3 / 20),  # no time between samples: the raw increase
+        ([10, 11], [5, 6], 9, 11, 1.0),  # 1 s between samples is already a span
+        ([10, 20], [0.5, 1.5], 0, 20, 1 * (15 / 10) / 20),  # an increase of 1 is bounded by zero
+        ([22, 42], [50, 60], 0, 42, 10 * (30 / 20) / 42),  # exactly 1.1 x spacing: half a spacing
         ([30, 40], [50, 60], 0, 40, 10 * (15 / 10) / 40),  # far start: half a spacing
     ],
 )
