@@ -37,20 +37,30 @@ def _show_figures_inline() -> None:
     Library charts return ``matplotlib.figure.Figure`` without going through pyplot, and
     IPython only registers the PNG formatter for figures once pyplot's inline backend is
     activated; without this a chart shows up as ``<Figure size 800x600>`` in notebooks and
-    reports.
+    reports. The formatter is registered by the class's *name*, as IPython's
+    ``select_figure_formats(shell, {"png"}, bbox_inches="tight")`` would register the
+    class: importing matplotlib here made every ``import opsbook`` in a kernel (every
+    runbook step) import matplotlib and tear it down at exit, charts or not.
     """
     import sys
+    from functools import partial
 
     if "IPython" not in sys.modules:
         return
     try:
         from IPython import get_ipython
-        from IPython.core.pylabtools import select_figure_formats
+        from IPython.core.pylabtools import print_figure
     except ImportError:  # pragma: no cover
         return
     shell = get_ipython()
-    if shell is not None and hasattr(shell, "display_formatter"):
-        select_figure_formats(shell, {"png"}, bbox_inches="tight")
+    if shell is None or not hasattr(shell, "display_formatter"):
+        return
+    png = shell.display_formatter.formatters["image/png"]
+    png.for_type_by_name(
+        "matplotlib.figure",
+        "Figure",
+        partial(print_figure, fmt="png", base64=True, bbox_inches="tight"),
+    )
 
 
 _show_figures_inline()

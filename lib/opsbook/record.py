@@ -18,12 +18,13 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import nbformat
+from typing import TYPE_CHECKING, Any
 
 from opsbook import outputs
 from opsbook.errors import ConfigError, OutputError
+
+if TYPE_CHECKING:  # nbformat (and jsonschema) load only where notebooks are read
+    import nbformat
 
 MIME_TYPE = "application/vnd.opsbook.record+json"
 
@@ -136,5 +137,7 @@ def results(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"no notebook at {path}", hint="pass the path of an executed notebook")
+    import nbformat
+
     nb = nbformat.read(path, as_version=4)
     return results_from_notebook(nb)
