@@ -134,3 +134,53 @@ def test_scrolled_vectors_keep_their_float32_bytes() -> None:
     assert [v.tobytes() for _, v, _ in page[:2]] == [r.tobytes() for r in rows]
     assert page[0][2] == {"i": 0} and page[2][2] == {}
     assert np.isnan(page[2][1]) and page[3][1].tolist() == [np.inf, 2.0]
+
+
+def test_local_mode_is_searched_only_after_its_records_are_read(tmp_path) -> None:
+    """qdrant-client local mode normalises stored Cosine vectors in place when it searches:
+    a search beside the scroll changed the bytes the scroll read (20,412 false "vector"
+    mismatches on 55k records). Engines that allow it search in parallel; local mode not."""
+    import time as _time
+
+    from opsbook.migrate.exact import TopK, unit_rows
+    from opsbook.migrate.hashes import HashStore, batch_rows
+    from opsbook.migrate.payload import build_payload
+    from opsbook.migrate.source import CollectionInfo
+    from opsbook.migrate.target import open_target
+
+    class Recording:
+        def __init__(self, inner) -> None:
+            self.inner, self.calls = inner, []
+
+        def __getattr__(self, name: str):
+            return getattr(self.inner, name)
+
+        def scroll_records(self, name: str, page: int = 2000):
+            for chunk in self.inner.scroll_records(name, 2):
+                _time.sleep(0.05)  # a search thread, if any, starts meanwhile
+                self.calls.append("scroll")
+                yield chunk
+
+        def search(self, *args, **kwargs):
+            self.calls.append("search")
+            return self.inner.search(*args, **kwargs)
+
+    cids = [f"r{i}" for i in range(6)]
+    vectors = unit_rows(np.random.default_rng(2).standard_normal((6, 8)), "Cosine")
+    payloads = [build_payload(c, None, {"i": i}) for i, c in enumerate(cids)]
+    pids = [point_id(c) for c in cids]
+    memory = open_target("memory")
+    assert not memory.reads_in_parallel and open_target("edge", tmp_path / "q").reads_in_parallel
+    memory.create_collection("s", 8, "Cosine")
+    memory.upsert("s", pids, vectors, payloads)
+    found = memory.retrieve("s", pids)  # in memory it re-normalises on upsert: hash what it holds
+    held = np.stack([found[p][0] for p in pids])
+    hashes = HashStore(tmp_path / "h.sqlite")
+    hashes.put(batch_rows(pids, payloads, held))
+    truth = TopK(vectors[:2], "Cosine", k=3)
+    truth.add(cids, vectors)
+    target = Recording(memory)
+    info = CollectionInfo("c", 6, 8, "cosine", "Cosine")
+    report = verify.verify_collection(target, info, "s", hashes, truth)
+    assert report.ok and report.records_checked == 6, report.examples
+    assert target.calls == ["scroll"] * 3 + ["search"]

@@ -20,18 +20,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-#: records/s (write, verify) measured by benchmarks/migrate.py, 100,000 x 384 demo store,
-#: 2-core host shared by other jobs (load average ~10), 2026-11-30. See REFERENCE_BASIS.
+#: records/s (write, verify) measured by benchmarks/migrate.py on the 100,000 x 384 demo store,
+#: median of 3 (edge) / 1 run (local), 2-core host shared with other jobs (load average ~10),
+#: 2026-11-30. An idle host is faster; a live run's own figures replace these (rates.json).
 REFERENCE = {
-    "edge": (1_700.0, 2_600.0),
-    "local": (700.0, 2_000.0),
-    "memory": (1_500.0, 2_000.0),
+    "edge": (1_100.0, 2_000.0),
+    "local": (600.0, 1_500.0),
+    "memory": (600.0, 1_500.0),
     "server": (5_000.0, 4_000.0),
 }
+_MEASURED = "benchmarks/migrate.py, 100,000 x 384 demo store, 2-core host at load ~10, 2026-11-30"
 REFERENCE_BASIS = {
-    "edge": "benchmarks/migrate.py, 100,000 x 384, 2-core host under load, 2026-11-30",
-    "local": "benchmarks/migrate.py, 100,000 x 384, 2-core host under load, 2026-11-30",
-    "memory": "assumed from the local figures (not benchmarked)",
+    "edge": _MEASURED,
+    "local": _MEASURED,
+    "memory": "assumed equal to local mode on disk (not benchmarked)",
     "server": "assumed (no server was benchmarked; network and server size decide)",
 }
 #: a live run writing fewer records than this says little about the rate: not stored

@@ -67,6 +67,9 @@ class Target(ABC):
 
     kind: str
     identity: str
+    #: searches may run while records are scrolled (False: a search changes what a scroll
+    #: reads; qdrant-client local mode re-normalises stored Cosine vectors in place)
+    reads_in_parallel: bool = False
 
     @abstractmethod
     def collections(self) -> list[str]: ...
@@ -154,6 +157,7 @@ class QdrantClientTarget(Target):
         self.client = client
         self.kind = kind
         self.identity = identity
+        self.reads_in_parallel = kind == "server"  # a separate process answers both
         self.m = models
         self._wal: dict[str, Any] = {}  # local collection -> its SQLite connection in WAL mode
 
@@ -309,6 +313,7 @@ class EdgeTarget(Target):
     """Collections as ``qdrant_edge`` shards under one folder, aliases in a JSON file."""
 
     kind = "edge"
+    reads_in_parallel = True
 
     def __init__(self, root: Path) -> None:
         import qdrant_edge

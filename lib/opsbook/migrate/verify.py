@@ -186,15 +186,18 @@ def verify_collection(
         report.add(
             "count", None, f"digests of {hashes.count()} records kept, source has {expected}"
         )
-    # The target's searches run in the engine (no GIL) while the records are compared here.
-    with ThreadPoolExecutor(1, thread_name_prefix="verify-search") as pool:
-        searching = pool.submit(
-            check_search, truth, chroma, target, info, staging, recall_threshold, max_listed
-        )
-        try:
-            check_records(report, target, hashes, page)
-        finally:
-            search = searching.result()
+    search_args = (truth, chroma, target, info, staging, recall_threshold, max_listed)
+    if getattr(target, "reads_in_parallel", False):
+        # the target's searches run in the engine (no GIL) while the records are compared here
+        with ThreadPoolExecutor(1, thread_name_prefix="verify-search") as pool:
+            searching = pool.submit(check_search, *search_args)
+            try:
+                check_records(report, target, hashes, page)
+            finally:
+                search = searching.result()
+    else:  # records first: qdrant-client local mode normalises its vectors in place on search
+        check_records(report, target, hashes, page)
+        search = check_search(*search_args)
     add_search(report, search)
     report.duration_s = time.perf_counter() - t0
     return report
