@@ -5,6 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.opsbook-installed
 KERNEL := $(VENV)/share/jupyter/kernels/opsbook/kernel.json
 PYTEST_ARGS ?=
+# `make test` runs pytest on 2 workers (pytest-xdist; the project's CI budget is 15 min on
+# 2 cores and most tests wait on kernels, Redis or PostgreSQL). Tests that share state
+# (the Redis at 127.0.0.1:6379, fixed output files, expensive module fixtures) are kept on
+# one worker by xdist_group marks set in tests/conftest.py. `make test PYTEST_XDIST=` runs
+# them serially.
+PYTEST_XDIST ?= -n 2 --dist loadgroup
 LAB_PORT ?= 8888
 # JupyterLab (the server) lives in its own venv: its jsonschema format checkers
 # (rfc3987-syntax builds a grammar on import) would add seconds to every `import nbformat`
@@ -51,7 +57,7 @@ demo: venv
 
 test: venv $(LAB)
 	$(BIN)/opsbook validate
-	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS) tests
+	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_XDIST) --durations=25 $(PYTEST_ARGS) tests
 	OPSBOOK_AUDIT_DIR=$(CURDIR)/test-output/audit $(BIN)/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=600 notebooks
 
 test-fast: venv

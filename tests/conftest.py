@@ -117,6 +117,37 @@ def make_notebook(
     return path
 
 
+#: Tests that share the Redis at 127.0.0.1:6379: the pub/sub tests change its CONFIG
+#: (client-output-buffer-limit), count its clients and measure its memory, and the P0 run
+#: benchmarks it. Under pytest-xdist (`make test`: -n 2 --dist loadgroup) they run on one
+#: worker, one after another.
+REDIS_GROUP = "redis-6379"
+_REDIS_PATHS = ("tests/pubsub/", "tests/test_p0.py")
+
+
+def _xdist_group(item: pytest.Item) -> str | None:
+    """The xdist group an item must run in, or None where any worker may take it."""
+    where = Path(str(item.path)).resolve().relative_to(ROOT).as_posix()
+    if where.startswith(_REDIS_PATHS):
+        return REDIS_GROUP
+    # A module- or class-scoped fixture (a migration, a simulated day, a browser page) is
+    # built once per worker that runs one of its tests: keep its users on one worker.
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in info.name2fixturedefs.values() if info else ():
+        if defs and defs[-1].scope in ("module", "class"):
+            return f"module:{where}"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark shared-state tests with ``xdist_group`` (used by ``--dist loadgroup``; without
+    xdist the marks do nothing)."""
+    for item in items:
+        group = _xdist_group(item)
+        if group is not None and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny project: notebooks/ with the notebooks above and an empty runbooks/."""
