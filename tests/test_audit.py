@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,18 +12,32 @@ import pytest
 from opsbook import audit, execute
 
 
-@pytest.fixture
-def three_runs(write_runbook, audit_dir: Path) -> list[execute.RunResult]:
-    path = write_runbook("""
-    name: sealed
-    steps:
-      - id: one
-        notebook: notebooks/add.ipynb
-    """)
-    options = execute.RunOptions(root=audit_dir, progress_bar=False, echo=lambda _: None)
+@pytest.fixture(scope="module")
+def sealed_three(
+    project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, list[execute.RunResult]]:
+    """Three sealed runs of one runbook, made once per module (each test tampers a copy)."""
+    base = tmp_path_factory.mktemp("three-runs")
+    path = project / "runbooks" / "sealed-three.yaml"
+    path.write_text("name: sealed\nsteps:\n  - id: one\n    notebook: notebooks/add.ipynb\n")
+    options = execute.RunOptions(
+        root=base / "audit", work_root=base / "work", progress_bar=False, echo=lambda _: None
+    )
     runs = [execute.run(path, {}, options) for _ in range(3)]
+    return base / "audit", runs
+
+
+@pytest.fixture
+def three_runs(sealed_three, audit_dir: Path) -> list[execute.RunResult]:
+    """A private copy of the three sealed runs in ``audit_dir``."""
+    template, runs = sealed_three
+    shutil.copytree(template, audit_dir, symlinks=True)
+    copies = [
+        dataclasses.replace(run, folder=audit_dir / run.folder.relative_to(template))
+        for run in runs
+    ]
     assert audit.verify(audit_dir) == []
-    return runs
+    return copies
 
 
 def _writable(path: Path) -> Path:
