@@ -127,7 +127,8 @@ _REDIS_PATHS = ("tests/pubsub/", "tests/test_p0.py")
 
 def _xdist_group(item: pytest.Item) -> str | None:
     """The xdist group an item must run in, or None where any worker may take it."""
-    where = Path(str(item.path)).resolve().relative_to(ROOT).as_posix()
+    path = Path(str(item.path)).resolve()
+    where = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.as_posix()
     if where.startswith(_REDIS_PATHS):
         return REDIS_GROUP
     # A module- or class-scoped fixture (a migration, a simulated day, a browser page) is
