@@ -13,8 +13,9 @@ import nbformat
 import pytest
 
 from opsbook import runbook as rb
+from opsbook.errors import ConfigError
 from opsbook.runbook import validation
-from runbookkit import GOOD
+from runbookkit import GOOD, TYPED
 
 NAME = "rules.yaml"
 P = f"{NAME}: "
@@ -395,3 +396,42 @@ def test_notebook_type(info: dict, expected: str | None) -> None:
 )
 def test_types_compatible(runbook_type: str, notebook_type: str | None, ok: bool) -> None:
     assert validation._types_compatible(runbook_type, notebook_type) is ok
+
+
+# ------------------------------------------------------------------ run parameters (params.py)
+
+
+@pytest.mark.parametrize("raw", ["null", "~", ""])
+def test_a_list_parameter_given_as_yaml_null_is_refused(write_runbook, raw: str) -> None:
+    runbook = rb.load(write_runbook(TYPED, name=NAME)).runbook
+    with pytest.raises(ConfigError) as info:
+        rb.resolve_parameters(runbook, {"l": raw})
+    assert info.value.message == f"parameter 'l' expects a list, got {raw!r}"
+
+
+def test_an_enum_of_numbers_takes_the_number_from_the_command_line(write_runbook) -> None:
+    text = TYPED.replace('s: {type: str, default: ""}', "s: {type: enum, allowed: [1, 2.5]}")
+    runbook = rb.load(write_runbook(text, name=NAME)).runbook
+    assert rb.resolve_parameters(runbook, {"s": "2.5"})["s"] == 2.5
+    assert rb.resolve_parameters(runbook, {"s": "1"})["s"] == 1
+    with pytest.raises(ConfigError) as info:
+        rb.resolve_parameters(runbook, {"s": "3"})
+    assert info.value.message == "parameter 's' must be one of [1, 2.5], got '3'"
+
+
+def test_an_int_from_a_params_file_becomes_a_float(write_runbook) -> None:
+    runbook = rb.load(write_runbook(TYPED, name=NAME)).runbook
+    got = rb.resolve_parameters(runbook, {"f": 3, "b": True})
+    assert got["f"] == 3.0 and type(got["f"]) is float and got["b"] is True
+
+
+def test_approve_names_an_unknown_gate(write_runbook) -> None:
+    runbook = rb.load(write_runbook(GOOD, name=NAME)).runbook
+    rb.check_approvals(runbook, {"gate"})
+    with pytest.raises(ConfigError) as info:
+        rb.check_approvals(runbook, {"first", "nope"})
+    assert info.value.message == "--approve: runbook 'good' has no gate 'first', 'nope'"
+    assert info.value.hint == "its gates: gate"
+    with pytest.raises(ConfigError) as info:
+        rb.check_approvals(rb.load(write_runbook(TYPED, name=NAME)).runbook, {"x"})
+    assert info.value.hint == "its gates: none (nothing to approve)"
