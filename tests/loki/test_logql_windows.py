@@ -43,6 +43,7 @@ def logs() -> LocalLogs:
         [(ns(t), f"total={v}") for t, v in [(10, 5), (20, 10), (30, 2), (40, 6)]],
     )
     store.add_lines({"app": "big"}, [(ns(1), "v=1e16"), (ns(2), "v=1.25"), (ns(3), "v=1.25")])
+    store.add_lines({"app": "huge"}, [(ns(1), f"v={2**53}"), (ns(2), "v=1"), (ns(3), "v=1")])
     store.add_lines({"app": "edge"}, [(ns(1) + 1, "one nanosecond after 1 s")])
     # two streams of one app, the later one first: a "sum by (app)" merges them in time order
     store.add_lines({"app": "m", "pod": "b"}, [(ns(t), "x") for t in (4, 5, 6)])
@@ -131,6 +132,27 @@ def test_a_range_query_moves_each_window_with_its_offset(logs: LocalLogs) -> Non
     assert got == [(2, "1"), (3, "2"), (4, "2"), (5, "1")]  # (-1,1] (0,2] (1,3] (2,4]
 
 
+@pytest.mark.parametrize(
+    ("app", "window", "start", "end", "step", "expected"),
+    [
+        # integers summed by differences of a running sum, a window after the first sample
+        ("ctr", "15s", 30, 40, "10s", [(30, "12"), (40, "8")]),
+        # a running sum over 1e16 would round the later window: summed value by value
+        ("big", "1500ms", 1, 3, "2s", [(1, "10000000000000000"), (3, "2.5")]),
+        # integers beyond 2**53 in total: also value by value
+        ("huge", "1500ms", 1, 3, "2s", [(1, "9007199254740992"), (3, "2")]),
+    ],
+)
+def test_sum_over_time_across_steps(
+    logs: LocalLogs, app: str, window: str, start: float, end: float, step: str, expected: list
+) -> None:
+    field = "total" if app == "ctr" else "v"
+    query = f'sum_over_time({{app="{app}"}} | logfmt | unwrap {field} [{window}])'
+    data = logs.query_range(query, ns(start), ns(end), step=step)
+    got = [(round(t - T0), v) for t, v in data["result"][0]["values"]]
+    assert got == expected
+
+
 def test_absent_over_time_with_and_without_offset(logs: LocalLogs) -> None:
     q = 'absent_over_time({app="api", env=~"p.*"}[1s])'
     absent = logs.query(q, time=ns(10))["result"]
@@ -176,6 +198,7 @@ def test_rate_counter_through_the_engine(logs: LocalLogs) -> None:
         ([10, 20], [1, 11], 0, 20, 10 * (11 / 10) / 20),  # not extrapolated below zero
         ([10, 20], [0, 10], 0, 20, 0.5),  # started at zero: nothing before the first sample
         ([10, 20], [-5, 5], 0, 20, 1.0),  # a negative start is not bounded by zero
+        ([10, 20], [-0.5, 9.5], 0, 20, 1.0),  # nor is a start just below zero
         ([10, 20], [5, 5], 0, 20, 0.0),  # flat
         ([10, 10], [1, 4], 0, 20, 3 / 20),  # no time between samples: the raw increase
         ([10, 11], [5, 6], 9, 11, 1.0),  # 1 s between samples is already a span
