@@ -45,9 +45,9 @@ def logs() -> LocalLogs:
     store.add_lines({"app": "big"}, [(ns(1), "v=1e16"), (ns(2), "v=1.25"), (ns(3), "v=1.25")])
     store.add_lines({"app": "huge"}, [(ns(1), f"v={2**53}"), (ns(2), "v=1"), (ns(3), "v=1")])
     store.add_lines({"app": "edge"}, [(ns(1) + 1, "one nanosecond after 1 s")])
-    # two streams of one app, the later one first: a "sum by (app)" merges them in time order
-    store.add_lines({"app": "m", "pod": "b"}, [(ns(t), "x") for t in (4, 5, 6)])
-    store.add_lines({"app": "m", "pod": "a"}, [(ns(t), "x") for t in (1, 2, 3)])
+    # two streams of one app, interleaved: a "sum by (app)" merges them in time order
+    store.add_lines({"app": "m", "pod": "b"}, [(ns(t), "x") for t in (2, 3, 6)])
+    store.add_lines({"app": "m", "pod": "a"}, [(ns(t), "x") for t in (1, 4, 5)])
     return store
 
 
@@ -120,6 +120,7 @@ def test_each_window_function_on_the_window_0_to_30(
         ('count_over_time({app="edge"}[1s] offset 1s)', 3, 1),
         ('sum by (app) (count_over_time({app="m"}[3s]))', 3, 3),
         ('sum by (app) (count_over_time({app="m"}[2s]))', 5, 2),
+        ('sum by (app) (count_over_time({app="m"}[1s]))', 4, 1),
     ],
 )
 def test_window_edges(logs: LocalLogs, query: str, at: float, expected: float | None) -> None:
@@ -151,6 +152,13 @@ def test_sum_over_time_across_steps(
     data = logs.query_range(query, ns(start), ns(end), step=step)
     got = [(round(t - T0), v) for t, v in data["result"][0]["values"]]
     assert got == expected
+
+
+def test_two_streams_of_one_group_counted_in_time_order(logs: LocalLogs) -> None:
+    q = 'sum by (app) (count_over_time({app="m"}[1500ms]))'
+    data = logs.query_range(q, ns(1), ns(6), step="1s")
+    got = [(round(t - T0), v) for t, v in data["result"][0]["values"]]
+    assert got == [(1, "1"), (2, "2"), (3, "2"), (4, "2"), (5, "2"), (6, "2")]
 
 
 def test_absent_over_time_with_and_without_offset(logs: LocalLogs) -> None:
