@@ -101,7 +101,12 @@ TARGETS = [
             "verify_one",
             "entry_hash",
         ],
-        ["tests/test_audit_verify.py", "tests/test_ledger.py", "tests/test_signing.py"],
+        [
+            "tests/test_audit_record_forms.py",
+            "tests/test_audit_verify.py",
+            "tests/test_ledger.py",
+            "tests/test_signing.py",
+        ],
     ),
     Target(
         "checkpoint",
