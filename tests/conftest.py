@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,36 +119,69 @@ def make_notebook(
     return path
 
 
-#: Tests that share the Redis at 127.0.0.1:6379: the pub/sub tests change its CONFIG
-#: (client-output-buffer-limit), count its clients and measure its memory, and the P0 run
-#: benchmarks it. Under pytest-xdist (`make test`: -n 2 --dist loadgroup) they run on one
-#: worker, one after another.
-REDIS_GROUP = "redis-6379"
-_REDIS_PATHS = ("tests/pubsub/", "tests/test_p0.py")
+# ------------------------------------------------------------ pytest-xdist (`make test`)
+#
+# `make test` runs pytest on 2 workers (-n 2 --dist loadgroup). Tests that share state must
+# run on one worker, one after another; tests of a module with a module- or class-scoped
+# fixture (a migration, a simulated day, a P0 run) stay together so that fixture is built
+# once. Groups are decided from the test's path, by the scheduler below: pytest 9.2's
+# structured node ids made pytest-xdist 3.8 drop `xdist_group` marks silently
+# (pytest-dev/pytest-xdist#1386), so a mark in a test file does not group it; add its path
+# to SHARED_STATE instead.
+
+#: group -> path prefixes (relative to the checkout) of the tests that share one resource.
+SHARED_STATE: dict[str, tuple[str, ...]] = {
+    # the Redis at 127.0.0.1:6379: the pub/sub tests change its CONFIG
+    # (client-output-buffer-limit), count its clients and measure its memory; the P0 run
+    # benchmarks it
+    "redis-6379": ("tests/pubsub/", "tests/test_p0.py"),
+}
+_MODULE_FIXTURE = re.compile(r"""scope\s*=\s*["'](?:module|class)["']""")
 
 
-def _xdist_group(item: pytest.Item) -> str | None:
-    """The xdist group an item must run in, or None where any worker may take it."""
-    path = Path(str(item.path)).resolve()
-    where = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.as_posix()
-    if where.startswith(_REDIS_PATHS):
-        return REDIS_GROUP
-    # A module- or class-scoped fixture (a migration, a simulated day, a browser page) is
-    # built once per worker that runs one of its tests: keep its users on one worker.
-    info = getattr(item, "_fixtureinfo", None)
-    for defs in info.name2fixturedefs.values() if info else ():
-        if defs and defs[-1].scope in ("module", "class"):
-            return f"module:{where}"
-    return None
+@functools.cache
+def _has_module_fixture(path: str) -> bool:
+    try:
+        return bool(_MODULE_FIXTURE.search((ROOT / path).read_text(encoding="utf-8")))
+    except OSError:
+        return False
 
 
+def xdist_group(nodeid: str) -> str | None:
+    """The group a test (by node id) runs in, or None where any worker may take it."""
+    path = nodeid.split("::", 1)[0]
+    for group, prefixes in SHARED_STATE.items():
+        if path.startswith(prefixes):
+            return group
+    return f"module:{path}" if _has_module_fixture(path) else None
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark shared-state tests with ``xdist_group`` (used by ``--dist loadgroup``; without
-    xdist the marks do nothing)."""
+    """The same groups as marks, for a pytest-xdist that reads them again (and to show them
+    with ``pytest --collect-only -m xdist_group``); without xdist they do nothing."""
     for item in items:
-        group = _xdist_group(item)
+        group = xdist_group(item.nodeid)
         if group is not None and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """``--dist loadgroup`` with the groups of :func:`xdist_group` (on the controller, which
+    sees node ids only)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class PathGroupScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            marked = super()._split_scope(nodeid)  # a "test@group" id, if xdist sets one
+            if marked != nodeid:
+                return marked
+            return xdist_group(nodeid) or nodeid
+
+    return PathGroupScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
