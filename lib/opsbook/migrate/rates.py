@@ -25,8 +25,8 @@ from pathlib import Path
 #: 2026-11-30. An idle host is faster; a live run's own figures replace these (rates.json).
 REFERENCE = {
     "edge": (1_100.0, 2_000.0),
-    "local": (600.0, 1_500.0),
-    "memory": (600.0, 1_500.0),
+    "local": (550.0, 600.0),
+    "memory": (550.0, 600.0),
     "server": (5_000.0, 4_000.0),
 }
 _MEASURED = "benchmarks/migrate.py, 100,000 x 384 demo store, 2-core host at load ~10, 2026-11-30"
