@@ -18,12 +18,22 @@ run-queue delay the kernel accounted to the publisher since its previous batch (
 for a CPU), the sleep's overshoot past the due time, building the frames, the previous
 ``sendall``. Prints ``uptime`` load beside every figure; asserts nothing about time.
 
+With ``--delay d`` every run goes through the delaying proxy (:mod:`opsbook.pubsub.netdelay`),
+one per ``--proxies`` entry (``loop``, the default: one thread, off the publisher's core,
+``SCHED_FIFO`` when permitted; ``loop-normal``: the same at normal priority; ``threads``:
+the first version, a reader and a writer thread per direction per connection, on any
+core, normal priority), each variant
+through each proxy, interleaved; the proxy's own lateness (how late it sent chunks past
+arrival + d, p50/p99/max) is printed beside, so that its error is told from the harness'.
+
     .venv/bin/python benchmarks/pubsub_lag.py [--duration 2 --repeats 3 --delay 0]
+    .venv/bin/python benchmarks/pubsub_lag.py --delay 2 --proxies loop,threads --variants early+pin
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -98,18 +108,31 @@ def breakdown(traces: list[bytes], late_us: float) -> dict[str, float]:
 KEYS = ("publisher_lag_p50_ms", "publisher_lag_p99_ms", "publisher_lag_max_ms", "p50_ms", "p99_ms")
 
 
-def measure(bench: Bench, variant: Variant, rate: int, duration: float, late_us: float) -> dict:
+PROXIES: dict[str, dict[str, Any]] = {
+    "loop": {},  # the default: one thread, off the publisher's core, SCHED_FIFO if permitted
+    "loop-normal": {"realtime": False},  # the same at normal priority
+    "threads": {"impl": "threads", "cpus": set(), "realtime": False},  # the first version
+}
+
+
+def measure(
+    bench: Bench, variant: Variant, rate: int, duration: float, late_us: float, proxy: Any
+) -> dict:
     bench.wait, bench.pin, bench.realtime, bench.trace = (
         variant.wait,
         variant.pin,
         variant.realtime,
         True,
     )
+    if proxy is not None:
+        proxy.lateness()
     res = scenarios.open_loop(bench, rate, duration, scenario="lag")
     s = res.summary
+    late = proxy.lateness() if proxy is not None else {}
     return {
         **{k: s[k] for k in KEYS},
         **breakdown(res.pub_traces, late_us),
+        **{f"proxy_{k}": late[k] for k in ("late_p50_ms", "late_p99_ms", "late_max_ms") if late},
         "load": os.getloadavg()[0],
         "placed": f"{s.get('publisher_cpus')} / {s.get('publisher_priority')}",
         "wait": s.get("publisher_wait", ""),
@@ -117,7 +140,7 @@ def measure(bench: Bench, variant: Variant, rate: int, duration: float, late_us:
     }
 
 
-def report(bench: Bench, args: argparse.Namespace) -> None:
+def report(benches: dict[str, tuple[Bench, Any]], args: argparse.Namespace) -> None:
     rates = [int(r) for r in args.rates.split(",") if r.strip()]
     chosen = [v for v in VARIANTS if v.name in args.variants.split(",")]
     print(uptime())
@@ -125,38 +148,50 @@ def report(bench: Bench, args: argparse.Namespace) -> None:
         f"{os.cpu_count()} cores; {args.duration} s per run; median of {args.repeats}; "
         + (f"through a proxy delaying {args.delay:g} ms each way" if args.delay else "direct")
     )
+    for name, (_, proxy) in benches.items():
+        if proxy is not None:
+            print(f"  proxy {name}: {proxy.placed}")
+    configs = [(p, v) for p in benches for v in chosen]
     for rate in rates:
-        runs: dict[str, list[dict]] = {v.name: [] for v in chosen}
+        runs: dict[tuple[str, str], list[dict]] = {(p, v.name): [] for p, v in configs}
         for _ in range(args.repeats):
-            for v in chosen:
-                runs[v.name].append(measure(bench, v, rate, args.duration, args.late_us))
+            for p, v in configs:
+                bench, proxy = benches[p]
+                runs[p, v.name].append(measure(bench, v, rate, args.duration, args.late_us, proxy))
         print(f"\n== {rate:,} msg/s, 1 KB, 1 -> 1 ({uptime().split('load')[-1].strip()})")
         print(
-            f"  {'variant':<13} {'lag p50':>8} {'lag p99':>8} {'lag max':>8} "
+            f"  {'proxy / variant':<22} {'lag p50':>8} {'lag p99':>8} {'lag max':>8} "
             f"{'deliv p50':>9} {'deliv p99':>9} {'load':>5}  late batches (>= {args.late_us:g} us):"
             f" n, CPU-wait share, median run-queue / overshoot / build / prev send us"
         )
         base = None
-        for v in chosen:
-            rs = runs[v.name]
+        for p, v in configs:
+            rs = runs[p, v.name]
             m = {k: statistics.median(r.get(k, 0.0) for r in rs) for k in rs[0] if k in _NUM}
             base = base or m["publisher_lag_p99_ms"]
+            label = f"{p} / {v.name}" if args.delay else v.name
             print(
-                f"  {v.name:<13} {m['publisher_lag_p50_ms']:>8.3f} {m['publisher_lag_p99_ms']:>8.3f} "
+                f"  {label:<22} {m['publisher_lag_p50_ms']:>8.3f} {m['publisher_lag_p99_ms']:>8.3f} "
                 f"{m['publisher_lag_max_ms']:>8.3f} {m['p50_ms']:>9.3f} {m['p99_ms']:>9.3f} "
                 f"{m['load']:>5.1f}  {m.get('late', 0):>5.0f} {m.get('late_cpu_wait_share', 0):>5.0%}"
                 f" {m.get('late_runq_us', 0):>7.0f} / {m.get('late_overshoot_us', 0):.0f} / "
                 f"{m.get('late_build_us', 0):.0f} / {m.get('late_prev_send_us', 0):.0f}"
-                f"   (lag p99 x{m['publisher_lag_p99_ms'] / max(base, 1e-9):.2f} of before)"
+                f"   (lag p99 x{m['publisher_lag_p99_ms'] / max(base, 1e-9):.2f} of the first row)"
             )
             print(
-                f"  {'':<13} lag p99 of each run: "
+                f"  {'':<22} lag p99 of each run: "
                 + ", ".join(f"{r['publisher_lag_p99_ms']:.3f}" for r in rs)
                 + f" ms; select overshoot p99 {m.get('overshoot_p99_us', 0):.0f} us, build p99 "
                 f"{m.get('build_p99_us', 0):.0f} us, sendall p99 {m.get('send_p99_us', 0):.0f} us;"
                 f" lost {sum(r['lost'] for r in rs)}"
             )
-            print(f"  {'':<13} {rs[-1]['placed']}; {rs[-1]['wait']}")
+            if "proxy_late_p50_ms" in m:
+                print(
+                    f"  {'':<22} proxy late p50 {m['proxy_late_p50_ms']:.3f} / p99 "
+                    f"{m['proxy_late_p99_ms']:.3f} / max {m['proxy_late_max_ms']:.3f} ms "
+                    "(past arrival + d)"
+                )
+            print(f"  {'':<22} {rs[-1]['placed']}; {rs[-1]['wait']}")
     print("\n" + uptime())
 
 
@@ -172,6 +207,9 @@ _NUM = set(KEYS) | {
     "build_p99_us",
     "send_p99_us",
     "load",
+    "proxy_late_p50_ms",
+    "proxy_late_p99_ms",
+    "proxy_late_max_ms",
 }
 
 
@@ -183,20 +221,24 @@ def main() -> int:
     parser.add_argument("--variants", default=",".join(v.name for v in VARIANTS))
     parser.add_argument("--late-us", type=float, default=500.0, help="a late batch's lag")
     parser.add_argument("--delay", type=float, default=0.0, help="through a proxy (ms each way)")
+    parser.add_argument(
+        "--proxies", default="loop", help=f"with --delay: any of {', '.join(PROXIES)}"
+    )
     args = parser.parse_args()
-    with resolve("REDIS_URL") as endpoint:
-        proxy: Any = None
-        try:
+    with contextlib.ExitStack() as stack:
+        endpoint = stack.enter_context(resolve("REDIS_URL"))
+        benches: dict[str, tuple[Bench, Any]] = {}
+        for impl in args.proxies.split(",") if args.delay else ["direct"]:
+            proxy: Any = None
             ep = endpoint
             if args.delay:
-                proxy = DelayProxy((endpoint.params.host, endpoint.params.port), args.delay)
+                target = (endpoint.params.host, endpoint.params.port)
+                proxy = stack.enter_context(DelayProxy(target, args.delay, **PROXIES[impl]))
                 ep = proxy.endpoint(endpoint.params)
-            with Bench(ep, sub_procs=1, pub_procs=1) as bench:
-                bench.warm_up()
-                report(bench, args)
-        finally:
-            if proxy is not None:
-                proxy.close()
+            bench = stack.enter_context(Bench(ep, sub_procs=1, pub_procs=1))
+            bench.warm_up()
+            benches[impl] = (bench, proxy)
+        report(benches, args)
     return 0
 
 
