@@ -7,8 +7,10 @@ Variants (interleaved, so that each sees the same host load; median of ``--repea
   spin 20 us; default timer slack (50 us); no pinning; normal priority,
 * ``early``: timer slack 1 ns and a sleep that ends early by the recent wake-up overshoot,
   spin the rest (bounded, see ``Waiter``),
-* ``early+pin`` (the default now): and, with at least 2 cores, the publisher on a core of
-  its own among the benchmark's processes (subscribers on the others),
+* ``early+pin``: and, with at least 2 cores, the publisher on a core of its own among the
+  benchmark's processes (subscribers on the others),
+* ``early+pin+slice`` (the default now): and a 0.1 ms EEVDF slice for the publisher, so
+  that it preempts other programs on its core when it wakes (no privilege needed),
 * ``early+pin+rt``: and SCHED_FIFO for the publisher during the step, when permitted
   (the refusal is printed otherwise).
 
@@ -55,12 +57,14 @@ class Variant:
     wait: str
     pin: bool
     realtime: bool
+    short_slice: bool = False
 
 
 VARIANTS = (
     Variant("before", "select", False, False),
     Variant("early", "early", False, False),
     Variant("early+pin", "early", True, False),
+    Variant("early+pin+slice", "early", True, False, True),
     Variant("early+pin+rt", "early", True, True),
 )
 
@@ -124,6 +128,7 @@ def measure(
         variant.realtime,
         True,
     )
+    bench.short_slice = variant.short_slice
     if proxy is not None:
         proxy.lateness()
     res = scenarios.open_loop(bench, rate, duration, scenario="lag")

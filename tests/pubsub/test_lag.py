@@ -7,6 +7,8 @@ from __future__ import annotations
 import gc
 import multiprocessing as mp
 import os
+import platform
+import subprocess
 import uuid
 from array import array
 from typing import Any
@@ -151,3 +153,39 @@ def test_refused_affinity_and_priority_are_recorded_not_raised(
         "not permitted (PermissionError: [Errno 1] Operation not permitted)"
     )
     assert sched.set_normal(os.getpid()).startswith("not restored (PermissionError")
+
+
+def _kernel() -> tuple[int, int]:
+    major, minor = platform.release().split(".")[:2]
+    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+
+
+def test_a_short_slice_is_asked_for_read_back_and_undone_keeping_the_nice_value() -> None:
+    child = subprocess.Popen(["sleep", "30"], preexec_fn=lambda: os.nice(5))
+    try:
+        done = sched.set_slice(child.pid, sched.SLICE_NS)
+        if platform.machine() in ("x86_64", "aarch64") and _kernel() >= (6, 12):
+            assert done == "slice 100 us"
+            attr = sched._sched_attr(child.pid)
+            assert not isinstance(attr, str) and attr[2][5] == sched.SLICE_NS
+        else:
+            assert done.startswith("slice not set (")
+        assert os.getpriority(os.PRIO_PROCESS, child.pid) == 5  # nice kept
+        assert sched.set_slice(child.pid, 0) in ("default slice", done)
+        assert os.getpriority(os.PRIO_PROCESS, child.pid) == 5
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_slice_that_cannot_be_asked_for_is_recorded_not_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert sched.set_slice(2**22 + 12345).startswith("slice not set (sched_getattr failed")
+    monkeypatch.setattr(sched, "_sched_attr", lambda pid: (None, (0, 0), [56, 1] + [0] * 8))
+    assert sched.set_slice(os.getpid()) == "slice not set (not a normal-priority task)"
+    monkeypatch.undo()
+    monkeypatch.setattr(sched.platform, "machine", lambda: "sparc64")
+    assert sched.set_slice(os.getpid()) == (
+        f"slice not set (no sched_setattr on {platform.system()} sparc64)"
+    )

@@ -19,6 +19,13 @@ Why each exists (measured with ``benchmarks/pubsub_lag.py``):
   at once; optional, needs privilege, restored after the step.
 * run-queue delay (``/proc/thread-self/schedstat``, second field): the time a thread was
   runnable but not running, which tells CPU preemption apart from a late timer.
+* a short slice (EEVDF, Linux >= 6.12: ``sched_attr.sched_runtime`` of a normal task,
+  no privilege needed): a task that asks for a 0.1 ms slice gets an early virtual
+  deadline when it wakes, so it preempts what runs on its CPU at once instead of waiting
+  for that task's slice (1.4 ms by default on 2 cores) to end; it still gets only its fair
+  share of the CPU. Measured on this 2-core host at load 5 with other programs on the
+  publisher's core: a 1 ms sleep overshot by p99 3.0 ms at the default slice, 0.67 ms at
+  0.1 ms (SCHED_FIFO: 0.55 ms), run-queue delay 125 -> 21 ms over 2,400 sleeps.
 """
 
 from __future__ import annotations
@@ -27,10 +34,15 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import platform
+import struct
 from typing import Any
 
 PR_SET_TIMERSLACK = 29
 PR_GET_TIMERSLACK = 30
+SLICE_NS = 100_000  # the shortest slice the kernel accepts
+_SCHED_ATTR_SYSCALLS = {"x86_64": (314, 315), "aarch64": (274, 275)}  # set, get
+_SCHED_ATTR = struct.Struct("IIQiIQQQII")  # struct sched_attr, SCHED_ATTR_SIZE_VER1
 
 
 def _libc() -> Any:
@@ -79,6 +91,45 @@ class RunDelay:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+def _sched_attr(pid: int) -> tuple[Any, tuple[int, int], list[int]] | str:
+    """libc, the syscall numbers and ``pid``'s current sched_attr, or why not."""
+    calls = _SCHED_ATTR_SYSCALLS.get(platform.machine())
+    libc = _libc()
+    if calls is None or libc is None:
+        return f"no sched_setattr on {platform.system()} {platform.machine()}"
+    buf = ctypes.create_string_buffer(_SCHED_ATTR.size)
+    try:
+        if libc.syscall(calls[1], int(pid), buf, _SCHED_ATTR.size, 0) != 0:
+            return f"sched_getattr failed (errno {ctypes.get_errno()})"
+    except (OSError, AttributeError) as exc:
+        return f"sched_getattr failed ({exc})"
+    return libc, calls, list(_SCHED_ATTR.unpack(buf.raw))
+
+
+def set_slice(pid: int, ns: int = SLICE_NS) -> str:
+    """Ask EEVDF for a ``ns`` slice for ``pid`` (a normal-priority task; 0: the default
+    again), keeping its nice value; returns what happened (read back: a kernel before
+    6.12 ignores the request). Never raises."""
+    got = _sched_attr(pid)
+    if isinstance(got, str):
+        return f"slice not set ({got})"
+    libc, calls, attr = got
+    if attr[1] != os.SCHED_OTHER:
+        return "slice not set (not a normal-priority task)"
+    attr[0], attr[2], attr[5] = _SCHED_ATTR.size, 0, int(ns)  # size, flags, sched_runtime
+    try:
+        if libc.syscall(calls[0], int(pid), _SCHED_ATTR.pack(*attr), 0) != 0:
+            return f"slice not set (errno {ctypes.get_errno()})"
+    except (OSError, AttributeError) as exc:
+        return f"slice not set ({exc})"
+    back = _sched_attr(pid)
+    if not ns:
+        return "default slice"
+    if isinstance(back, str) or back[2][5] != ns:
+        return "slice not set (this kernel has no per-task slice)"
+    return f"slice {ns / 1000:g} us"
 
 
 def cores() -> list[int]:
