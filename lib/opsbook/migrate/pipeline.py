@@ -8,7 +8,11 @@ in flight at once (``workers > 1`` for a server target, as qdrant-client's
 queue and the batches in flight.
 
 Upserts run in a writer thread (``workers`` of them for a server), so the next batch is
-validated, hashed and turned into payloads while the engine writes the previous one.
+validated, hashed and turned into payloads while the previous one is written. For a
+server the upload waits on the network without the GIL; in process, Chroma's ``get``,
+qdrant_edge's point conversion and its ``update`` hold the GIL for most of their time
+(``benchmarks/migrate_costs.py``), so the threads overlap little and the write rate is
+bounded by the sum of those per-record costs (about that of the bare copy).
 Batches are committed (their hashes stored, then the checkpoint advanced) only after
 their upserts returned, in source order, every :func:`commit_every` records (about ten
 batches) rather than after each one: a process killed at any instant resumes at a batch
@@ -193,8 +197,8 @@ def write_collection(
         done.clear()
         checkpoint.advance(end)
 
-    # One writer thread even for an embedded target: the engine's update releases the GIL,
-    # so the next batch is prepared while this one is written.
+    # One writer thread even for an embedded target: what the engine does without the GIL
+    # overlaps the next batch's preparation (little for qdrant_edge: module docstring).
     pool = ThreadPoolExecutor(max(workers, 1), thread_name_prefix="upsert")
     pending: deque[_InFlight] = deque()
     last_end = checkpoint.next_offset

@@ -188,7 +188,8 @@ def verify_collection(
         )
     search_args = (truth, chroma, target, info, staging, recall_threshold, max_listed)
     if getattr(target, "reads_in_parallel", False):
-        # the target's searches run in the engine (no GIL) while the records are compared here
+        # a server's searches wait on the network while the records are compared here;
+        # qdrant_edge's query_batch holds the GIL, so in process the two mostly take turns
         with ThreadPoolExecutor(1, thread_name_prefix="verify-search") as pool:
             searching = pool.submit(check_search, *search_args)
             try:
