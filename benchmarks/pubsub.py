@@ -11,23 +11,28 @@ In the same run, against the same Redis (default 127.0.0.1:6379, or $REDIS_URL):
 * the delay table (``--delays 0,2,5``): the same 1 -> 1 runs through a loopback proxy that
   delays each direction by d ms; expected p50 = 2d + the no-delay p50 (A) or, measured,
   the no-delay p50 + the PING round trip's increase (B: on a busy host a process that
-  sleeps d ms also wakes late), and the publisher's lag, which must not grow with d.
+  sleeps d ms also wakes late), and the publisher's lag, which must not grow with d;
+  the proxy's own lateness (past arrival + d) beside. ``--proxies loop,threads`` repeats
+  the table through each proxy kind (``threads``: the first version), ``--realtime`` runs
+  it with SCHED_FIFO publishers when permitted, ``--only-delays`` skips everything else.
 
 Prints figures and ratios; asserts nothing about time.
 
     .venv/bin/python benchmarks/pubsub.py [--duration 2 --requests 200000 --delays 0,2,5]
+    .venv/bin/python benchmarks/pubsub.py --only-delays --proxies loop,threads
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 from typing import Any
 
 from opsbook.pubsub import crosscheck, scenarios
 from opsbook.pubsub.endpoint import resolve
 from opsbook.pubsub.harness import Bench
-from opsbook.pubsub.netdelay import DelayProxy
+from opsbook.pubsub.netdelay import KINDS, DelayProxy
 
 
 def _baseline(bench: Bench, requests: int, repeat: int) -> dict:
@@ -55,18 +60,32 @@ def _line(label: str, res: scenarios.StepResult | None) -> str:
     )
 
 
-def delay_table(target: Any, delays: list[float], rates: list[int], duration: float) -> None:
+def delay_table(
+    target: Any,
+    delays: list[float],
+    rates: list[int],
+    duration: float,
+    kind: str = "loop",
+    realtime: bool = False,
+) -> None:
     """p50 through a delaying proxy against 2d + the no-delay p50, per rate (median of 3)."""
-    print("\n== through a delaying proxy on loopback (d ms each way), 1 -> 1, 1 KB, median of 3")
+    print(
+        f"\n== through a delaying proxy on loopback (d ms each way; proxy {kind}), 1 -> 1, "
+        f"1 KB, median of 3 ({_load()})"
+    )
     print(
         "  expected A = 2d + no-delay p50; expected B = no-delay p50 + (PING p50 - no-delay PING p50)"
     )
     print(
         f"  {'rate':>7} {'d ms':>5} {'expect A':>9} {'expect B':>9} {'measured p50':>13} "
-        f"{'lag p50':>8} {'lag p99':>8} {'PING p50/p99':>14} {'proxy late':>10} {'load':>5}"
+        f"{'lag p50':>8} {'lag p99':>8} {'PING p50/p99':>14} {'proxy late p50/p99':>18} "
+        f"{'load':>5}"
     )
-    proxies = [DelayProxy((target.host, target.port), d) for d in delays]
-    benches = [Bench(p.endpoint(target), sub_procs=1, pub_procs=1) for p in proxies]
+    proxies = [DelayProxy((target.host, target.port), d, **KINDS[kind]) for d in delays]
+    print(f"  proxy: {proxies[0].placed}")
+    benches = [
+        Bench(p.endpoint(target), sub_procs=1, pub_procs=1, realtime=realtime) for p in proxies
+    ]
     try:
         for bench in benches:
             bench.warm_up()
@@ -76,21 +95,27 @@ def delay_table(target: Any, delays: list[float], rates: list[int], duration: fl
                 for d, bench, proxy in zip(delays, benches, proxies, strict=True):
                     proxy.lateness()
                     res = scenarios.open_loop(bench, rate, duration)
-                    rows[d].append((res.summary, proxy.lateness()["late_p50_ms"]))
+                    late = proxy.lateness()
+                    rows[d].append((res.summary, (late["late_p50_ms"], late["late_p99_ms"])))
             med = {
                 d: {k: statistics.median(s[k] for s, _ in rows[d]) for k in _DELAY_KEYS}
                 for d in delays
             }
             base, rtt0 = med[delays[0]]["p50_ms"], med[delays[0]]["rtt_p50_ms"]
+            print(f"  publisher: {rows[delays[0]][-1][0].get('publisher_priority')}")
             for d in delays:
-                late = statistics.median(x for _, x in rows[d])
+                late50 = statistics.median(x[0] for _, x in rows[d])
+                late99 = statistics.median(x[1] for _, x in rows[d])
                 m = med[d]
+                within = abs(m["p50_ms"] - (2 * d + base)) <= 0.1 * (2 * d + base)
                 print(
                     f"  {rate:>7,} {d:>5g} {2 * d + base:>6.3f} ms "
                     f"{base + m['rtt_p50_ms'] - rtt0:>6.3f} ms "
                     f"{m['p50_ms']:>10.3f} ms {m['publisher_lag_p50_ms']:>8.3f} "
                     f"{m['publisher_lag_p99_ms']:>8.3f} {m['rtt_p50_ms']:>6.2f}/"
-                    f"{m['rtt_p99_ms']:<6.2f} {late:>10.3f} {m['host_load_1m']:>5.1f}"
+                    f"{m['rtt_p99_ms']:<6.2f} {late50:>8.3f}/{late99:<8.3f} {m['host_load_1m']:>5.1f}"
+                    f"  A within 10%: {'yes' if within else 'NO'}; p50 of each run "
+                    + ", ".join(f"{s['p50_ms']:.3f}" for s, _ in rows[d])
                 )
     finally:
         for bench in benches:
@@ -118,7 +143,18 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="latency runs per rate (median)")
     parser.add_argument("--delays", default="0,2,5", help="proxy delays (ms each way); '' skips")
     parser.add_argument("--delay-rates", default="1000,10000", help="rates of the delay table")
+    parser.add_argument(
+        "--proxies", default="loop", help=f"delay table per proxy kind: any of {', '.join(KINDS)}"
+    )
+    parser.add_argument(
+        "--realtime", action="store_true", help="delay table: SCHED_FIFO publishers if permitted"
+    )
+    parser.add_argument("--only-delays", action="store_true", help="the delay table only")
     args = parser.parse_args()
+    if args.only_delays:
+        with resolve("REDIS_URL") as endpoint:
+            _delay_tables(endpoint, args)
+        return 0
     with resolve("REDIS_URL") as endpoint:
         return report(endpoint, args)
 
@@ -192,11 +228,22 @@ def report(endpoint: Any, args: argparse.Namespace) -> int:
             print(f"  {'':<34} (median of {len(runs)}; p99 of each: {every} ms; load {loads})")
     load = [s.summary["host_load_1m"] for s in sweep]
     print(f"  host load (1 min) during the sweep: {min(load):.1f} .. {max(load):.1f}")
-    delays = [float(d) for d in args.delays.split(",") if d.strip()]
-    if delays:
-        rates = [int(r) for r in args.delay_rates.split(",") if r.strip()]
-        delay_table(endpoint.params, delays, rates, args.duration)
+    _delay_tables(endpoint, args)
     return 0
+
+
+def _load() -> str:
+    return "load " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _delay_tables(endpoint: Any, args: argparse.Namespace) -> None:
+    delays = [float(d) for d in args.delays.split(",") if d.strip()]
+    if not delays:
+        return
+    rates = [int(r) for r in args.delay_rates.split(",") if r.strip()]
+    for kind in args.proxies.split(","):
+        delay_table(endpoint.params, delays, rates, args.duration, kind, args.realtime)
+    print(f"\n({_load()})")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,11 @@ Variants (interleaved, so that each sees the same host load; median of ``--repea
   spin the rest (bounded, see ``Waiter``),
 * ``early+pin``: and, with at least 2 cores, the publisher on a core of its own among the
   benchmark's processes (subscribers on the others),
-* ``early+pin+slice`` (the default now): and a 0.1 ms EEVDF slice for the publisher, so
-  that it preempts other programs on its core when it wakes (no privilege needed),
+* ``early+pin+slice``: and a 0.1 ms EEVDF slice for the publisher, so that it preempts
+  other programs on its core when it wakes (no privilege needed),
+* ``median+pin+slice`` (the default now): and the early wake's margin follows the median
+  recent overshoot, not the largest (see ``Waiter``: spinning for preemptions only spent
+  the publisher's share of its core),
 * ``early+pin+rt``: and SCHED_FIFO for the publisher during the step, when permitted
   (the refusal is printed otherwise).
 
@@ -47,7 +50,7 @@ import numpy as np
 from opsbook.pubsub import scenarios
 from opsbook.pubsub.endpoint import resolve
 from opsbook.pubsub.harness import Bench
-from opsbook.pubsub.netdelay import DelayProxy
+from opsbook.pubsub.netdelay import KINDS, DelayProxy
 from opsbook.pubsub.workers import TRACE_FIELDS
 
 
@@ -62,10 +65,11 @@ class Variant:
 
 VARIANTS = (
     Variant("before", "select", False, False),
-    Variant("early", "early", False, False),
-    Variant("early+pin", "early", True, False),
-    Variant("early+pin+slice", "early", True, False, True),
-    Variant("early+pin+rt", "early", True, True),
+    Variant("early", "early-max", False, False),
+    Variant("early+pin", "early-max", True, False),
+    Variant("early+pin+slice", "early-max", True, False, True),
+    Variant("median+pin+slice", "early", True, False, True),
+    Variant("early+pin+rt", "early-max", True, True),
 )
 
 
@@ -110,13 +114,6 @@ def breakdown(traces: list[bytes], late_us: float) -> dict[str, float]:
 
 
 KEYS = ("publisher_lag_p50_ms", "publisher_lag_p99_ms", "publisher_lag_max_ms", "p50_ms", "p99_ms")
-
-
-PROXIES: dict[str, dict[str, Any]] = {
-    "loop": {},  # the default: one thread, off the publisher's core, SCHED_FIFO if permitted
-    "loop-normal": {"realtime": False},  # the same at normal priority
-    "threads": {"impl": "threads", "cpus": set(), "realtime": False},  # the first version
-}
 
 
 def measure(
@@ -227,7 +224,7 @@ def main() -> int:
     parser.add_argument("--late-us", type=float, default=500.0, help="a late batch's lag")
     parser.add_argument("--delay", type=float, default=0.0, help="through a proxy (ms each way)")
     parser.add_argument(
-        "--proxies", default="loop", help=f"with --delay: any of {', '.join(PROXIES)}"
+        "--proxies", default="loop", help=f"with --delay: any of {', '.join(KINDS)}"
     )
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
@@ -238,7 +235,7 @@ def main() -> int:
             ep = endpoint
             if args.delay:
                 target = (endpoint.params.host, endpoint.params.port)
-                proxy = stack.enter_context(DelayProxy(target, args.delay, **PROXIES[impl]))
+                proxy = stack.enter_context(DelayProxy(target, args.delay, **KINDS[impl]))
                 ep = proxy.endpoint(endpoint.params)
             bench = stack.enter_context(Bench(ep, sub_procs=1, pub_procs=1))
             bench.warm_up()

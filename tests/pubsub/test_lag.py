@@ -11,6 +11,7 @@ import platform
 import subprocess
 import uuid
 from array import array
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -70,7 +71,7 @@ def test_nothing_is_sent_before_it_is_due(endpoint: Endpoint, wait: str) -> None
 
 
 def test_an_unknown_wait_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown wait 'nap'; one of select, early"):
+    with pytest.raises(ValueError, match="^unknown wait 'nap'; one of select, early, early-max$"):
         Waiter("nap", MS)
 
 
@@ -78,6 +79,17 @@ def test_the_early_spin_is_capped_by_the_interval() -> None:
     assert Waiter("early", MS).cap == workers.MAX_SPIN_NS  # 1k msg/s: 200 us
     assert Waiter("early", 100_000).cap == 50_000  # 10k msg/s: half the interval
     assert Waiter("early", 10_000).cap == workers.SPIN_NS  # never below the base spin
+
+
+def test_the_early_margin_follows_the_usual_overshoot_not_the_preemptions() -> None:
+    """A spin covers a late timer, not a preemption: a few ms-long overshoots among 50 us
+    ones leave the margin at the base spin + 50 us; ``early-max`` (the first version)
+    goes to the cap."""
+    overshoots = deque([50_000] * 40 + [5 * MS] * 10 + [-3_000] * 5, maxlen=64)
+    assert Waiter("early", MS).margin_for(overshoots) == workers.SPIN_NS + 50_000
+    assert Waiter("early-max", MS).margin_for(overshoots) == workers.MAX_SPIN_NS
+    assert Waiter("early", MS).margin_for(deque([5 * MS] * 40)) == workers.MAX_SPIN_NS
+    assert Waiter("early", MS).margin_for(deque([-3_000] * 40)) == workers.SPIN_NS
 
 
 def test_the_early_wait_restores_the_timer_slack() -> None:

@@ -59,6 +59,11 @@ from opsbook.pubsub.resp import ConnParams
 
 CHUNK = 262_144
 IMPLS = ("loop", "threads")
+KINDS: dict[str, dict[str, Any]] = {  # named DelayProxy settings the benchmarks compare
+    "loop": {},  # the default: one thread, off the publisher's core, SCHED_FIFO if permitted
+    "loop-normal": {"realtime": False},  # the same at normal priority
+    "threads": {"impl": "threads", "cpus": set(), "realtime": False},  # the first version
+}
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; Python 3.11 lacks the name
 
 LATE_NS = array("q")  # per chunk: how late the proxy sent it (its own scheduling error)
