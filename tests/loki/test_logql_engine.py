@@ -545,6 +545,29 @@ def test_window_quantiles_equal_sorted_quantiles(q: float) -> None:
             assert repr(float(fast[i])) == repr(expected)
 
 
+@pytest.mark.parametrize("q", [0.5, 0.9, 0.95, 0.999])
+def test_window_quantiles_of_large_windows_equal_sorted_quantiles(q: float) -> None:
+    """Windows large enough that a partial sort leaves the rest unordered (small ones end
+    up sorted whatever the method): the value above the first order statistic is found."""
+    import random
+
+    import numpy as np
+
+    from opsbook.loki.logql.evaluator import _window_quantiles, quantile
+
+    rng = random.Random(int(q * 1000))
+    values = [rng.lognormvariate(4.5, 0.6) for _ in range(6000)]
+    values[::7] = [round(v) for v in values[::7]]  # some ties
+    vals = np.array(values, dtype=np.float64)
+    lo = np.array([rng.randrange(0, 3000) for _ in range(300)])
+    hi = lo + np.array([rng.randrange(100, 3000) for _ in range(300)])
+    fast = _window_quantiles(vals, lo, hi, np.ones(300, dtype=bool), q)
+    assert fast is not None
+    assert [repr(float(v)) for v in fast] == [
+        repr(quantile(q, values[a:b])) for a, b in zip(lo.tolist(), hi.tolist(), strict=True)
+    ]
+
+
 @pytest.mark.parametrize(("value", "q"), [(math.nan, 0.5), (-0.0, 0.5), (1.0, 1.5), (1.0, -1)])
 def test_window_quantiles_leave_unordered_cases_to_sorted(value: float, q: float) -> None:
     import numpy as np

@@ -229,8 +229,11 @@ def _window_quantiles(
         upper = min(n - 1, lower + 1)
         weight = rank - math.floor(rank)
         first, second = int(lower), int(upper)
-        part = np.partition(vals[a:b], (first, second) if second != first else first)
-        out[i] = float(part[first]) * (1 - weight) + float(part[second]) * weight
+        # one order statistic, then the smallest value above it: the same two numbers as
+        # partitioning at both (which numpy does several times slower)
+        part = np.partition(vals[a:b], first)
+        above = float(part[first + 1 :].min()) if second != first else float(part[first])
+        out[i] = float(part[first]) * (1 - weight) + above * weight
     return out
 
 
