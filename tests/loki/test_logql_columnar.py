@@ -390,8 +390,12 @@ def test_columnar_path_equals_general_path_cold_and_cached(
     monkeypatch.setattr(columnar, "FAST_PATH", True)
     monkeypatch.setattr(columnar, "THREADS", 2)  # streams run on two threads, however few
     monkeypatch.setattr(columnar, "PARALLEL_LINES", 0)  # lines the table has
-    for arrow in (False, True) if "json" in query else (True,):
+    # json: orjson only, pyarrow reading every key, pyarrow reading the wanted keys first
+    for arrow, narrow in (
+        ((False, False), (True, False), (True, True)) if "json" in query else ((True, True),)
+    ):
         monkeypatch.setattr(columnar, "ARROW_JSON", arrow)
+        monkeypatch.setattr(columnar, "NARROW_JSON", narrow)
         taken = _check_columnar(query, expected, (in_memory, from_file), monkeypatch)
         if path is not None:
             assert taken and all(taken) is (path == "columnar")
@@ -462,6 +466,128 @@ def test_arrow_json_takes_only_what_orjson_reads_the_same(
     monkeypatch.setattr(columnar, "_arrow_fill", spy)
     assert _outcome(store, query) == expected
     assert results == [taken]
+
+
+_SUM_LATENCY = 'sum by (app) (sum_over_time({app="x"} | json | unwrap latency_ms [1m]))'
+_BY_ROUTE = 'sum by (route) (count_over_time({app="x"} | json | status >= 200 [1m]))'
+
+
+@pytest.mark.parametrize(
+    ("lines", "query", "taken"),
+    [
+        # the wanted keys as written: read narrow, whatever the values say
+        (['{"latency_ms": 5, "msg": "latency_ms: high"}', '{"latency_ms": 2.5}'], None, True),
+        (['{"msg": "see latency_ms", "latency_ms": 5}'], None, True),
+        (['{"a": {"latency_ms": 1}, "latency_ms": 5}'], None, True),  # nested elsewhere
+        (['{"arr": [{"latency_ms": 1}], "latency_ms": 5}'], None, True),
+        (['{"a\\"latency_ms": 1, "latency_ms": 5}'], None, True),  # another key holds it
+        (['{"latency_ms": 5, "x": "NaN", "y": "Infinity"}'], None, True),
+        (['{"latency_ms": 5, "route": "\\u003ca\\u003e"}'], None, True),
+        (['{"route": "/a"}', '{"latency_ms": 7, "route": "/b"}'], None, True),  # absent first
+        (['{"status": 200, "route": "/a"}', '{"status": 500, "route": null}'], _BY_ROUTE, True),
+        (
+            ['{"flag": true, "status": 1}'],
+            'sum by (flag) (count_over_time({app="x"} | json [1m]))',
+            True,
+        ),
+        (
+            ['{"code": 200}', '{"code": -0}'],
+            'sum by (code) (count_over_time({app="x"} | json [1m]))',
+            True,
+        ),
+        (
+            ['{"app": "inner", "n": 1}'],
+            'sum by (app) (count_over_time({app="x"} | json [1m]))',
+            True,
+        ),
+        # another key could set the label (the json stage keeps the first): full reading
+        (['{" latency_ms": 3, "latency_ms": 5}'], None, False),
+        (['{"latency_ms ": 3, "latency_ms": 5}'], None, False),
+        (['{"latency-ms": 3, "latency_ms": 5}'], None, False),
+        (['{"latency\u00e9ms": 3}'], None, False),
+        (['{"latency\\u00e9ms": 3}'], None, False),
+        (['{"\\u0073tatus ": 300}', '{"status": 200}'], _BY_ROUTE, False),
+        (['{"\\nlatency_ms": 3}'], None, False),
+        (['{"latency": {"ms": 3}}', '{"latency_ms": 5}'], None, False),  # flattens into it
+        (['{"latency_ms": 5, "latency_ms": 6}'], None, False),  # written twice
+        # what orjson refuses or reads otherwise
+        (['{"latency_ms": 1}', '{"latency_ms": 5, "x": NaN}'], None, False),
+        (['{"latency_ms": 1}', '{"latency_ms": 5, "x": [1, -Infinity]}'], None, False),
+        (['{"latency_ms": 5}', "plain"], None, False),
+        (['{"latency_ms": 5}', '{"latency_ms": "6"}'], None, False),  # a number, then text
+        (['{"latency_ms": 5}', '{"latency_ms": {"v": 1}}'], None, False),
+        (['{"status": 200, "route": "/a"}', '{"status": 2, "route": 5}'], _BY_ROUTE, False),
+        (['{"ratio": 1.50}'], 'sum by (ratio) (count_over_time({app="x"} | json [1m]))', False),
+        # labels it does not declare
+        (
+            ['{"latency_ms": 5}'],
+            'sum by (app) (count_over_time({app="x"} | json | latency_ms > 1 | __error__="" [1m]))',
+            False,
+        ),
+        (
+            ['{"app": "in"}'],
+            'sum by (app_extracted) (count_over_time({app="x"} | json [1m]))',
+            False,
+        ),
+    ],
+)
+def test_narrow_json_reading_equals_the_json_stage(
+    lines: list[str], query: str | None, taken: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyarrow reading only the wanted keys gives what ``| json`` gives, cold and cached,
+    and is used exactly where no other key, type or literal could make them differ."""
+    query = query or _SUM_LATENCY
+    store = LocalLogs([])
+    store.add_lines({"app": "x"}, [(ns(i), line) for i, line in enumerate(lines)])
+    monkeypatch.setattr(columnar, "FAST_PATH", False)
+    expected = _outcome(store, query)
+    monkeypatch.setattr(columnar, "FAST_PATH", True)
+    results: list[bool] = []
+    real_narrow = columnar._narrow_table
+
+    def spy(*args: object) -> object:
+        table = real_narrow(*args)  # type: ignore[arg-type]
+        results.append(table is not None)
+        return table
+
+    monkeypatch.setattr(columnar, "_narrow_table", spy)
+    assert _outcome(store, query) == expected
+    assert _outcome(store, query) == expected  # cached
+    assert results == [taken]
+    if taken:  # the same outcome as reading every key (the next query's table)
+        for stream in store._streams.values():
+            stream.cache.clear()
+        monkeypatch.setattr(columnar, "NARROW_JSON", False)
+        assert _outcome(store, query) == expected
+
+
+def test_a_second_set_of_labels_reads_every_key_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first query of a stream reads its keys narrowly; the next one with other labels
+    reads the whole table, which serves every later query."""
+    store = LocalLogs([])
+    lines = [
+        f'{{"status": {200 + i % 3}, "route": "/{i % 2}", "latency_ms": {i}}}' for i in range(9)
+    ]
+    store.add_lines({"app": "x"}, [(ns(i), line) for i, line in enumerate(lines)])
+    queries = [_SUM_LATENCY, _BY_ROUTE, 'sum by (status) (count_over_time({app="x"} | json [1m]))']
+    monkeypatch.setattr(columnar, "FAST_PATH", False)
+    expected = [_outcome(store, query) for query in queries]
+    monkeypatch.setattr(columnar, "FAST_PATH", True)
+    reads: list[str] = []
+    real_narrow, real_table = columnar._narrow_table, columnar._arrow_table
+
+    def narrow(*args: object) -> object:
+        reads.append("narrow")
+        return real_narrow(*args)  # type: ignore[arg-type]
+
+    def full(*args: object) -> object:
+        reads.append("full" if len(args) == 1 else "declared")
+        return real_table(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(columnar, "_narrow_table", narrow)
+    monkeypatch.setattr(columnar, "_arrow_table", full)
+    assert [_outcome(store, query) for query in queries] == expected
+    assert reads == ["narrow", "declared", "full"]
 
 
 def test_columnar_caches_serve_a_sequence_of_different_queries(

@@ -9,8 +9,9 @@ per entry); here a stream's entries go through a stage at a time instead:
 - the one parser stage (``json``, ``logfmt``, ``regexp``, ``pattern``) extracts only the
   labels the query reads (its parser hints), and they are cached on the stream by line
   position, so a repeated query (an alert backtest) parses nothing. ``| json``: a stream
-  whose lines are all plain JSON objects is parsed by pyarrow's JSON reader in one call,
-  other streams line by line with orjson. ``logfmt``, ``regexp`` and ``pattern`` run as
+  whose lines are all plain JSON objects is parsed by pyarrow's JSON reader in one call
+  (the first query of a stream reads only the keys it wants, when no other key could set
+  those labels: :func:`_narrow_table`), other streams line by line with orjson. ``logfmt``, ``regexp`` and ``pattern`` run as
   pyarrow RE2 kernels over the whole slice (``extract_regex``); the lines those cannot
   answer exactly (for logfmt: quotes, odd pairs, keys to sanitise, a wanted key written
   twice; for pattern: lines it does not fully match) go through the stage itself;
@@ -27,14 +28,16 @@ whatever this module does not cover (other stages, odd JSON, a label named
 interface of :mod:`opsbook.loki.logql.pipeline` (``parser_stage``, ``hinted_json_stage``,
 ``COMPARISONS``, ``label_filter_error``...), and ``tests/loki/test_logql_columnar.py``
 runs one conformance table through both paths. ``FAST_PATH = False`` turns the
-module off and ``ARROW_JSON = False`` its pyarrow parsing (the equivalence tests compare
-all of them).
+module off, ``ARROW_JSON = False`` its pyarrow parsing and ``NARROW_JSON = False`` the
+narrow reading (the equivalence tests compare all of them).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -71,6 +74,7 @@ from opsbook.loki.logql.units import go_duration_ns, parse_bytes, parse_float
 
 FAST_PATH = True
 ARROW_JSON = True
+NARROW_JSON = True  # pyarrow reads only the wanted keys (first table of a stream)
 THREADS = min(4, os.cpu_count() or 1)  # streams parsed at once (1: one after the other)
 PARALLEL_LINES = 50_000  # fewer lines in all: one thread (starting threads costs more)
 MAX_CACHED_SHAPES = 8  # label sets cached per stream (each ~8-16 bytes a line a label)
@@ -1013,7 +1017,7 @@ def _arrow_fill(
     json stage writes predictably. When the slice is most of the stream, the whole
     stream is read and the table kept, so later queries with other labels parse nothing.
     """
-    table, start = _stream_table(stream, offset)
+    table, start = _stream_table(stream, offset, hints, floats)
     if table is None:
         return False
     sources = _arrow_sources(table.schema, stream.labels, hints)
@@ -1038,15 +1042,30 @@ def _arrow_fill(
     return True
 
 
-def _stream_table(stream: Any, offset: int) -> tuple[Any, int]:
-    """(table of the lines' JSON, position of its first row) or (None, 0)."""
+def _stream_table(
+    stream: Any, offset: int, hints: Hints, floats: frozenset[str]
+) -> tuple[Any, int]:
+    """(table of the lines' JSON, position of its first row) or (None, 0).
+
+    The first table a stream needs is a narrow read (:func:`_narrow_table`: only the
+    wanted keys, not kept); from the second set of wanted labels on, the whole table is
+    read once and kept, so a dashboard's later queries parse nothing.
+    """
     store = getattr(stream, "cache", None)
     whole = getattr(stream, "stream", None)
     if store is None or whole is None or 2 * len(stream.ts) < len(whole.ts):
-        return _arrow_table(_lines_of(stream, "arrow_lines")), offset
+        lines = _lines_of(stream, "arrow_lines")
+        narrow = _narrow_table(lines, stream.labels, hints, floats)
+        return (narrow if narrow is not None else _arrow_table(lines)), offset
     key = ("arrow-json",)
     if key not in store:
-        store[key] = _arrow_table(_lines_of(stream, "whole_arrow_lines"))
+        lines = _lines_of(stream, "whole_arrow_lines")
+        if ("arrow-json-narrow",) not in store:
+            store[("arrow-json-narrow",)] = True  # the next other query reads everything
+            narrow = _narrow_table(lines, stream.labels, hints, floats)
+            if narrow is not None:
+                return narrow, 0
+        store[key] = _arrow_table(lines)
     return store[key], 0
 
 
@@ -1061,12 +1080,14 @@ def _lines_of(stream: Any, method: str) -> Any:
         return None
 
 
-def _arrow_table(lines: Any) -> Any:
+def _arrow_table(lines: Any, schema: Any = None, guard: str | None = None) -> Any:
     """pyarrow's reading of ``lines`` as JSON objects, or None when it could differ.
 
     A line that starts with ``{`` and ends with ``}`` cannot leave an object open for
     the next line to close, so "as many rows as lines" proves one object per line;
-    NaN / Infinity literals (pyarrow accepts them, orjson does not) are refused.
+    NaN / Infinity literals (pyarrow accepts them, orjson does not) are refused. With a
+    ``schema`` only its keys are read (others are checked for JSON syntax, not kept), and
+    a line matching the RE2 pattern ``guard`` gives None before any parsing.
     """
     try:
         import pyarrow as pa
@@ -1085,14 +1106,104 @@ def _arrow_table(lines: Any) -> Any:
     width = np.int64 if pa.types.is_large_string(joined.type) else np.int32
     ends = np.frombuffer(offsets, dtype=width)[joined.offset : joined.offset + len(joined) + 1]
     body = data.slice(int(ends[0]), int(ends[-1] - ends[0]))
+    if guard is not None:  # one RE2 pass over all the text (a regex per line costs more)
+        bounds = pa.py_buffer(np.array([0, body.size], dtype=np.int64).tobytes())
+        text = pa.Array.from_buffers(pa.large_binary(), 1, [None, bounds, body])
+        if pc.match_substring_regex(text, guard)[0].as_py():
+            return None
     block = max(1 << 20, min(16 << 20, body.size // 4))  # fewer, larger blocks parse faster
+    options = (
+        pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+        if schema is not None
+        else pj.ParseOptions()
+    )
     try:
-        table = pj.read_json(pa.BufferReader(body), read_options=pj.ReadOptions(block_size=block))
+        table = pj.read_json(
+            pa.BufferReader(body),
+            parse_options=options,
+            read_options=pj.ReadOptions(block_size=block),
+        )
     except (pa.ArrowException, ValueError):
         return None
     if table.num_rows != len(lines) or not _all_finite(table.columns):
         return None
     return table
+
+
+# A label the narrow read declares: it starts with a letter, so every key that ``| json``
+# turns into it (or flattens into it: an object under a prefix of it) holds its first run
+# of letters and digits as written (see :func:`_narrow_guard`).
+_NARROW_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_KEY_REST = r'(?:[^"\\]|\\.)*"\s*:'  # the rest of a string followed by a colon: a key
+# a letter or digit written as an escape (it could spell a wanted key), and the
+# non-finite numbers pyarrow accepts and orjson refuses, wherever a value can start
+_NARROW_ALWAYS = (
+    r"\\u00(?:3[0-9]|4[1-9A-Fa-f]|5[0-9Aa]|6[1-9A-Fa-f]|7[0-9Aa])",
+    r"[:\[,]\s*-?(?:NaN|Inf)",
+)
+
+
+def _narrow_table(lines: Any, base: dict[str, str], hints: Hints, floats: frozenset[str]) -> Any:
+    """pyarrow's reading of only the keys that give the wanted labels, or None.
+
+    Half the work of reading every key (no column is built for the others) and as exact:
+    each wanted label (those of the stream excepted: ``| json`` never sets them) is
+    declared with the type its first line shows (numbers read as floats: float64), so
+    a line holding another type fails the read; a wanted key written twice fails it too
+    (pyarrow refuses that); and :func:`_narrow_guard` refuses, before reading, any text
+    where a key other than the label's own could set it. None (the full reading
+    decides) when a wanted label is not a plain name, or is ``x_extracted`` for a stream
+    label ``x``, or its first line holds a float to keep as text, an object or a list.
+    """
+    if not NARROW_JSON or lines is None or len(lines) == 0:
+        return None
+    import pyarrow as pa
+
+    names = sorted(name for name in hints.names if name not in base)
+    for name in names:
+        if not _NARROW_NAME.fullmatch(name):
+            return None
+        if name.endswith("_extracted") and name.removesuffix("_extracted") in base:
+            return None
+    try:
+        first = orjson.loads(lines[0].as_py())
+    except (orjson.JSONDecodeError, UnicodeError):
+        return None
+    if type(first) is not dict:
+        return None
+    types = {str: pa.string(), bool: pa.bool_(), int: pa.int64(), type(None): pa.string()}
+    fields = []
+    for name in names:
+        kind = pa.float64() if name in floats else types.get(type(first.get(name)))
+        if kind is None:
+            return None
+        fields.append((name, kind))
+    return _arrow_table(lines, pa.schema(fields), _narrow_guard(tuple(names)))
+
+
+@functools.lru_cache(maxsize=64)
+def _narrow_guard(names: tuple[str, ...]) -> str:
+    """An RE2 pattern found in the text wherever a narrow read of ``names`` could differ.
+
+    A key turns into label ``t`` (or flattens into it) only if, stripped, it begins
+    with ``t``'s first run of letters and digits ``r``: so every key holding ``r`` must
+    be exactly ``t``. Found: ``r`` in a key (a string followed by ``:``) after something
+    other than the key's opening quote, or followed by anything but the rest of ``t``
+    and the closing quote. Strings of values can match too (harmless: the full reading
+    decides).
+    """
+    alternatives = list(_NARROW_ALWAYS)
+    for name in names:
+        run = re.match(r"[A-Za-z0-9]+", name)
+        assert run is not None
+        head, rest = run.group(), name[run.end() :]
+        alternatives.append(f'[^"]{head}{_KEY_REST}')  # after something else
+        for j, char in enumerate(rest):
+            alternatives.append(f'{head}{rest[:j]}"\\s*:')  # a shorter key
+            other = f'(?:[^{char}"\\\\]|\\\\.)'
+            alternatives.append(f"{head}{rest[:j]}{other}{_KEY_REST}")  # a different one
+        alternatives.append(f'{head}{rest}(?:[^"\\\\]|\\\\.){_KEY_REST}')  # a longer one
+    return "|".join(alternatives)
 
 
 def _all_finite(columns: Sequence[Any]) -> bool:
