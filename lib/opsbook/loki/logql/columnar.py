@@ -242,6 +242,8 @@ class _StreamState:
         found = self.nums.get(name)
         if found is None:
             return np.zeros(len(rows)), np.zeros(len(rows), dtype=bool)
+        if len(rows) == self.n:  # every entry (rows is then 0..n-1): no copy, read only
+            return found[0], found[1]
         return found[0][rows], found[1][rows]
 
     def set_error(self, rows: np.ndarray, kind: str, details: np.ndarray | None) -> None:
@@ -397,10 +399,25 @@ class _StreamState:
 
     # ------------------------------------------------------------------ unwrap
     def unwrap(self, unwrap: ast.Unwrap, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        numbers, has = self.numbers(unwrap.label, rows)
+        if has.all():  # every value a number: nothing to convert or drop
+            rows, values = rows, numbers.copy()  # (numbers may be the cache's own array)
+        else:
+            rows, values = self.unwrap_texts(unwrap, rows, numbers, has)
+        for flt in unwrap.post_filters:
+            if not len(rows):
+                break
+            passed = self.label_filter(flt, rows)
+            rows, values = rows[passed], values[passed]
+        return rows, values
+
+    def unwrap_texts(
+        self, unwrap: ast.Unwrap, rows: np.ndarray, numbers: np.ndarray, has: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and values of ``unwrap`` where some entries hold text (or nothing)."""
         convert = self.plan.unwrap_convert
         error_text = self.plan.unwrap_error
         assert convert is not None and error_text is not None
-        numbers, has = self.numbers(unwrap.label, rows)
         keep = has.copy()
         values = np.where(has, numbers, 0.0)
         text_rows = rows[~has]
@@ -422,13 +439,7 @@ class _StreamState:
             if bad.any():
                 details = np.array([error_text(w) for w in words] + [None], dtype=object)
                 self.set_error(text_rows[bad], SAMPLE_ERR, details[codes[bad]])
-        rows, values = rows[keep], values[keep]
-        for flt in unwrap.post_filters:
-            if not len(rows):
-                break
-            passed = self.label_filter(flt, rows)
-            rows, values = rows[passed], values[passed]
-        return rows, values
+        return rows[keep], values[keep]
 
     # ------------------------------------------------------------------ series
     def group(self, rows: np.ndarray, values: np.ndarray) -> list[SeriesPart]:
@@ -453,7 +464,8 @@ class _StreamState:
                 sub = sub.astype(np.int64) + 1
                 codes = pd.factorize(codes * len(words) + sub)[0].astype(np.int64)
                 parts[name] = (words, sub)
-            first_rows = _first_rows(codes).tolist()
+            # no label column to split on: one series, first seen on the first row
+            first_rows = _first_rows(codes).tolist() if parts else [0]
             code_ids = np.zeros(len(first_rows), dtype=np.int64)
             for code, row in enumerate(first_rows):
                 key = tuple(
