@@ -24,10 +24,10 @@ for a CPU), the sleep's overshoot past the due time, building the frames, the pr
 ``sendall``. Prints ``uptime`` load beside every figure; asserts nothing about time.
 
 With ``--delay d`` every run goes through the delaying proxy (:mod:`opsbook.pubsub.netdelay`),
-one per ``--proxies`` entry (``loop``, the default: one thread, off the publisher's core,
-``SCHED_FIFO`` when permitted; ``loop-normal``: the same at normal priority; ``threads``:
-the first version, a reader and a writer thread per direction per connection, on any
-core, normal priority), each variant
+one per ``--proxies`` entry (``netdelay.KINDS``: ``loop``, the default: one thread, normal
+priority, any core; ``loop-rt``: ``SCHED_FIFO`` when permitted; ``loop-rt-away``: and off
+the publisher's core; ``loop-away``: off it at normal priority; ``threads``: the first
+version, a reader and a writer thread per direction per connection), each variant
 through each proxy, interleaved; the proxy's own lateness (how late it sent chunks past
 arrival + d, p50/p99/max) is printed beside, so that its error is told from the harness'.
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from opsbook.pubsub import sched
-from opsbook.pubsub.netdelay import IMPLS, DelayProxy
+from opsbook.pubsub.netdelay import IMPLS, DelayProxy, away_from_publisher
 
 DELAY_MS = 20
 DELAY_NS = DELAY_MS * 1_000_000
@@ -176,6 +176,11 @@ def test_the_proxy_refuses_what_it_cannot_be() -> None:
 
 def test_the_proxy_says_where_it_runs(echo: EchoServer) -> None:
     first = sched.cores()[0]
-    with DelayProxy(echo.addr, 0, cpus={first}, realtime=False) as proxy:
-        assert proxy.placed.split("; ")[0] == f"cpus {first}"
-        assert "SCHED_FIFO" not in proxy.placed
+    with DelayProxy(echo.addr, 0, cpus={first}) as proxy:
+        assert proxy.placed == f"cpus {first}; timer slack 1 ns"
+    with DelayProxy(echo.addr, 0) as proxy:
+        assert proxy.placed == "any cpu; timer slack 1 ns"
+    away = away_from_publisher()
+    with DelayProxy(echo.addr, 0, away=True) as proxy:
+        where = "cpus " + ",".join(map(str, sorted(away))) if away else "any cpu"
+        assert proxy.placed == f"{where}; timer slack 1 ns"

@@ -19,9 +19,15 @@ measures:
 * the loop sleeps in ``epoll_wait`` until the head of that queue is due, woken by a
   ``timerfd`` armed at the due time in nanoseconds (``epoll_wait`` alone rounds its
   timeout up to whole milliseconds); no thread is woken per chunk, nothing spins;
-* the process runs on the CPUs other than the last one when there are at least two (the
-  benchmark's publisher gets the last one, see :func:`opsbook.pubsub.sched.plan_affinity`),
-  ``cpus=`` and ``nice=`` change that.
+* by default it runs at normal priority on any core. ``realtime=True`` (``SCHED_FIFO``
+  when permitted) and ``cpus=away_from_publisher()`` make the proxy itself punctual on a
+  busy host (lateness p99 0.1-1 ms instead of 1-13 ms at load 6-10 on 2 cores) but
+  were measured to hurt what it serves: pinned to the other core it pushed the host's
+  other programs onto the publisher's core (normal-priority publisher lag p99 at 10k msg/s
+  4.8 ms against 0.54 ms unpinned), and at ``SCHED_FIFO`` beside a ``SCHED_FIFO``
+  publisher it took the CPU the normal-priority subscriber needed at 10k msg/s (delivery
+  p50 ~0.8 s instead of 10 ms). Compared in one run by ``benchmarks/pubsub_lag.py
+  --proxies``.
 
 It measures its own error: :data:`LATE_NS` holds, per chunk, how late it left (send time
 - (kernel arrival + ``d``)), so a latency found above ``2d`` + the no-delay latency can be
@@ -60,9 +66,11 @@ from opsbook.pubsub.resp import ConnParams
 CHUNK = 262_144
 IMPLS = ("loop", "threads")
 KINDS: dict[str, dict[str, Any]] = {  # named DelayProxy settings the benchmarks compare
-    "loop": {},  # the default: one thread, off the publisher's core, SCHED_FIFO if permitted
-    "loop-normal": {"realtime": False},  # the same at normal priority
-    "threads": {"impl": "threads", "cpus": set(), "realtime": False},  # the first version
+    "loop": {},  # the default: one thread, normal priority, any core
+    "loop-rt": {"realtime": True},  # SCHED_FIFO if permitted, any core
+    "loop-rt-away": {"realtime": True, "away": True},  # and off the publisher's core
+    "loop-away": {"away": True},  # normal priority, off the publisher's core
+    "threads": {"impl": "threads"},  # the first version (normal priority, any core)
 }
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; Python 3.11 lacks the name
 
@@ -381,8 +389,9 @@ def _threads(
 # --------------------------------------------------------------------------- process
 
 
-def default_cpus() -> set[int] | None:
-    """Every CPU but the last when there are two or more (the last is the publisher's)."""
+def away_from_publisher() -> set[int] | None:
+    """Every CPU but the last when there are two or more (the last is the publisher's, see
+    :func:`opsbook.pubsub.sched.plan_affinity`)."""
     cpus = sched.cores()
     return set(cpus[:-1]) if len(cpus) >= 2 else None
 
@@ -425,11 +434,10 @@ class DelayProxy:
     """A delaying proxy in front of ``target`` (host, port), in its own process.
 
     ``impl``: ``loop`` (one thread, the default) or ``threads`` (the first version);
-    ``cpus``: where the proxy may run (default :func:`default_cpus`; an empty set means
-    anywhere); ``nice``: added to its niceness; ``realtime``: ``SCHED_FIFO`` when permitted
-    (a refusal is recorded), so that the host's load does not make the network slower: the
-    proxy sleeps between chunks and never spins, so it takes little of a CPU even so.
-    :attr:`placed` says what was done.
+    ``cpus``: where the proxy may run (default: anywhere); ``away``: on every CPU but the
+    publisher's (:func:`away_from_publisher`); ``nice``: added to its niceness;
+    ``realtime``: ``SCHED_FIFO`` when permitted (a refusal is recorded). See the module
+    docstring for why none is the default. :attr:`placed` says what was done.
 
     >>> with DelayProxy(("127.0.0.1", 6379), delay_ms=2) as proxy:  # doctest: +SKIP
     ...     endpoint = proxy.endpoint()   # Redis, 2 ms away each way
@@ -442,8 +450,9 @@ class DelayProxy:
         *,
         impl: str = "loop",
         cpus: set[int] | None = None,
+        away: bool = False,
         nice: int = 0,
-        realtime: bool = True,
+        realtime: bool = False,
     ) -> None:
         if not 0 <= delay_ms <= 1000:
             raise ValueError(f"delay_ms={delay_ms} must be between 0 and 1000")
@@ -452,7 +461,7 @@ class DelayProxy:
         self.target, self.delay_ms, self.impl = target, delay_ms, impl
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        where = default_cpus() if cpus is None else cpus
+        where = away_from_publisher() if away else cpus
         self._process: Any = ctx.Process(
             target=proxy_main,
             args=(target, delay_ms, child, impl, where, nice, realtime),
