@@ -111,7 +111,12 @@ def test_hostile_uses_paths_are_refused(
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ('a: "{{ params.n }}"', "b: 1", "runbooks/inner.yaml declares no parameter 'b'"),
+        (
+            'a: "{{ params.n }}"',
+            "b: 1",
+            "runbooks/inner.yaml declares no parameter 'b' "
+            "(declared: a (int), label (str), needed (str))",
+        ),
         (', needed: "{{ params.word }}"', "", "needs parameter 'needed' (str)"),
         ('a: "{{ params.n }}"', "a: 200", "parameter 'a' must be at most 100, got 200"),
         ('a: "{{ params.n }}"', "a: many", "with 'a': 'many' is not an int"),
@@ -145,6 +150,34 @@ def test_uses_rules(write_runbook, inner: Path, old: str, new: str, expected: st
     assert old in OUTER
     problems = problems_of(write_runbook, OUTER.replace(old, new, 1))
     assert any(expected in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("ref", "expected"),
+    [
+        ("steps.inner.second.outputs.total", []),
+        ("steps.inner.second.outputs", []),  # the whole dict of its outputs
+        ("steps.inner.second.status", []),
+        ("steps.inner.status", []),
+        (
+            "steps.inner.second",
+            ["'steps.inner.second' should continue with .outputs.<name> or .status"],
+        ),
+        (
+            "steps.inner.second.outputs.totl",
+            [
+                "step inner.second never records 'totl' "
+                "(its notebook declares: label, n_items, total)"
+            ],
+        ),
+    ],
+)
+def test_references_into_a_used_runbook_exactly(
+    write_runbook, inner: Path, ref: str, expected: list[str]
+) -> None:
+    text = OUTER.replace("steps.inner.second.outputs.total", ref, 1)
+    problems = problems_of(write_runbook, text)
+    assert [p.split(": step 'after' parameter 'x': ", 1)[1] for p in problems] == expected
 
 
 def test_problems_of_the_used_runbook_name_both_files(write_runbook, inner: Path) -> None:

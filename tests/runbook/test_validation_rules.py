@@ -104,6 +104,16 @@ RULES = [
             "(earlier steps: first, gate)"
         ],
     ),
+    (  # a bare when: (no braces) is an expression too; a bare message is plain text
+        [
+            (WHEN, "when: \"steps.nope.status == 'ok'\""),
+            ("total is {{", "see steps.nope, total is {{"),
+        ],
+        [
+            "step 'second' when: template refers to step 'nope', which is not an earlier step "
+            "(earlier steps: first, gate)"
+        ],
+    ),
     (
         [(WHEN, "when: \"{{ steps.second.status == 'ok' }}\"")],
         [
@@ -396,6 +406,38 @@ def test_notebook_type(info: dict, expected: str | None) -> None:
 )
 def test_types_compatible(runbook_type: str, notebook_type: str | None, ok: bool) -> None:
     assert validation._types_compatible(runbook_type, notebook_type) is ok
+
+
+_TYPES = ["str", "path", "date", "int", "float", "bool", "enum", "list", "dict"]
+#: Which runbook parameter types may feed which parameter of a used runbook.
+_FEEDS = {
+    *((t, t) for t in _TYPES),
+    ("int", "float"),
+    *((a, b) for a in ("str", "path", "date") for b in ("str", "path", "date")),
+    ("enum", "str"),
+}
+
+
+@pytest.mark.parametrize("given", _TYPES)
+def test_mapped_type_every_pair(given: str) -> None:
+    """``with: {x: "{{ params.p }}"}``: the whole matrix, so each clause of the rule counts."""
+    from opsbook.runbook.schema import ParamSpec, Runbook
+
+    outer = Runbook(name="o", parameters={"p": ParamSpec(type=given)}, steps=[{"id": "s"}])
+    refused = [
+        wanted
+        for wanted in _TYPES
+        if validation._check_mapped_type("{{ params.p }}", ParamSpec(type=wanted), "w", outer)
+    ]
+    assert refused == [t for t in _TYPES if (given, t) not in _FEEDS]
+    assert validation._check_mapped_type("{{ params.p }}", ParamSpec(type="bool"), "w", outer) == (
+        []
+        if given == "bool"
+        else [f"w: takes runbook parameter 'p' ({given}) but the used runbook declares bool"]
+    )
+    # not a bare reference to a declared parameter: nothing to compare
+    for value in ("{{ params.q }}", "x {{ params.p }}", 5):
+        assert validation._check_mapped_type(value, ParamSpec(type="bool"), "w", outer) == []
 
 
 # ------------------------------------------------------------------ run parameters (params.py)
