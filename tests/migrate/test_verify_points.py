@@ -39,29 +39,62 @@ def test_an_identical_point() -> None:
     assert report.ok and report.identical == 1
 
 
+KEYS = sorted([DOCUMENT_KEY, ID_KEY, METADATA_KEY])
+
+
 @pytest.mark.parametrize(
-    ("payload", "vector", "kinds"),
+    ("payload", "vector", "kind", "detail"),
     [
-        (_payload("a") | {DOCUMENT_KEY: "hell0"}, VEC, {"document": 1}),
-        (_payload("a") | {METADATA_KEY: {"lang": "en", "n": 3.0}}, VEC, {"metadata": 1}),
-        (_payload("a"), VEC * 2, {"vector": 1}),
-        (_payload("b"), VEC, {"payload": 1}),  # a changed chroma_id
-        (_payload("a", extra=1), VEC, {"payload": 1}),  # an extra payload key
+        (_payload("a") | {DOCUMENT_KEY: "hell0"}, VEC, "document", "document differs"),
+        (
+            _payload("a") | {METADATA_KEY: {"lang": "en", "n": 3.0}},
+            VEC,
+            "metadata",
+            "metadata differs (value or type)",
+        ),
+        (_payload("a"), VEC * 2, "vector", "vector bytes differ from those written"),
+        # a changed chroma_id
+        (_payload("b"), VEC, "payload", f"chroma_id 'b' / keys {KEYS}"),
+        # an extra payload key
+        (
+            _payload("a", extra=1),
+            VEC,
+            "payload",
+            f"chroma_id 'a' / keys {sorted([*KEYS, 'extra'])}",
+        ),
     ],
 )
-def test_one_mismatch_kind_each(payload: dict, vector: np.ndarray, kinds: dict) -> None:
+def test_one_mismatch_kind_each(payload: dict, vector: np.ndarray, kind: str, detail: str) -> None:
     report = _check(_stored("a"), point_id("a"), vector, payload)
-    assert report.mismatches == Counter(kinds) and report.records_checked == 1
+    assert report.mismatches == Counter({kind: 1}) and report.records_checked == 1
     assert report.ok is False and report.identical == 0
-    assert [e["kind"] for e in report.examples] == list(kinds)
-    assert report.examples[0]["id"] == "a" and report.examples[0]["collection"] == "docs"
+    # the example a person reads: the stored chroma_id (not the payload's) and what differs
+    assert report.examples == [{"collection": "docs", "kind": kind, "id": "a", "detail": detail}]
 
 
 def test_point_not_from_the_source_and_a_duplicate() -> None:
-    extra = _check(None, point_id("zzz"), VEC, _payload("zzz"))
+    pid = point_id("zzz")
+    extra = _check(None, pid, VEC, _payload("zzz"))
     assert extra.mismatches == Counter({"extra": 1}) and extra.records_checked == 0
-    dup = _check(None, "00000000-0000-0000-0000-000000000001", VEC, _payload("a"))
+    assert extra.examples == [
+        {
+            "collection": "docs",
+            "kind": "extra",
+            "id": "zzz",
+            "detail": f"point {pid} is not from the source",
+        }
+    ]
+    other = "00000000-0000-0000-0000-000000000001"
+    dup = _check(None, other, VEC, _payload("a"))
     assert dup.mismatches == Counter({"duplicate": 1}) and dup.records_checked == 0
+    assert dup.examples == [
+        {
+            "collection": "docs",
+            "kind": "duplicate",
+            "id": "a",
+            "detail": f"point {other} repeats a source id",
+        }
+    ]
     no_id = _check(None, "p", VEC, {})
     assert no_id.mismatches == Counter({"extra": 1})
 
