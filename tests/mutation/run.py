@@ -16,9 +16,11 @@ own test files) it:
 3. for each mutant forks; the child swaps the function's ``__code__`` for the mutated
    one (so every ``from x import f`` reference sees it too) and runs the module's tests
    with ``-x -q``; a failing run kills the mutant. A run that outlives the timeout
-   (by default 10x the unmutated test run, at least 60 s, so a loaded machine does not
-   pass for an endless loop) is run once more with three times that; only a second
-   timeout counts as a kill, and those mutants are listed apart (``timeouts``),
+   (by default 10x the unmutated test run, at least 60 s) counts as a kill only if it
+   used more than twice the CPU time of an unmutated run (CPU time does not grow with
+   the machine's load); one that was waiting for a core of a loaded machine is run once
+   more with three times the limit, and only a second timeout counts.
+   Timed-out mutants are listed apart (``timeouts``),
 4. prints mutants / killed / score per module and every surviving mutant as file:line.
 
 Limits (say them when you quote a score): only code inside the named functions is
@@ -467,8 +469,9 @@ def _quiet() -> None:
     os.dup2(devnull, 2)
 
 
-def _run_mutant(func: Any, mutant: Mutant, target: Target, timeout: float) -> str:
-    """``killed``, ``timeout`` or ``survived`` (one try; see ``_judge``)."""
+def _run_mutant(func: Any, mutant: Mutant, target: Target, timeout: float) -> tuple[str, float]:
+    """``killed``, ``timeout`` or ``survived`` (one try; see ``_judge``), and the CPU
+    seconds the child used."""
     import pytest
 
     pid = os.fork()
@@ -476,29 +479,33 @@ def _run_mutant(func: Any, mutant: Mutant, target: Target, timeout: float) -> st
         code = 3
         try:
             _quiet()
-            func.__code__ = mutant.code
+            if mutant.code is not None:  # None: the unmutated run (its CPU time)
+                func.__code__ = mutant.code
             code = int(pytest.main(_pytest_args(target)))
         finally:
             os._exit(code)
     deadline = time.monotonic() + timeout
     while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
+        done, status, usage = os.wait4(pid, os.WNOHANG)
         if done:
-            return "survived" if os.waitstatus_to_exitcode(status) == 0 else "killed"
+            outcome = "survived" if os.waitstatus_to_exitcode(status) == 0 else "killed"
+            return outcome, usage.ru_utime + usage.ru_stime
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return "timeout"
+            _, _, usage = os.wait4(pid, 0)
+            return "timeout", usage.ru_utime + usage.ru_stime
         time.sleep(0.05)
 
 
-def _judge(func: Any, mutant: Mutant, target: Target, timeout: float) -> str:
-    """``_run_mutant``, and a timeout tried once more with three times the time: a
-    loaded machine can slow a passing run past the first limit, and counting that as a
-    kill would inflate the score."""
-    outcome = _run_mutant(func, mutant, target, timeout)
-    if outcome == "timeout":
-        outcome = _run_mutant(func, mutant, target, 3 * timeout)
+def _judge(func: Any, mutant: Mutant, target: Target, timeout: float, base_cpu: float) -> str:
+    """``_run_mutant``; a timeout counts as a kill only if the child used more than twice
+    the CPU time of the unmutated run (``base_cpu``: it was doing more work, not waiting
+    for a core of a loaded machine); otherwise it is tried once more with three times the
+    limit, and only a second timeout counts: a slow but passing run must not inflate the
+    score."""
+    outcome, cpu = _run_mutant(func, mutant, target, timeout)
+    if outcome == "timeout" and cpu <= 2 * base_cpu:
+        outcome, _ = _run_mutant(func, mutant, target, 3 * timeout)
     return outcome
 
 
@@ -524,6 +531,7 @@ def run_target(
     timeout: float | None,
     seed: int,
     lines: set[int] | None = None,
+    start: int = 1,
 ) -> dict[str, Any]:
     import pytest
 
@@ -542,10 +550,18 @@ def run_target(
     total = len(found)
     if sample and total > sample:
         found = sorted(random.Random(seed).sample(found, sample), key=lambda m: m.line)
+    first = found[0] if found else None
+    base_cpu = 0.0
+    if first is not None:  # the CPU time of one unmutated run in a child, as a mutant's
+        _, base_cpu = _run_mutant(
+            _resolve(module, first.function), replace(first, code=None), target, timeout
+        )
+    skipped = found[: start - 1]  # --from: the first ones were judged by an earlier run
+    found = found[start - 1 :]
     results = []
-    for number, mutant in enumerate(found, start=1):
+    for number, mutant in enumerate(found, start=start):
         func = _resolve(module, mutant.function)
-        outcome = _judge(func, mutant, target, timeout)
+        outcome = _judge(func, mutant, target, timeout, base_cpu)
         results.append((mutant, outcome))
         if outcome != "killed":  # as soon as known: a long run can be read while it runs
             print(
@@ -553,8 +569,10 @@ def run_target(
                 file=sys.stderr,
                 flush=True,
             )
-        if number % 25 == 0 or number == len(found):
-            print(f"  {target.name}: {number}/{len(found)}", file=sys.stderr, flush=True)
+        if number % 25 == 0 or number == len(found) + start - 1:
+            print(
+                f"  {target.name}: {number}/{len(found) + start - 1}", file=sys.stderr, flush=True
+            )
     killed = sum(1 for _, o in results if o != "survived")
     survivors, timeouts = (
         [
@@ -571,6 +589,9 @@ def run_target(
         "enumerated": total,
         "killed": killed,
         "timeout_s": round(timeout, 1),
+        "base_cpu_s": round(base_cpu, 1),
+        "from": start,
+        "skipped": len(skipped),
         "timeouts": timeouts,
         "score": round(100 * killed / len(results), 1) if results else None,
         "baseline_s": round(baseline_s, 1),
@@ -593,6 +614,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--list", action="store_true", help="list the targets and exit")
+    parser.add_argument(
+        "--from",
+        dest="start",
+        type=int,
+        default=1,
+        help="start at mutant number N (resume a long run; the counts cover N.. only)",
+    )
     parser.add_argument(
         "--lines",
         type=lambda text: {int(n) for n in text.split(",")},
@@ -628,7 +656,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     reports = []
     for target in chosen:  # each target's result as soon as it is known
-        report = run_target(target, args.sample, args.timeout, args.seed, args.lines)
+        report = run_target(target, args.sample, args.timeout, args.seed, args.lines, args.start)
         reports.append(report)
         print(
             f"{target.name}: {report['killed']} of {report['mutants']} killed "
