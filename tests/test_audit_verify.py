@@ -200,6 +200,12 @@ def test_unreadable_ledger_line(audit_dir: Path, ids: list[str]) -> None:
         "dropped ledger line or a run from before run locks",
     ]
     assert result.entries == 3
+    # from the first record on: the unreadable line is named and the walk goes on past it
+    assert audit.verify_one(audit_dir, ids[0]) == [
+        "ledger line 2: unreadable (edited?)",
+        f"ledger entry 3 (run {ids[2]}): does not chain to the entry before it: a ledger "
+        "line was dropped, inserted or reordered",
+    ]
 
 
 def test_run_listed_twice(audit_dir: Path, ids: list[str]) -> None:
@@ -314,6 +320,18 @@ def test_forged_signature_in_verify_one(audit_dir: Path, key_a: signing.Signer) 
     ]
     assert audit.verify(audit_dir) == expected
     assert audit.verify_one(audit_dir, run_id) == expected
+
+
+def test_verify_one_uses_the_trust_store_it_is_given(
+    audit_dir: Path, key_a: signing.Signer, tmp_path: Path
+) -> None:
+    run_id = seal_one(audit_dir)
+    assert audit.verify_one(audit_dir, run_id) == []  # the default store trusts key a
+    empty = signing.TrustStore(tmp_path / "empty.json")
+    assert audit.verify_one(audit_dir, run_id, empty) == [
+        f"ledger entry 1 (run {run_id}): signed by unknown key {key_a.fingerprint} "
+        f"(not in {empty.path})"
+    ]
 
 
 def test_signature_without_a_key_field(audit_dir: Path, key_a: signing.Signer) -> None:
