@@ -408,6 +408,19 @@ def test_types_compatible(runbook_type: str, notebook_type: str | None, ok: bool
     assert validation._types_compatible(runbook_type, notebook_type) is ok
 
 
+@pytest.mark.parametrize("value", [[1, 2], {"a": 1}, "text", 3, "{{ params.p }}"])
+def test_a_notebook_parameter_of_unknown_type_takes_any_value(value: object) -> None:
+    """``x = None`` in a parameters cell declares no type: nothing to compare against."""
+    from opsbook.runbook.schema import ParamSpec, Runbook
+
+    outer = Runbook(name="o", parameters={"p": ParamSpec(type="list")}, steps=[{"id": "s"}])
+    assert validation._check_value_type(value, None, "x", "step 's'", outer) == []
+    # the same value against a declared type is compared
+    assert validation._check_value_type([1], "bool", "x", "step 's'", outer) == [
+        "step 's': parameter 'x' gets list but the notebook declares bool"
+    ]
+
+
 _TYPES = ["str", "path", "date", "int", "float", "bool", "enum", "list", "dict"]
 #: Which runbook parameter types may feed which parameter of a used runbook.
 _FEEDS = {
