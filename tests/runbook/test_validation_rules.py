@@ -135,6 +135,13 @@ RULES = [
             "steps.<id>.status"
         ],
     ),
+    (  # the whole steps dict: no step named, nothing to look up
+        [(SECOND_N, 'parameters: {n: "{{ steps }}"}')],
+        [
+            "step 'second' parameter 'n': 'steps' should be steps.<id>.outputs.<name> or "
+            "steps.<id>.status"
+        ],
+    ),
     (
         [(SECOND_N, 'parameters: {n: "{{ steps.first.result }}"}')],
         ["step 'second' parameter 'n': 'steps.first.result': a step has `outputs` and `status`"],
