@@ -16,7 +16,7 @@ own test files) it:
 3. for each mutant forks; the child swaps the function's ``__code__`` for the mutated
    one (so every ``from x import f`` reference sees it too) and runs the module's tests
    with ``-x -q``; a failing run kills the mutant. A run that outlives the timeout
-   (by default 10x the unmutated test run, at least 60 s) counts as a kill only if it
+   (by default 10x an unmutated run in a child, at least 60 s) counts as a kill only if it
    used more than twice the CPU time of an unmutated run (CPU time does not grow with
    the machine's load); one that was waiting for a core of a loaded machine is run once
    more with three times the limit, and only a second timeout counts.
@@ -542,8 +542,6 @@ def run_target(
     if int(pytest.main(_pytest_args(target))) != 0:
         raise SystemExit(f"{target.name}: the tests fail before any mutation")
     baseline_s = time.monotonic() - started
-    if timeout is None:
-        timeout = max(60.0, 10 * baseline_s)
     found = mutants(path, target.functions)
     if lines:  # re-check the survivors of an earlier run
         found = [m for m in found if m.line in lines]
@@ -552,10 +550,14 @@ def run_target(
         found = sorted(random.Random(seed).sample(found, sample), key=lambda m: m.line)
     first = found[0] if found else None
     base_cpu = 0.0
-    if first is not None:  # the CPU time of one unmutated run in a child, as a mutant's
+    if first is not None:  # one unmutated run in a child, as a mutant's: its wall and CPU
+        child_started = time.monotonic()
         _, base_cpu = _run_mutant(
-            _resolve(module, first.function), replace(first, code=None), target, timeout
+            _resolve(module, first.function), replace(first, code=None), target, 3600.0
         )
+        if timeout is None:
+            timeout = max(60.0, 10 * (time.monotonic() - child_started))
+    timeout = timeout or 60.0
     skipped = found[: start - 1]  # --from: the first ones were judged by an earlier run
     found = found[start - 1 :]
     results = []
@@ -609,8 +611,9 @@ def main(argv: list[str] | None = None) -> int:
         "--timeout",
         type=float,
         default=None,
-        help="seconds per mutant (default: 10x the unmutated run, at least 60; a timeout "
-        "is retried once with 3x before it counts as a kill)",
+        help="seconds per mutant (default: 10x an unmutated run, at least 60; a timeout "
+        "counts as a kill if the mutant used > 2x the CPU of an unmutated run, otherwise it "
+        "is retried once with 3x)",
     )
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--list", action="store_true", help="list the targets and exit")
