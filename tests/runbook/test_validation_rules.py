@@ -135,6 +135,15 @@ RULES = [
             "steps.<id>.status"
         ],
     ),
+    (  # a rollback step named without .outputs: both problems
+        [(SECOND_N, 'parameters: {n: "{{ steps.undo }}"}')],
+        [
+            "step 'second' parameter 'n': 'steps.undo' should be steps.<id>.outputs.<name> or "
+            "steps.<id>.status",
+            "step 'second' parameter 'n': uses 'steps.undo' but 'undo' runs only as the "
+            "rollback of 'second' (on_failure), never on the normal path",
+        ],
+    ),
     (  # the whole steps dict: no step named, nothing to look up
         [(SECOND_N, 'parameters: {n: "{{ steps }}"}')],
         [
