@@ -211,6 +211,35 @@ def test_a_perturbed_vector_fails_exact_search_with_one_mismatch_per_query(
     assert len(report.examples) == 1  # max_listed reaches the search report too
 
 
+@pytest.mark.parametrize("parallel", [False, True])
+def test_records_and_search_give_one_report_serial_or_parallel(
+    hashes: HashStore, parallel: bool
+) -> None:
+    """A target that reads in parallel (qdrant edge, a server) is searched in a thread
+    while its records are compared: the report is the same as the serial one."""
+    points = _points(["a", "b", "c", "d"])
+    pid = point_id("a")
+    points[pid] = (VECS[1], points[pid][1])  # a's vector replaced by b's
+    target = CraftedTarget(points)
+    target.reads_in_parallel = parallel  # type: ignore[attr-defined]
+    truth = _truth(queries=1)
+    report = _verify(target, hashes, truth=truth, page=3, max_listed=5)
+    assert report.mismatches == Counter({"vector": 1, "missing": 1, "count": 1, "search": 1})
+    assert report.records_checked == 4 and report.identical == 3
+    assert [(e["kind"], e["id"]) for e in report.examples] == [
+        ("count", None),
+        ("vector", "a"),
+        ("missing", "e"),
+        ("search", None),
+    ]
+    assert report.search.queries == 1 and report.search.failures == 1
+    assert sorted(c for c in target.calls if c[0] != "search") == [
+        ("scroll_ids", 2000),
+        ("scroll_records", 3),
+    ]
+    assert [c for c in target.calls if c[0] == "search"] == [("search", (1, True))]
+
+
 def test_recall_just_under_the_threshold_with_a_perfect_max() -> None:
     """Mean, not max: one query at 1.0 and one at 0.9 is 0.95 < 0.96."""
     report = searchcheck.SearchReport(
