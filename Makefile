@@ -18,7 +18,7 @@ LAB_PORT ?= 8888
 LAB_VENV := .venv-lab
 LAB := $(LAB_VENV)/bin/jupyter-lab
 
-.PHONY: help venv demo test test-fast lab bench mutate lint format clean-audit
+.PHONY: help venv demo test test-fast lab bench mutate mutate-mutmut lint format clean-audit
 
 help:
 	@echo "make demo   - set up, generate demo fixtures, run the P0 runbook, print report paths"
@@ -26,6 +26,7 @@ help:
 	@echo "make lab    - JupyterLab on notebooks/ with the opsbook kernel (127.0.0.1, LAB_PORT=8888)"
 	@echo "make bench  - run benchmarks/ (prints ratios against in-run baselines)"
 	@echo "make mutate - mutation score of the modules that verify and count (MUTATE_ARGS=...)"
+	@echo "make mutate-mutmut - the same cross-checked with mutmut 3's default operators ([tool.mutmut])"
 	@echo "make lint   - ruff check + format check"
 
 $(BIN)/python:
@@ -73,6 +74,10 @@ bench: venv
 MUTATE_ARGS ?=
 mutate: venv
 	$(BIN)/python tests/mutation/run.py $(MUTATE_ARGS)
+
+mutate-mutmut: venv
+	@$(BIN)/python -c "import mutmut" 2>/dev/null || $(BIN)/pip install -q -e '.[mutmut]'
+	$(BIN)/python tests/mutation/mutmut_stage.py $(MUTMUT_ARGS)
 
 lint: venv
 	$(BIN)/ruff check lib tests benchmarks notebooks
