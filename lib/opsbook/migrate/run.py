@@ -629,11 +629,10 @@ def _migrate_live(cfg: MigrationConfig) -> MigrationResult:
         bar = _progress(cfg, sum(i.count for i in infos))
         try:
             tag = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:4]
-            results = []
             with ThreadPoolExecutor(1, thread_name_prefix="chroma-query") as pool:
-                for info in infos:
-                    results.append(_migrate_collection(cfg, source, target, info, bar, tag, pool))
-                    source.release()  # Chroma keeps each collection's index until told
+                results = [
+                    _migrate_collection(cfg, source, target, i, bar, tag, pool) for i in infos
+                ]
         finally:
             if bar is not None:
                 bar.close()

@@ -251,22 +251,8 @@ class ChromaSource:
         by_id = dict(zip(raw["ids"], raw["embeddings"], strict=True))
         return np.asarray([by_id[i] for i in ids], dtype=np.float32)
 
-    def release(self) -> None:
-        """Free what Chroma loaded for the collections read so far (a directory source).
-
-        Chroma loads a collection's whole index on its first read (~2 KB per 384-d record,
-        whatever is included) and keeps every collection it loaded until its client
-        closes. Closing the client and opening a fresh one on the same copy bounds the
-        memory by the largest collection instead of the store. A server keeps its own.
-        """
-        if self.copy_dir is None:
-            return
-        self._collections.clear()
-        self._close_client()
-        with self._reading("the store copy"):
-            self.client = _persistent(self.copy_dir)
-
     def _close_client(self) -> None:
+        """Release chromadb's System (its caches, the collections' loaded indexes)."""
         close = getattr(self.client, "close", None)  # chromadb >= 1.1
         if close is not None:
             with contextlib.suppress(Exception):
