@@ -95,6 +95,8 @@ def test_witness_file_gets_a_line_per_seal(
     held = checkpoint.load(str(witness))
     assert [c.seq for c in held] == [1, 2] and all(c.key == key_a.fingerprint for c in held)
     assert audit.verify(audit_dir, checkpoints=held) == []
+    result = audit.verify_trail(audit_dir, checkpoints=held)
+    assert (result.checkpoints, result.problems) == (2, [])  # the count the CLI reports
     # the CLI reads $OPSBOOK_WITNESS by itself: a rolled-back ledger fails
     rewrite_ledger(audit_dir, audit.read_ledger(audit_dir)[:1])
     result = CliRunner().invoke(cli, ["verify"])
