@@ -159,6 +159,16 @@ def test_two_streams_of_one_group_counted_in_time_order(logs: LocalLogs) -> None
     data = logs.query_range(q, ns(1), ns(6), step="1s")
     got = [(round(t - T0), v) for t, v in data["result"][0]["values"]]
     assert got == [(1, "1"), (2, "2"), (3, "2"), (4, "2"), (5, "2"), (6, "2")]
+    assert [r["metric"] for r in data["result"]] == [{"app": "m"}]  # one series, its label
+    # a label only some streams have: the pushed-down grouping keeps what is there
+    data = logs.query_range(
+        'sum by (pod) (count_over_time({app=~"m|edge"}[1500ms]))', ns(1), ns(2), step="1s"
+    )
+    assert [(r["metric"], r["values"][-1][1]) for r in data["result"]] == [
+        ({}, "1"),
+        ({"pod": "a"}, "1"),
+        ({"pod": "b"}, "1"),
+    ]
 
 
 def test_absent_over_time_with_and_without_offset(logs: LocalLogs) -> None:

@@ -201,7 +201,12 @@ TARGETS = [
             "_counter_rates",
             "_minus",
         ],
-        ["tests/loki/test_logql_range_steps.py", "tests/loki/test_logql_windows.py"],
+        [
+            "tests/loki/test_logql_range_steps.py",
+            "tests/loki/test_logql_windows.py",
+            # per-entry labels (structured metadata) take their own branch of extract
+            "tests/loki/test_logql_structured_metadata.py",
+        ],
     ),
     Target(
         "runbook-validation",
