@@ -237,3 +237,17 @@ def test_minus_saturates_instead_of_wrapping() -> None:
     assert _minus(times, 10).tolist() == [_INT64_MIN, 90]
     assert _minus(times, 0).tolist() == times.tolist()
     assert _minus(np.array([100], dtype=np.int64), -5).tolist() == [105]
+
+
+@pytest.mark.parametrize(
+    ("grouping", "metric"),
+    [("without (app)", {"env": "p"}), ("by (env)", {"env": "p"}), ("", {"app": "api", "env": "p"})],
+)
+def test_grouping_of_an_unwrapped_range(grouping: str, metric: dict[str, str]) -> None:
+    """``by`` is pushed down into the extraction, ``without`` is not: it drops labels."""
+    store = LocalLogs([])
+    store.add_lines({"app": "api", "env": "p"}, [(ns(t), f"latency={v}") for t, v in LATENCY])
+    query = f'max_over_time({{app="api"}} | logfmt | unwrap latency [30s]) {grouping}'
+    assert store.query(query, time=ns(30))["result"] == [
+        {"metric": metric, "value": [T0 + 30.0, "50.5"]}
+    ]
