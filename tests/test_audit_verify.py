@@ -538,6 +538,8 @@ def test_file_ledger_head_edge_cases(tmp_path: Path) -> None:
     assert book.head() is None
     path.write_text('{"seq": 1}\n\n\n')
     assert book.head() == {"seq": 1}
+    path.write_text('{"seq": 1}\n{"seq": 2}')  # a last line without its newline is whole
+    assert book.head() == {"seq": 2}
     path.write_text('{"seq": 1}\n{"seq": 2, "pad": "' + "x" * 10_000 + '"}\n')
     assert book.head() == {"seq": 2, "pad": "x" * 10_000}
     path.write_text('{"seq": 1}\n' + "y" * 5000 + "\n")
