@@ -222,6 +222,7 @@ def test_rate_counter_through_the_engine(logs: LocalLogs) -> None:
         ([10, 11], [5, 6], 9, 11, 1.0),  # 1 s between samples is already a span
         ([10, 20], [0.5, 1.5], 0, 20, 1 * (15 / 10) / 20),  # an increase of 1 is bounded by zero
         ([22, 42], [50, 60], 0, 42, 10 * (30 / 20) / 42),  # exactly 1.1 x spacing: half a spacing
+        ([10, 30], [50, 60], 10, 52, 10 * (30 / 20) / 42),  # the same at the end
         ([30, 40], [50, 60], 0, 40, 10 * (15 / 10) / 40),  # far start: half a spacing
     ],
 )
