@@ -139,3 +139,23 @@ def test_messages_use_the_right_article(write_runbook) -> None:
         write_runbook, TYPED.replace("i: {type: int, default: 0}", "i: {type: int, default: x}")
     )
     assert any("is not an int" in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("value", "type_name", "fits"),
+    [
+        (True, "int", False),  # a bool is not an int here
+        (False, "float", False),
+        (True, "bool", True),
+        (3, "float", True),
+        (3.5, "int", False),
+        (None, "int", True),  # not given
+        ("x", "enum", True),
+        ([1], "dict", False),
+        ({"a": 1}, "no-such-type", True),
+    ],
+)
+def test_value_fits_answers_a_bool(value: object, type_name: str, fits: bool) -> None:
+    from opsbook.runbook.params import value_fits
+
+    assert value_fits(value, type_name) is fits
