@@ -159,3 +159,48 @@ def test_value_fits_answers_a_bool(value: object, type_name: str, fits: bool) ->
     from opsbook.runbook.params import value_fits
 
     assert value_fits(value, type_name) is fits
+
+
+def test_coerce_cli_value_refuses_or_keeps_text_exactly() -> None:
+    from opsbook.runbook.params import coerce_cli_value
+    from opsbook.runbook.schema import ParamSpec
+
+    for type_name, raw in (("bool", "maybe"), ("int", "x"), ("float", "1,5")):
+        with pytest.raises(ConfigError) as info:
+            coerce_cli_value(raw, ParamSpec(type=type_name), "p")
+        article = "an" if type_name == "int" else "a"
+        assert info.value.message == f"parameter 'p' expects {article} {type_name}, got {raw!r}"
+    for type_name in ("str", "path", "date"):  # text stays text
+        assert coerce_cli_value("2026-11-28", ParamSpec(type=type_name), "p") == "2026-11-28"
+
+
+def test_check_value_edges() -> None:
+    from opsbook.runbook.params import MAX_PARAM_BYTES, check_value
+    from opsbook.runbook.schema import ParamSpec
+
+    # an optional parameter left unset passes whatever its allowed values and bounds
+    check_value("p", ParamSpec(type="enum", allowed=["a"]), None)
+    check_value("p", ParamSpec(type="int", min=1, max=5), None)
+    # "quote it" is the hint for a number given to a text parameter only
+    with pytest.raises(ConfigError) as info:
+        check_value("p", ParamSpec(type="float"), True)
+    assert (info.value.message, info.value.hint) == (
+        "parameter 'p' expects a float, got True",
+        None,
+    )
+    with pytest.raises(ConfigError) as info:
+        check_value("p", ParamSpec(type="str"), 5)
+    assert info.value.hint == 'quote it in YAML: p: "5"'
+    # the size limit: exactly MAX_PARAM_BYTES of JSON passes, one byte more does not
+    check_value("p", ParamSpec(type="str"), "x" * (MAX_PARAM_BYTES - 2))  # plus 2 quotes
+    with pytest.raises(ConfigError) as info:
+        check_value("p", ParamSpec(type="str"), "x" * (MAX_PARAM_BYTES - 1))
+    assert info.value.message == "parameter 'p' is 65,537 bytes; the limit is 64 KiB per parameter"
+
+
+def test_unknown_parameter_of_a_runbook_without_parameters(write_runbook) -> None:
+    runbook = rb.load(write_runbook("name: bare\nsteps:\n  - id: s\n    gate: approval\n")).runbook
+    with pytest.raises(ConfigError) as info:
+        rb.resolve_parameters(runbook, {"x": 1})
+    assert info.value.message == "runbook 'bare' has no parameter 'x'"
+    assert info.value.hint == "declared parameters: none"
