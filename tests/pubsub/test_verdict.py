@@ -91,6 +91,7 @@ def test_throughput_rows_exact() -> None:
         (10_000, 10_000, None, "pass", "maxclients=10,000 and the fd limit cap it"),
         (9_999, 10_000, None, "fail", "maxclients=10,000 and the fd limit cap it"),
         (2_000, 2_000, None, "fail", "only 2,000 tried (profile); maxclients=10,000"),
+        (9_999, 9_999, None, "fail", "only 9,999 tried (profile); maxclients=10,000"),
         (
             9_000,
             12_000,
@@ -126,6 +127,8 @@ def test_memory_measured_text() -> None:
     assert row["measured"] == "2.0 KB just connected, 1.0 KB settled (after 30 s)"
     row = verdict.memory_claim(None, 512.0, 7.5, stable=False)
     assert row["measured"] == "not measured just connected, 0.5 KB after 7.5 s, NOT settled"
+    row = verdict.memory_claim(1_024_000.0, 512_000.0, 30)  # bytes / 1024, not 1023 or 1025
+    assert row["measured"] == "1,000.0 KB just connected, 500.0 KB settled (after 30 s)"
 
 
 @pytest.mark.parametrize(
