@@ -8,6 +8,7 @@ checkpoint check and the file ledger.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 from pathlib import Path
@@ -528,6 +529,15 @@ def test_file_ledger_entries_skip_blank_lines_and_mark_non_objects(tmp_path: Pat
         {"_unreadable": '"text"', "_line": 5},
         {"seq": 2},
     ]
+
+
+def test_file_ledger_append_leaves_no_file_descriptor_open(tmp_path: Path) -> None:
+    book = ledger.FileLedger(tmp_path)
+    before = len(os.listdir("/proc/self/fd"))
+    for seq in range(1, 4):
+        book.append(lambda head, seq=seq: {"seq": seq})
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert [e["seq"] for e in book.entries()] == [1, 2, 3]
 
 
 def test_file_ledger_head_edge_cases(tmp_path: Path) -> None:
