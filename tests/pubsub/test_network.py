@@ -72,8 +72,10 @@ def test_latency_through_a_delay_is_the_no_delay_latency_plus_the_network(
     is hidden in d when d > 0 (it stamps arrivals with the kernel's receive time) but not
     when d = 0, so the difference can be a little under 2d (a round trip through the
     proxy is never under 2d: the lower bound asserted). A harness that waits on replies
-    adds ~0.65 of a round trip on top, which this catches. Runs are interleaved (0, 2, 5, 0, ...) and the median of 3
-    decides; the tolerance widens to the spread of the no-delay p50 when that is larger."""
+    adds ~0.65 of a round trip on top, which this catches. Runs are interleaved (0, 2, 5,
+    0, ...) and the median of 3 decides; the tolerance widens to the spread of the no-delay
+    p50, or to a fifth of the added round trip, when either is larger. The 10% table itself
+    is the benchmark's (``benchmarks/pubsub.py --only-delays``), measured on an idle host."""
     runs: dict[int, list[StepResult]] = {d: [] for d in DELAYS_MS}
     for _ in range(3):
         for delay in DELAYS_MS:
@@ -89,5 +91,10 @@ def test_latency_through_a_delay_is_the_no_delay_latency_plus_the_network(
         network = median(delay, "rtt_p50_ms") - median(0, "rtt_p50_ms")
         expected = median(0, "p50_ms") + network
         measured = median(delay, "p50_ms")
-        assert abs(measured - expected) <= max(0.1 * expected, noise), (delay, measured, expected)
+        # 10% of the expected p50, or the no-delay p50's own spread, or a fifth of the
+        # added round trip when that is larger (a busy CI host with a second xdist worker
+        # delays the proxy during a step, not during the PING before it: seen 0.88 ms at
+        # d=2). A harness that waits on replies adds ~0.65 of the round trip: still caught.
+        tolerance = max(0.1 * expected, noise, 0.2 * network)
+        assert abs(measured - expected) <= tolerance, (delay, measured, expected, tolerance)
     assert all(r.summary["lost"] == 0 for rs in runs.values() for r in rs)
