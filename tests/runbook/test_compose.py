@@ -170,6 +170,10 @@ def test_uses_rules(write_runbook, inner: Path, old: str, new: str, expected: st
                 "(its notebook declares: label, n_items, total)"
             ],
         ),
+        (  # the reference is quoted whole, with the used step's id
+            "steps.inner.second.result",
+            ["'steps.inner.second.result': a step has `outputs` and `status`"],
+        ),
     ],
 )
 def test_references_into_a_used_runbook_exactly(

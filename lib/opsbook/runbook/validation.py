@@ -563,8 +563,13 @@ def _check_used_ref(ref: tuple[str, ...], where: str, info: UsedInfo) -> list[st
     if len(ref) < 4:
         return [f"{where}: {'.'.join(ref)!r} should continue with .outputs.<name> or .status"]
     dummy = Step(id="_parent", gate="approval")
-    problems = _check_step_ref(("steps", *ref[2:]), where, info.step_ids, info.infos, dummy)
-    return [p.replace(f"step {inner!r}", f"step {target}.{inner}", 1) for p in problems]
+    inner_ref = ("steps", *ref[2:])
+    problems = _check_step_ref(inner_ref, where, info.step_ids, info.infos, dummy)
+    quoted, whole = repr(".".join(inner_ref)), repr(".".join(ref))
+    return [
+        p.replace(f"step {inner!r}", f"step {target}.{inner}", 1).replace(quoted, whole, 1)
+        for p in problems
+    ]
 
 
 def check_file(path: str | Path) -> list[str]:
