@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import multiprocessing as mp
 import os
 import queue
@@ -108,11 +107,10 @@ class _Timer:
 
     def __init__(self) -> None:
         self.fd, self.armed, self._spec = -1, 0, _Itimerspec()
-        name = ctypes.util.find_library("c")
         try:
-            libc = ctypes.CDLL(name, use_errno=True) if name else None
-            self._settime = libc.timerfd_settime if libc else None
-            fd = int(libc.timerfd_create(time.CLOCK_MONOTONIC, os.O_NONBLOCK | os.O_CLOEXEC))
+            c = sched.libc()
+            self._settime = c.timerfd_settime if c else None
+            fd = int(c.timerfd_create(time.CLOCK_MONOTONIC, os.O_NONBLOCK | os.O_CLOEXEC))
         except (OSError, AttributeError):
             return
         if fd >= 0:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
+import functools
 import os
 import platform
 import struct
@@ -45,16 +45,22 @@ _SCHED_ATTR_SYSCALLS = {"x86_64": (314, 315), "aarch64": (274, 275)}  # set, get
 _SCHED_ATTR = struct.Struct("IIQiIQQQII")  # struct sched_attr, SCHED_ATTR_SIZE_VER1
 
 
-def _libc() -> Any:
-    name = ctypes.util.find_library("c")
-    return ctypes.CDLL(name, use_errno=True) if name else None
+@functools.cache
+def libc() -> Any:
+    """The C library this process already has loaded (``dlopen(NULL)``), once: no
+    ``find_library`` (it runs ``ldconfig`` in a subprocess, ~2.5 ms a call) per use.
+    None where it cannot be opened."""
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:  # pragma: no cover - every CPython on Linux can
+        return None
 
 
 def get_timerslack() -> int:
     """This thread's timer slack in ns (-1 when it cannot be read)."""
     try:
-        libc = _libc()
-        return int(libc.prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0)) if libc else -1
+        c = libc()
+        return int(c.prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0)) if c else -1
     except (OSError, AttributeError):
         return -1
 
@@ -62,8 +68,8 @@ def get_timerslack() -> int:
 def set_timerslack(ns: int) -> str:
     """Set this thread's timer slack; returns what happened."""
     try:
-        libc = _libc()
-        if libc is None or libc.prctl(PR_SET_TIMERSLACK, max(1, int(ns)), 0, 0, 0) != 0:
+        c = libc()
+        if c is None or c.prctl(PR_SET_TIMERSLACK, max(1, int(ns)), 0, 0, 0) != 0:
             return f"timer slack not set (errno {ctypes.get_errno()})"
     except (OSError, AttributeError) as exc:
         return f"timer slack not set ({exc})"
@@ -96,16 +102,16 @@ class RunDelay:
 def _sched_attr(pid: int) -> tuple[Any, tuple[int, int], list[int]] | str:
     """libc, the syscall numbers and ``pid``'s current sched_attr, or why not."""
     calls = _SCHED_ATTR_SYSCALLS.get(platform.machine())
-    libc = _libc()
-    if calls is None or libc is None:
+    c = libc()
+    if calls is None or c is None:
         return f"no sched_setattr on {platform.system()} {platform.machine()}"
     buf = ctypes.create_string_buffer(_SCHED_ATTR.size)
     try:
-        if libc.syscall(calls[1], int(pid), buf, _SCHED_ATTR.size, 0) != 0:
+        if c.syscall(calls[1], int(pid), buf, _SCHED_ATTR.size, 0) != 0:
             return f"sched_getattr failed (errno {ctypes.get_errno()})"
     except (OSError, AttributeError) as exc:
         return f"sched_getattr failed ({exc})"
-    return libc, calls, list(_SCHED_ATTR.unpack(buf.raw))
+    return c, calls, list(_SCHED_ATTR.unpack(buf.raw))
 
 
 def set_slice(pid: int, ns: int = SLICE_NS) -> str:
@@ -115,12 +121,12 @@ def set_slice(pid: int, ns: int = SLICE_NS) -> str:
     got = _sched_attr(pid)
     if isinstance(got, str):
         return f"slice not set ({got})"
-    libc, calls, attr = got
+    c, calls, attr = got
     if attr[1] != os.SCHED_OTHER:
         return "slice not set (not a normal-priority task)"
     attr[0], attr[2], attr[5] = _SCHED_ATTR.size, 0, int(ns)  # size, flags, sched_runtime
     try:
-        if libc.syscall(calls[0], int(pid), _SCHED_ATTR.pack(*attr), 0) != 0:
+        if c.syscall(calls[0], int(pid), _SCHED_ATTR.pack(*attr), 0) != 0:
             return f"slice not set (errno {ctypes.get_errno()})"
     except (OSError, AttributeError) as exc:
         return f"slice not set ({exc})"
